@@ -1,0 +1,159 @@
+"""Synthetic sensor noise for training: RAW (heteroscedastic Gaussian) and sRGB.
+
+RAW noise follows Brooks et al. 2019: a Poisson-Gaussian sensor modelled as a
+Gaussian of variance ``shot * x + read`` on the linear signal x in [0, 1], with
+(shot, read) drawn from a log-log linear fit to real cameras.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .unprocess import process_mosaic, unprocess
+
+
+def _device(generator: torch.Generator | None) -> torch.device | None:
+    return generator.device if generator is not None else None
+
+
+def _per_sample(value: float | torch.Tensor, like: torch.Tensor, name: str) -> torch.Tensor:
+    """A scalar or (N,) tensor -> (N, 1, ..., 1) broadcastable against ``like``."""
+    value = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    if value.ndim == 0:
+        value = value.expand(like.shape[0])
+    if value.shape != (like.shape[0],):
+        raise ValueError(f"expected {name} as a scalar or of shape ({like.shape[0]},), got {tuple(value.shape)}")
+    return value.view(-1, *([1] * (like.ndim - 1)))
+
+
+def random_noise_levels(n: int, generator: torch.Generator | None = None,
+                        shot_range: tuple[float, float] = (1e-4, 1.2e-2)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random (shot, read) noise levels as in Brooks et al.
+
+    ln(shot) ~ U(ln lo, ln hi); ln(read) = 2.18 ln(shot) + 1.20 + N(0, 0.26).
+    Both are variances: the noise of a pixel at linear level x has variance shot * x + read.
+
+    Returns:
+        shot (n,), read (n,), float32 on the CPU.
+    """
+    low, high = shot_range
+    if not 0 < low <= high:
+        raise ValueError(f"expected 0 < shot_range[0] <= shot_range[1], got {shot_range}")
+    u = torch.rand(n, generator=generator, device=_device(generator)).cpu()
+    log_shot = math.log(low) + (math.log(high) - math.log(low)) * u
+    jitter = torch.randn(n, generator=generator, device=_device(generator)).cpu()
+    log_read = 2.18 * log_shot + 1.20 + 0.26 * jitter
+    return log_shot.exp(), log_read.exp()
+
+
+def add_raw_noise(mosaic: torch.Tensor, shot: float | torch.Tensor, read: float | torch.Tensor,
+                  generator: torch.Generator | None = None, clip: bool = True) -> torch.Tensor:
+    """Heteroscedastic Gaussian noise of variance ``shot * x + read``.
+
+    Clipping to [0, 1] (default) matches our raw reader: a real sensor's values
+    can go below the black level, but LibRaw and ``raw/`` clip them at 0, so the
+    network must learn the resulting slight upward bias in the darks.
+
+    Args:
+        mosaic: (N, 1, H, W) clean linear mosaic (any (N, ...) shape works).
+        shot, read: scalars or (N,) variances, e.g. from :func:`random_noise_levels`.
+        generator: randomness.
+        clip: clip the result to [0, 1].
+    Returns:
+        noisy mosaic, same shape as ``mosaic``.
+    """
+    shot = _per_sample(shot, mosaic, "shot")
+    read = _per_sample(read, mosaic, "read")
+    variance = shot * mosaic.clamp(min=0.0) + read
+    noise = torch.randn(mosaic.shape, generator=generator, device=_device(generator)).to(mosaic)
+    noisy = mosaic + variance.sqrt() * noise
+    return noisy.clamp(0.0, 1.0) if clip else noisy
+
+
+def random_bits(n: int, generator: torch.Generator | None = None, low: int = 10, high: int = 14) -> torch.Tensor:
+    """(n,) int64 ADC bit depths drawn uniformly from {low, ..., high} (CPU)."""
+    if not 1 <= low <= high <= 24:
+        raise ValueError(f"expected 1 <= low <= high <= 24 bits, got ({low}, {high})")
+    return torch.randint(low, high + 1, (n,), generator=generator, device=_device(generator)).cpu()
+
+
+def quantize(mosaic: torch.Tensor, bits: int | torch.Tensor) -> torch.Tensor:
+    """Clip to [0, 1] and round to the 2**bits levels of an ADC (0 and 1 included).
+
+    Args:
+        mosaic: (N, 1, H, W) (any (N, ...) shape works).
+        bits: an int or (N,) per-sample bit depths, e.g. from :func:`random_bits`.
+    Returns:
+        same shape; each sample has at most 2**bits distinct values.
+    """
+    levels = _per_sample(2.0 ** torch.as_tensor(bits, dtype=torch.float64) - 1.0, mosaic, "bits")
+    return torch.round(mosaic.clamp(0.0, 1.0) * levels) / levels
+
+
+def add_awgn(image: torch.Tensor, sigma: float | torch.Tensor, generator: torch.Generator | None = None,
+             clip: bool = False) -> torch.Tensor:
+    """Additive white Gaussian noise with per-sample standard deviation.
+
+    Args:
+        image: (N, C, H, W).
+        sigma: scalar or (N,) standard deviations (on the image's [0, 1] scale).
+        generator: randomness.
+        clip: clip the result to [0, 1].
+    Returns:
+        (N, C, H, W).
+    """
+    sigma = _per_sample(sigma, image, "sigma")
+    noise = torch.randn(image.shape, generator=generator, device=_device(generator)).to(image)
+    noisy = image + sigma * noise
+    return noisy.clamp(0.0, 1.0) if clip else noisy
+
+
+def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | None = None,
+                         sigma_awgn_max: float = 50 / 255,
+                         mode_probs: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3),
+                         shot_range: tuple[float, float] = (1e-4, 1.2e-2)) -> torch.Tensor:
+    """Noisy sRGB training inputs: camera-like noise, AWGN, or both, per sample.
+
+    Camera-like ("realistic") noise: unprocess the clean photo (no exposure change,
+    so brightness is kept), add raw noise with random (shot, read) levels, quantize
+    to 10-14 bits, and run the simple ISP back (bilinear demosaic, white balance,
+    CCM, sRGB curve, tone curve). The noise is then signal dependent, colour
+    correlated (CCM) and spatially correlated (demosaicking). To keep the input
+    aligned with the clean target we add only the *difference* the noise makes,
+    ``ISP(noisy raw) - ISP(clean raw)``, to the clean photo: bilinear-demosaicking
+    artefacts and the clipping of out-of-gamut colours cancel instead of becoming
+    "noise" the denoiser would be taught to remove.
+
+    AWGN: sigma ~ U(0, sigma_awgn_max) per sample (the classic synthetic benchmark).
+
+    Mixture: each sample is "realistic", "AWGN" or "both" (the sum of the two
+    noises) with probabilities ``mode_probs``. All random numbers are drawn for
+    every sample whatever its mode, so a seed gives the same stream for any mix.
+
+    Args:
+        clean_srgb: (N, 3, H, W) in [0, 1], H and W even.
+        generator: randomness.
+        sigma_awgn_max: upper bound of the AWGN standard deviation.
+        mode_probs: probabilities of (realistic, AWGN, both); need not be normalized.
+        shot_range: range of the raw shot-noise level, see :func:`random_noise_levels`.
+    Returns:
+        (N, 3, H, W) noisy sRGB clipped to [0, 1].
+    """
+    if clean_srgb.ndim != 4 or clean_srgb.shape[1] != 3:
+        raise ValueError(f"expected clean_srgb of shape (N, 3, H, W), got {tuple(clean_srgb.shape)}")
+    probs = torch.as_tensor(mode_probs, dtype=torch.float64)
+    if probs.shape != (3,) or (probs < 0).any() or probs.sum() <= 0:
+        raise ValueError(f"expected 3 non-negative mode probabilities, got {mode_probs}")
+    n = clean_srgb.shape[0]
+    modes = torch.multinomial(probs.float().to(_device(generator) or "cpu"), n, replacement=True,
+                              generator=generator).cpu()
+    mosaic, metadata = unprocess(clean_srgb, generator, exposure_log2_range=None)
+    shot, read = random_noise_levels(n, generator, shot_range)
+    noisy_mosaic = quantize(add_raw_noise(mosaic, shot, read, generator), random_bits(n, generator))
+    camera_noise = process_mosaic(noisy_mosaic, metadata) - process_mosaic(mosaic, metadata)
+    sigma = sigma_awgn_max * torch.rand(n, generator=generator, device=_device(generator)).cpu()
+    white_noise = add_awgn(torch.zeros_like(clean_srgb), sigma, generator)
+    use_camera = (modes != 1).to(clean_srgb)[:, None, None, None]
+    use_white = (modes != 0).to(clean_srgb)[:, None, None, None]
+    return (clean_srgb + use_camera * camera_noise + use_white * white_noise).clamp(0.0, 1.0)

@@ -1,0 +1,1 @@
+"""Image and metadata input/output (TIFF writer, photo read/write, ICC and EXIF)."""

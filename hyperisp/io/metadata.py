@@ -1,0 +1,213 @@
+"""Colour profile and EXIF for output images.
+
+The metadata dict used across hyperisp has these keys, each optional:
+``make`` (str), ``model`` (str), ``iso`` (int), ``exposure_time`` (seconds,
+float), ``f_number`` (float), ``focal_length`` (mm, float) and ``datetime``
+(:class:`datetime.datetime`, the capture time).
+
+One field table (:data:`_FIELDS`) drives all three uses: EXIF bytes for
+JPEG/PNG (:func:`build_exif`), tag tuples for the TIFF writer
+(:func:`exif_tiff_tags`) and reading EXIF back (:func:`metadata_from_exif`).
+"""
+from __future__ import annotations
+
+import functools
+import math
+import struct
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from importlib import metadata as importlib_metadata
+from typing import Any, Callable
+
+from PIL import Image, ImageCms
+from PIL.TiffImagePlugin import IFDRational
+
+from hyperisp.io.tiff import TiffTag
+
+__all__ = ["srgb_icc_profile", "build_exif", "exif_tiff_tags", "metadata_from_exif", "software_name"]
+
+IFD0, EXIF_IFD = "IFD0", "Exif"
+EXIF_IFD_POINTER = 0x8769
+ORIENTATION_TAG = 0x0112
+_EXIF_DATETIME = "%Y:%m:%d %H:%M:%S"
+
+
+@functools.lru_cache(maxsize=1)
+def srgb_icc_profile() -> bytes:
+    """The ICC profile (bytes) embedded in every output: LittleCMS's built-in sRGB.
+
+    LittleCMS stamps the creation time into the header (bytes 24-35); a fixed
+    date keeps outputs byte-identical across runs and machines. The profile ID
+    (bytes 84-99) is zeroed, which ICC defines as "not computed".
+    """
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    profile[24:36] = struct.pack(">6H", 2026, 1, 1, 0, 0, 0)
+    profile[84:100] = bytes(16)
+    return bytes(profile)
+
+
+@functools.lru_cache(maxsize=1)
+def software_name() -> str:
+    """``"hyperisp <version>"`` for the EXIF Software tag."""
+    try:
+        version = importlib_metadata.version("hyperisp")
+    except importlib_metadata.PackageNotFoundError:  # running from a source checkout
+        version = getattr(sys.modules.get("hyperisp"), "__version__", None) or "dev"
+    return f"hyperisp {version}"
+
+
+# ---- value converters: metadata value -> tag value (None = leave the tag out) ----
+
+def _ascii(value: Any) -> str | None:
+    text = (value.decode("ascii", errors="replace") if isinstance(value, bytes) else str(value)).strip("\0 ")
+    return text.encode("ascii", errors="replace").decode("ascii") or None
+
+
+def _rational(value: Any) -> Fraction | None:
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        return None
+    # 1/250 s stays 1/250, f/2.8 becomes 14/5: exact for the values cameras report.
+    return Fraction(number).limit_denominator(100_000)
+
+
+def _short(value: Any) -> int | None:
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        return None
+    return min(int(round(number)), 0xFFFF)  # ISO above 65535 does not fit the EXIF 2.2 SHORT
+
+
+def _exif_datetime(value: Any) -> str | None:
+    return value.strftime(_EXIF_DATETIME) if isinstance(value, datetime) else None
+
+
+# ---- tag value -> metadata value, for reading ----
+
+def _from_ascii(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    text = str(value).strip("\0 ")
+    return text or None
+
+
+def _from_rational(value: Any) -> float | None:
+    try:
+        number = float(value[0] if isinstance(value, tuple) else value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def _from_short(value: Any) -> int | None:
+    number = _from_rational(value)
+    return None if number is None else int(number)
+
+
+def _from_datetime(value: Any) -> datetime | None:
+    text = _from_ascii(value)
+    try:
+        return datetime.strptime(text[:19], _EXIF_DATETIME) if text else None
+    except ValueError:  # "0000:00:00 00:00:00" and other junk
+        return None
+
+
+@dataclass(frozen=True)
+class _Field:
+    key: str  # metadata dict key
+    tag: int
+    ifd: str  # IFD0 or EXIF_IFD
+    tiff_type: str
+    to_tag: Callable[[Any], Any]
+    from_tag: Callable[[Any], Any]
+
+
+_FIELDS: tuple[_Field, ...] = (
+    _Field("make", 0x010F, IFD0, "ASCII", _ascii, _from_ascii),
+    _Field("model", 0x0110, IFD0, "ASCII", _ascii, _from_ascii),
+    _Field("datetime", 0x0132, IFD0, "ASCII", _exif_datetime, _from_datetime),  # DateTime
+    _Field("exposure_time", 0x829A, EXIF_IFD, "RATIONAL", _rational, _from_rational),
+    _Field("f_number", 0x829D, EXIF_IFD, "RATIONAL", _rational, _from_rational),
+    _Field("iso", 0x8827, EXIF_IFD, "SHORT", _short, _from_short),  # ISOSpeedRatings
+    _Field("datetime", 0x9003, EXIF_IFD, "ASCII", _exif_datetime, _from_datetime),  # DateTimeOriginal
+    _Field("datetime", 0x9004, EXIF_IFD, "ASCII", _exif_datetime, _from_datetime),  # DateTimeDigitized
+    _Field("focal_length", 0x920A, EXIF_IFD, "RATIONAL", _rational, _from_rational),
+)
+
+
+def _tag_values(metadata: dict | None) -> list[tuple[str, int, str, Any]]:
+    """-> [(ifd, tag, tiff type, value)] for everything written to an output."""
+    metadata = metadata or {}
+    tags: list[tuple[str, int, str, Any]] = [
+        (IFD0, 0x0131, "ASCII", software_name()),  # Software
+        # The developer already rotated the pixels; a copied camera orientation
+        # would make viewers rotate them a second time.
+        (IFD0, ORIENTATION_TAG, "SHORT", 1),
+        (EXIF_IFD, 0x9000, "UNDEFINED", b"0232"),  # ExifVersion 2.32
+    ]
+    for field in _FIELDS:
+        raw = metadata.get(field.key)
+        if raw is None:
+            continue
+        try:
+            value = field.to_tag(raw)
+        except (TypeError, ValueError, OverflowError):  # a bad value drops its tag, not the image
+            value = None
+        if value is not None:
+            tags.append((field.ifd, field.tag, field.tiff_type, value))
+    return tags
+
+
+def build_exif(metadata: dict | None) -> bytes:
+    """EXIF as a JPEG APP1 payload (``b"Exif\\0\\0"`` + TIFF structure).
+
+    IFD0: Make, Model, Software, Orientation = 1, DateTime; Exif sub-IFD (0x8769):
+    ExifVersion, ExposureTime, FNumber, ISOSpeedRatings, DateTimeOriginal,
+    DateTimeDigitized, FocalLength. Missing metadata keys are left out.
+    Pillow accepts these bytes as ``exif=`` for JPEG and PNG; a PNG eXIf chunk
+    takes them without the 6-byte ``Exif\\0\\0`` header.
+    """
+    exif = Image.Exif()
+    sub_ifd = exif.get_ifd(EXIF_IFD_POINTER)
+    for ifd, tag, _, value in _tag_values(metadata):
+        if isinstance(value, Fraction):
+            value = IFDRational(value.numerator, value.denominator)
+        (exif if ifd == IFD0 else sub_ifd)[tag] = value
+    return exif.tobytes()
+
+
+def exif_tiff_tags(metadata: dict | None) -> tuple[list[TiffTag], list[TiffTag]]:
+    """The same fields as :func:`build_exif`, as ``(IFD0 tags, Exif sub-IFD tags)``
+    for :func:`hyperisp.io.tiff.write_tiff`."""
+    ifd0: list[TiffTag] = []
+    sub_ifd: list[TiffTag] = []
+    for ifd, tag, tiff_type, value in _tag_values(metadata):
+        (ifd0 if ifd == IFD0 else sub_ifd).append((tag, tiff_type, value))
+    return ifd0, sub_ifd
+
+
+def metadata_from_exif(exif: Image.Exif) -> dict:
+    """Read the metadata dict back from a Pillow Exif (from ``image.getexif()``).
+
+    ``datetime`` prefers DateTimeOriginal over DateTimeDigitized over DateTime.
+    Unreadable or zero values are skipped.
+    """
+    metadata: dict = {}
+    try:
+        sub_ifd = exif.get_ifd(EXIF_IFD_POINTER)
+    except Exception:  # a broken sub-IFD pointer: keep what IFD0 has
+        sub_ifd = {}
+    # First found wins: DateTimeOriginal, then DateTimeDigitized, then DateTime.
+    priority = {0x9003: 0, 0x9004: 1, 0x0132: 2}
+    for field in sorted(_FIELDS, key=lambda f: priority.get(f.tag, 0)):
+        if field.key in metadata:
+            continue
+        value = (exif if field.ifd == IFD0 else sub_ifd).get(field.tag)
+        if value is None:
+            continue
+        parsed = field.from_tag(value)
+        if parsed is not None:
+            metadata[field.key] = parsed
+    return metadata

@@ -1,0 +1,22 @@
+"""Models: HyperUNet (RAW -> RGB), VDN / HyperVDN (sRGB denoising), registry, counting."""
+from hyperisp.models.registry import MODEL_CONFIGS, create_model, get_config, list_archs, list_configs, register_arch
+from hyperisp.models.hyperunet import HyperUNet
+from hyperisp.models.vdn import VDN, HyperVDN
+from hyperisp.models.counting import FlopCount, count_flops, count_params, flops_per_param, model_cost
+
+__all__ = [
+    "MODEL_CONFIGS",
+    "FlopCount",
+    "HyperUNet",
+    "HyperVDN",
+    "VDN",
+    "count_flops",
+    "count_params",
+    "create_model",
+    "flops_per_param",
+    "get_config",
+    "list_archs",
+    "list_configs",
+    "model_cost",
+    "register_arch",
+]

@@ -1,0 +1,205 @@
+"""HyperUNet ISP (paper A, Fig. 7/8; SPEC §3): packed Bayer RAW -> linear camera RGB.
+
+Layout (n_fwd forward maps, e = n_embed, h = n_fwd/2; [Ek] = pooled embedding used):
+
+    E1 on x (packed input), E2 on y0, E4 on maxpool(y2), E8 on maxpool(y4)
+    y0  = clamp(HC0(x)[E1]); y0 = clamp(HC1(y0)[E1] + y0)              scale 1
+    y2  = gelu(HC1_2(maxpool(y0))[E2])                                  1/2 (n_fwd -> h)
+    y4  = gelu(HC1_4(maxpool(y2))[E4]);  y8 = gelu(HC1_8(maxpool(y4))[E8])
+    y16 = gelu(HC1_16(maxpool(y8))[E8])
+    y8  = gelu(HC2_8(y8 + up(y16)/4)[E8] + y8);  y4 = gelu(HC2_4(y4 + up(y8)/4)[E4] + y4)
+    y2  = gelu(HC2_2(y2 + up(y4)/4)[E2] + mean_c(y2))                  (h -> n_fwd)
+    y   = gelu(HC2(y0 + up(y2)/4)[E1] + y0) + mean_c(x)
+    head "upsample":      HC4(up(y))[E1]              (n_fwd -> 3 at full resolution; paper)
+    head "pixel_shuffle": pixel_shuffle(HC4(y)[E1])   (n_fwd -> 12 at half resolution)
+
+The residuals are added OUTSIDE the HC calls (the published listing misplaces the
+brackets). "E4 on y4" in the paper can only mean the 1/4-scale input of HC1_4 (y4
+does not exist before HC1_4 runs), likewise for E8.
+
+Parameter counts (head="upsample", output="sigmoid"): every HC has the per-image bias
+head and no gain head, the embedding convs have biases; this reproduces SPEC exactly
+to 0.1 M: (64,32,2048) 276,049,571; (32,16,2048) 90,485,331; (16,16,1024) 16,300,035;
+(8,8,256) 1,272,387. (A gain head on every HC would give 276.2 M / 1.28 M instead.)
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hyperisp.models.registry import register_arch
+from hyperisp.nn import EmbeddingNet, HyperConv, StaticConv, global_pool, pad_to_multiple
+from hyperisp.raw.bayer import demosaic_bilinear
+
+# Stride of the deepest forward maps (1/16 of the packed input); 32 keeps them >= 2 px,
+# which reflection padding needs.
+_MULTIPLE, _MIN_SIZE = 16, 32
+
+
+def _prepare(packed: torch.Tensor) -> torch.Tensor:
+    """Pad (N, 4, h, w) to a multiple of 16 (at least 32) and make it channels_last.
+
+    channels_last: oneDNN's NHWC convolutions make CPU inference ~2x faster; training
+    speed is the same either way.
+    """
+    return pad_to_multiple(packed, _MULTIPLE, _MIN_SIZE).contiguous(memory_format=torch.channels_last)
+
+
+def up(x: torch.Tensor) -> torch.Tensor:
+    """2x bilinear upsampling, (N, C, H, W) -> (N, C, 2H, 2W).
+
+    align_corners=False: each output pixel depends on a fixed 2x2 neighbourhood, so
+    tiles upsample exactly as the whole image; with align_corners=True the sample
+    positions depend on H and W, i.e. on the whole image size.
+    """
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def _embedding(stages: list[tuple[int, int, int, int]]) -> EmbeddingNet:
+    """stages: (cin, cout, conv stride, max-pool after or 0); GELU after each pool.
+
+    ceil_mode pooling keeps at least one pixel on small inputs.
+    """
+    layers: list[nn.Module] = []
+    for cin, cout, stride, pool in stages:
+        layers.append(nn.Conv2d(cin, cout, 3, stride=stride, padding=1))
+        if pool:
+            layers += [nn.MaxPool2d(pool, ceil_mode=True), nn.GELU()]
+    return EmbeddingNet(*layers)
+
+
+@register_arch("hyperunet")
+class HyperUNet(nn.Module):
+    """HyperUNet: (N, 4, h, w) packed RGGB RAW in [0, 1] -> (N, 3, 2h, 2w) linear camera RGB.
+
+    Args:
+        n_fwd: forward-map channels at full (packed) scale; n_fwd/2 below.
+        n_embed: embedding base width e.
+        n_hid: MLP width at scale 1 and for the head; n_hid/2 elsewhere.
+        output: "sigmoid" (paper) or "residual": bilinear demosaic + residual_scale * head,
+            residual_scale initialised to 0 (an untrained model IS the bilinear demosaic,
+            and training converges much faster).
+        head: "upsample" (paper: HC4 at full resolution) or "pixel_shuffle" (HC4 to 12
+            channels at half resolution, then pixel_shuffle(2)): no wide full-resolution
+            maps (4x fewer pixels for the widest layer) and no upsampling, so it is
+            cheaper and stays local for tiling. Default for our models.
+        plain: the plain-conv twin (StaticConv everywhere, no embedding nets).
+    """
+
+    task = "isp"
+
+    def __init__(
+        self,
+        n_fwd: int,
+        n_embed: int,
+        n_hid: int,
+        output: str = "sigmoid",
+        head: str = "pixel_shuffle",
+        plain: bool = False,
+    ) -> None:
+        super().__init__()
+        if output not in ("sigmoid", "residual"):
+            raise ValueError(f"expected output 'sigmoid' or 'residual', got {output!r}")
+        if head not in ("upsample", "pixel_shuffle"):
+            raise ValueError(f"expected head 'upsample' or 'pixel_shuffle', got {head!r}")
+        if n_fwd < 2 or n_fwd % 2 or n_embed < 2 or n_embed % 2 or n_hid < 2 or n_hid % 2:
+            raise ValueError(f"expected even n_fwd, n_embed, n_hid >= 2, got {n_fwd}, {n_embed}, {n_hid}")
+        self.config = {
+            "arch": "hyperunet", "n_fwd": n_fwd, "n_embed": n_embed, "n_hid": n_hid,
+            "output": output, "head": head, "plain": plain,
+        }
+        self.output, self.head, self.plain = output, head, plain
+        nf, h, e = n_fwd, n_fwd // 2, n_embed
+        c1, c2, c4, c8 = 16 * e, 8 * e, 4 * e, 2 * e  # pooled embedding sizes of E1, E2, E4, E8
+
+        if plain:
+            self.embed1 = self.embed2 = self.embed4 = self.embed8 = None
+        else:
+            self.embed1 = _embedding([(4, e, 1, 2), (e, 2 * e, 1, 2), (2 * e, 4 * e, 1, 2), (4 * e, 8 * e, 1, 4), (8 * e, c1, 1, 0)])
+            self.embed2 = _embedding([(nf, e, 2, 2), (e, 2 * e, 1, 2), (2 * e, 4 * e, 1, 4), (4 * e, c2, 1, 0)])
+            self.embed4 = _embedding([(h, e // 2, 1, 2), (e // 2, 2 * e, 1, 4), (2 * e, c4, 1, 0)])
+            self.embed8 = _embedding([(h, e // 2, 1, 4), (e // 2, c8, 1, 0)])
+
+        def hc(cin: int, cout: int, ce: int, width: int) -> nn.Module:
+            return StaticConv(cin, cout) if plain else HyperConv(cin, cout, ce, width)
+
+        nh, nh2 = n_hid, n_hid // 2
+        self.hc0, self.hc1 = hc(4, nf, c1, nh), hc(nf, nf, c1, nh)
+        self.hc1_2, self.hc1_4 = hc(nf, h, c2, nh2), hc(h, h, c4, nh2)
+        self.hc1_8, self.hc1_16 = hc(h, h, c8, nh2), hc(h, h, c8, nh2)
+        self.hc2_8, self.hc2_4 = hc(h, h, c8, nh2), hc(h, h, c4, nh2)
+        self.hc2_2, self.hc2 = hc(h, nf, c2, nh2), hc(nf, nf, c1, nh)
+        self.hc4 = hc(nf, 3 if head == "upsample" else 12, c1, nh)
+        self.residual_scale = nn.Parameter(torch.zeros(())) if output == "residual" else None
+
+    # -- stages ---------------------------------------------------------------------
+    def _pool(self, key: str, maps: torch.Tensor, pooled: dict) -> Optional[torch.Tensor]:
+        """Pooled embedding ``key`` of ``maps`` (cached in ``pooled``; given ones are reused)."""
+        if self.plain:
+            return None
+        if key not in pooled:
+            pooled[key] = global_pool(getattr(self, "embed" + key[1:])(maps), "max")
+        return pooled[key]
+
+    def _encode(self, x: torch.Tensor, pooled: dict) -> tuple[torch.Tensor, ...]:
+        """Down path on padded (N, 4, H, W); fills ``pooled`` with "e1", "e2", "e4", "e8"."""
+        p1 = self._pool("e1", x, pooled)
+        y0 = self.hc0(x, p1).clamp(0, 1)
+        y0 = (self.hc1(y0, p1) + y0).clamp(0, 1)
+        y2 = F.gelu(self.hc1_2(F.max_pool2d(y0, 2), self._pool("e2", y0, pooled)))
+        x4 = F.max_pool2d(y2, 2)
+        y4 = F.gelu(self.hc1_4(x4, self._pool("e4", x4, pooled)))
+        x8 = F.max_pool2d(y4, 2)
+        p8 = self._pool("e8", x8, pooled)
+        y8 = F.gelu(self.hc1_8(x8, p8))
+        y16 = F.gelu(self.hc1_16(F.max_pool2d(y8, 2), p8))
+        return y0, y2, y4, y8, y16
+
+    def _decode(self, x: torch.Tensor, ys: tuple[torch.Tensor, ...], pooled: dict) -> torch.Tensor:
+        """Up path and head: padded input and down-path maps -> (N, 3, 2H, 2W) head output."""
+        y0, y2, y4, y8, y16 = ys
+        p1, p2, p4, p8 = (pooled.get(k) for k in ("e1", "e2", "e4", "e8"))
+        y8 = F.gelu(self.hc2_8(y8 + up(y16) / 4, p8) + y8)
+        y4 = F.gelu(self.hc2_4(y4 + up(y8) / 4, p4) + y4)
+        y2 = F.gelu(self.hc2_2(y2 + up(y4) / 4, p2) + y2.mean(1, keepdim=True))
+        y = F.gelu(self.hc2(y0 + up(y2) / 4, p1) + y0) + x.mean(1, keepdim=True)
+        if self.head == "upsample":
+            return self.hc4(up(y), p1)
+        return F.pixel_shuffle(self.hc4(y, p1), 2)
+
+    @staticmethod
+    def _check(packed: torch.Tensor) -> None:
+        if packed.ndim != 4 or packed.shape[1] != 4:
+            raise ValueError(f"expected packed Bayer of shape (N, 4, h, w), got {tuple(packed.shape)}")
+
+    def pooled_embeddings(self, packed: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pooled embeddings {"e1": (N, 16e), "e2": (N, 8e), "e4": (N, 4e), "e8": (N, 2e)}.
+
+        Runs the down path (E2/E4/E8 read forward maps, so it cannot be skipped).
+        ``forward(packed, pooled=...)`` accepts such a dict, e.g. reduced over tiles.
+        Empty for ``plain`` models.
+        """
+        self._check(packed)
+        pooled: dict[str, torch.Tensor] = {}
+        if not self.plain:
+            self._encode(_prepare(packed), pooled)
+        return pooled
+
+    def forward(self, packed: torch.Tensor, pooled: Optional[dict[str, torch.Tensor]] = None) -> torch.Tensor:
+        """(N, 4, h, w) packed RAW -> (N, 3, 2h, 2w) RGB.
+
+        Any h, w: the input is reflect-padded to a multiple of 16 (at least 32) and the
+        output cropped back. ``pooled`` (optional) overrides the pooled embeddings.
+        """
+        self._check(packed)
+        h, w = packed.shape[-2:]
+        x = _prepare(packed)
+        pooled = dict(pooled) if pooled else {}
+        out = self._decode(x, self._encode(x, pooled), pooled)[..., : 2 * h, : 2 * w].contiguous()
+        if self.output == "sigmoid":
+            return torch.sigmoid(out)
+        # Demosaic the unpadded input so an untrained model equals demosaic_bilinear exactly.
+        return demosaic_bilinear(packed) + self.residual_scale * out

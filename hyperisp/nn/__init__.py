@@ -1,0 +1,34 @@
+"""Layers: HyperConvolution (prediction and application), its plain twin, padding helpers."""
+from hyperisp.nn.hyperconv import (
+    EmbeddingNet,
+    FilterMLP,
+    FilterPrediction,
+    FilterPredictionLinear,
+    HyperConv,
+    HyperFilters,
+    StaticConv,
+    global_pool,
+    hyper_conv2d,
+    normalize_filters,
+    predict_filters,
+)
+from hyperisp.nn.hyperconv_embed import HyperConvEmbed, conv_embedding
+from hyperisp.nn.padding import pad_to_multiple, reflect_pad
+
+__all__ = [
+    "EmbeddingNet",
+    "FilterMLP",
+    "FilterPrediction",
+    "FilterPredictionLinear",
+    "HyperConv",
+    "HyperConvEmbed",
+    "HyperFilters",
+    "StaticConv",
+    "conv_embedding",
+    "global_pool",
+    "hyper_conv2d",
+    "normalize_filters",
+    "pad_to_multiple",
+    "predict_filters",
+    "reflect_pad",
+]

@@ -1,0 +1,183 @@
+"""The Python API behind the CLI: develop RAW photos and denoise sRGB photos.
+
+    >>> import hyperisp
+    >>> rgb = hyperisp.develop("photo.dng")             # (H, W, 3) float32 sRGB in [0, 1]
+    >>> hyperisp.develop_file("photo.dng", "photo.jpg")
+    >>> clean = hyperisp.denoise(noisy)                  # (H, W, 3) array in [0, 1]
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+import torch
+
+from .errors import HyperispError
+from .io.images import read_image, write_image
+from .pretrained import load_pretrained
+from .raw import RawImage, apply_orientation, choose_white_balance, finish, from_canonical, raw_from_array, read_raw
+from .raw.bayer import pack_bayer
+
+PathType = Union[str, PathLike]
+WhiteBalance = Union[str, Sequence[float]]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' picks CUDA when present, else CPU; 'cuda' without a GPU is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise HyperispError(None, "--device cuda asked for, but no CUDA GPU is available")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise HyperispError(None, f"unknown device '{device}' (expected cpu, cuda or auto)") from None
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_model(model: str, device: str) -> torch.nn.Module:
+    return load_pretrained(model, device)
+
+
+def get_model(model: str | torch.nn.Module, task: str, device: torch.device) -> torch.nn.Module:
+    """A shipped model by name or card path (cached), or a module passed in, checked for its task."""
+    net = _cached_model(str(model), str(device)) if not isinstance(model, torch.nn.Module) else model
+    if getattr(net, "task", task) != task:
+        raise HyperispError(None, f"model '{model}' is a {net.task} model, not a {task} model")
+    return net
+
+
+@torch.inference_mode()
+def _run(net: torch.nn.Module, x: np.ndarray, device: torch.device) -> np.ndarray:
+    """(C, H, W) float32 -> the network's (C', H', W') output, as float32 numpy."""
+    y = net(torch.from_numpy(np.ascontiguousarray(x))[None].to(device))
+    return y[0].float().cpu().numpy()
+
+
+@dataclass
+class Developed:
+    """A developed photo and how it was made."""
+
+    rgb: np.ndarray  # (H, W, 3) float32 sRGB in [0, 1], upright
+    white_balance: np.ndarray  # (3,) R, G, B gains applied
+    white_balance_source: str
+    metadata: dict = field(default_factory=dict)
+
+
+def develop_raw(
+    raw: RawImage,
+    *,
+    model: str | torch.nn.Module = "isp",
+    device: str | torch.device = "auto",
+    wb: WhiteBalance = "camera",
+    exposure: float = 0.0,
+) -> Developed:
+    """Develop a :class:`RawImage`: network (demosaic + denoise), then analytic colour and tone."""
+    dev = resolve_device(device)
+    net = get_model(model, "isp", dev)
+    mosaic = torch.from_numpy(raw.mosaic)[None, None]
+    cam_rgb = _run(net, pack_bayer(mosaic)[0].numpy(), dev).transpose(1, 2, 0)
+    cam_rgb = from_canonical(np.clip(cam_rgb, 0.0, 1.0), raw.frame)
+    gains, source = choose_white_balance(raw, wb)
+    rgb = finish(cam_rgb, gains, raw.cam_to_srgb, exposure_ev=exposure)
+    return Developed(apply_orientation(rgb, raw.flip), gains, source, dict(raw.metadata))
+
+
+def develop(
+    source: PathType | np.ndarray | RawImage,
+    *,
+    model: str | torch.nn.Module = "isp",
+    device: str | torch.device = "auto",
+    wb: WhiteBalance = "camera",
+    exposure: float = 0.0,
+    cfa_phase: str = "RGGB",
+    black_level: float = 0.0,
+    white_level: float | None = None,
+) -> np.ndarray:
+    """Develop a RAW file or a Bayer array into an upright sRGB image.
+
+    Args:
+        source: a RAW file path (DNG or any Bayer format LibRaw reads), a (H, W)
+            Bayer mosaic array (with ``cfa_phase``, ``black_level``, ``white_level``),
+            or a :class:`RawImage`.
+        model: shipped model name, model card path, or an ``isp`` module.
+        device: "cpu", "cuda" or "auto".
+        wb: "camera" (as shot, auto when the file has none), "auto", "daylight", or R, G, B gains.
+        exposure: exposure correction in EV.
+    Returns:
+        (H, W, 3) float32 sRGB in [0, 1].
+    """
+    if isinstance(source, np.ndarray):
+        raw = raw_from_array(source, cfa_phase=cfa_phase, black_level=black_level, white_level=white_level)
+    elif isinstance(source, RawImage):
+        raw = source
+    else:
+        raw = read_raw(source)
+    return develop_raw(raw, model=model, device=device, wb=wb, exposure=exposure).rgb
+
+
+def develop_file(
+    input_path: PathType,
+    output_path: PathType,
+    *,
+    fmt: str | None = None,
+    quality: int = 95,
+    overwrite: bool = False,
+    **options,
+) -> Developed:
+    """Develop ``input_path`` and write it atomically to ``output_path`` with sRGB ICC and EXIF."""
+    developed = develop_raw(read_raw(input_path), **options)
+    write_image(
+        output_path, developed.rgb, fmt=fmt, quality=quality, metadata=developed.metadata, overwrite=overwrite
+    )
+    return developed
+
+
+def _as_unit_float(image: np.ndarray) -> np.ndarray:
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an image of shape (H, W, 3), got {image.shape}")
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535
+    return image.astype(np.float32)
+
+
+def denoise(
+    image: PathType | np.ndarray,
+    *,
+    model: str | torch.nn.Module = "denoise",
+    device: str | torch.device = "auto",
+) -> np.ndarray:
+    """Denoise an sRGB photo.
+
+    Args:
+        image: a file path (PNG, JPEG, TIFF; 8 or 16 bit) or an (H, W, 3) array
+            (uint8, uint16, or float in [0, 1]).
+    Returns:
+        (H, W, 3) float32 sRGB in [0, 1].
+    """
+    pixels = read_image(image).pixels if not isinstance(image, np.ndarray) else _as_unit_float(image)
+    dev = resolve_device(device)
+    net = get_model(model, "denoise", dev)
+    return np.clip(_run(net, pixels.transpose(2, 0, 1), dev).transpose(1, 2, 0), 0.0, 1.0)
+
+
+def denoise_file(
+    input_path: PathType,
+    output_path: PathType,
+    *,
+    fmt: str | None = None,
+    quality: int = 95,
+    overwrite: bool = False,
+    model: str | torch.nn.Module = "denoise",
+    device: str | torch.device = "auto",
+) -> Path:
+    """Denoise ``input_path`` and write it atomically, keeping its EXIF fields."""
+    photo = read_image(input_path)
+    clean = denoise(photo.pixels, model=model, device=device)
+    return write_image(output_path, clean, fmt=fmt, quality=quality, metadata=photo.metadata, overwrite=overwrite)

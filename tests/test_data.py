@@ -1,0 +1,250 @@
+"""Training-data synthesis: unprocessing (Brooks et al. 2019) and synthetic noise."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hyperisp.data import (
+    add_awgn,
+    add_raw_noise,
+    inverse_tone_curve,
+    linear_to_srgb,
+    process,
+    process_mosaic,
+    quantize,
+    random_bits,
+    random_ccm,
+    random_gains,
+    random_metadata,
+    random_noise_levels,
+    random_phase_crop,
+    srgb_realistic_noise,
+    srgb_to_linear,
+    tone_curve,
+    unprocess,
+)
+from hyperisp.raw.bayer import mosaic_rgb
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def moderate_photos(n: int = 4, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """(n, 3, size, size) photos whose colours stay inside every camera gamut and below highlights."""
+    g = gen(seed)
+    grey = torch.rand(n, 1, size, size, generator=g)
+    colour = torch.rand(n, 3, size, size, generator=g)
+    return 0.05 + 0.8 * (0.6 * grey + 0.4 * colour)
+
+
+# --- curves ----------------------------------------------------------------------------------
+
+def test_tone_curve_and_inverse_round_trip():
+    x = torch.linspace(0, 1, 10001)
+    assert torch.allclose(tone_curve(inverse_tone_curve(x)), x, atol=1e-5)
+    # The inverse is steep at 0 and 1, so check that direction in float64.
+    assert torch.allclose(inverse_tone_curve(tone_curve(x.double())), x.double(), atol=1e-5)
+    assert torch.allclose(tone_curve(torch.tensor([0.0, 0.5, 1.0])), torch.tensor([0.0, 0.5, 1.0]))
+
+
+def test_srgb_curves_exact_and_inverse():
+    x = torch.linspace(0, 1, 10001)
+    assert torch.allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-5)
+    assert torch.allclose(srgb_to_linear(linear_to_srgb(x)), x, atol=1e-5)
+    # Reference values of the piecewise IEC 61966-2-1 curve (not a 2.2 power).
+    assert srgb_to_linear(torch.tensor(0.5)).item() == pytest.approx(0.214041, abs=1e-5)
+    assert srgb_to_linear(torch.tensor(0.02)).item() == pytest.approx(0.02 / 12.92, abs=1e-7)
+    grad_x = torch.zeros(3, requires_grad=True)
+    (linear_to_srgb(grad_x).sum() + srgb_to_linear(grad_x).sum()).backward()
+    assert torch.isfinite(grad_x.grad).all()
+
+
+# --- random camera parameters ----------------------------------------------------------------
+
+def test_random_ccm_rows_and_inverse():
+    rgb2cam, cam2rgb = random_ccm(256, gen(1))
+    assert rgb2cam.shape == cam2rgb.shape == (256, 3, 3)
+    assert torch.allclose(rgb2cam.sum(-1), torch.ones(256, 3), atol=1e-5)
+    assert torch.allclose(rgb2cam @ cam2rgb, torch.eye(3).expand(256, 3, 3), atol=1e-5)
+    # Camera matrices are diagonal dominant (each channel mostly sees its own primary) but random.
+    diag = rgb2cam.diagonal(dim1=-2, dim2=-1)
+    assert (diag > 0.4).all() and diag.std(0).min() > 1e-3
+
+
+def test_random_gains_ranges():
+    rgb_gain, red_gain, blue_gain = random_gains(20000, gen(2))
+    assert red_gain.min() >= 1.9 and red_gain.max() <= 2.4
+    assert blue_gain.min() >= 1.5 and blue_gain.max() <= 1.9
+    assert red_gain.std() > 0.1 and blue_gain.std() > 0.08  # spread over the range, not a constant
+    inv = 1.0 / rgb_gain  # ~ N(0.8, 0.1) clipped to [0.5, 1.0]
+    assert inv.mean().item() == pytest.approx(0.8, abs=0.01)
+    assert inv.std().item() == pytest.approx(0.1, abs=0.01)
+    assert inv.min() >= 0.5 - 1e-6 and inv.max() <= 1.0 + 1e-6
+    assert (rgb_gain >= 1.0).all()
+
+
+# --- unprocess / process ---------------------------------------------------------------------
+
+def test_unprocess_shapes_and_mosaic_of_target():
+    srgb = moderate_photos()
+    mosaic, meta = unprocess(srgb, gen(3))
+    assert mosaic.shape == (4, 1, 32, 32)
+    assert meta["clean_cam"].shape == (4, 3, 32, 32)
+    for key in ("rgb_gain", "red_gain", "blue_gain", "exposure"):
+        assert meta[key].shape == (4,)
+    assert meta["rgb2cam"].shape == meta["cam2rgb"].shape == (4, 3, 3)
+    assert torch.equal(mosaic, mosaic_rgb(meta["clean_cam"]))
+    assert mosaic.min() >= 0 and mosaic.max() <= 1
+    # Undoing white balance makes the raw green-dominant, as in real raws.
+    cam = meta["clean_cam"]
+    assert (cam[:, 1].mean((1, 2)) > cam[:, 0].mean((1, 2))).all()
+    assert (cam[:, 1].mean((1, 2)) > cam[:, 2].mean((1, 2))).all()
+
+
+def test_unprocess_then_process_round_trip():
+    srgb = moderate_photos()
+    meta = random_metadata(4, gen(4), exposure_log2_range=(-1.0, 0.0))  # no over-exposure: nothing clips
+    _, meta = unprocess(srgb, metadata=meta)
+    assert torch.allclose(process(meta["clean_cam"], meta), srgb, atol=1e-3)
+    # The full ISP with bilinear demosaicking is close on a smooth photo (it errs only at edges).
+    corners = moderate_photos(4, 2)
+    smooth = torch.nn.functional.interpolate(corners, size=(32, 32), mode="bilinear", align_corners=True)
+    mosaic, meta = unprocess(smooth, metadata=meta)
+    assert (process_mosaic(mosaic, meta) - smooth)[..., 1:-1, 1:-1].abs().max() < 5e-3
+
+
+def test_highlights_stay_neutral_and_overexposure_clips():
+    white = torch.ones(2, 3, 4, 4)
+    meta = random_metadata(2, gen(5), exposure_log2_range=None)
+    mosaic, meta = unprocess(white, metadata=meta)
+    # Highlight-preserving gain inversion: white stays at sensor saturation, and comes back white.
+    assert torch.allclose(mosaic, torch.ones_like(mosaic))
+    assert torch.allclose(process(meta["clean_cam"], meta), white, atol=1e-5)
+    # Over-exposure by three stops saturates (green of) a grey that is otherwise well inside range.
+    grey = torch.full((1, 3, 4, 4), 0.7)
+    meta = random_metadata(1, gen(6), exposure_log2_range=None)
+    dim, _ = unprocess(grey, metadata=meta)
+    bright, _ = unprocess(grey, metadata={**meta, "exposure": torch.tensor([8.0])})
+    assert dim.max() < 0.5 and bright.max() == 1.0
+
+
+def test_unprocess_is_deterministic_per_seed():
+    srgb = moderate_photos(2, 16)
+    a, meta_a = unprocess(srgb, gen(7))
+    b, meta_b = unprocess(srgb, gen(7))
+    c, _ = unprocess(srgb, gen(8))
+    assert torch.equal(a, b) and torch.equal(meta_a["rgb2cam"], meta_b["rgb2cam"])
+    assert not torch.equal(a, c)
+
+
+def test_random_phase_crop_covers_all_phases_and_flips():
+    n, h, w = 64, 9, 10
+    base = torch.arange(h * w, dtype=torch.float32).view(1, 1, h, w).expand(n, 3, h, w)
+    out = random_phase_crop(base, gen(9))
+    assert out.shape == (n, 3, 8, 8)
+    tops_lefts, flips = set(), set()
+    for crop in out[:, 0]:
+        first, right, below = int(crop[0, 0]), int(crop[0, 1]), int(crop[1, 0])
+        flip_cols, flip_rows = right < first, below < first
+        row, col = divmod(first, w)
+        # The crop is a contiguous window of the (flipped) image.
+        ref = base[0, 0]
+        ref = ref.flip(-1) if flip_cols else ref
+        ref = ref.flip(-2) if flip_rows else ref
+        r0, c0 = (h - 1 - row if flip_rows else row), (w - 1 - col if flip_cols else col)
+        assert torch.equal(crop, ref[r0:r0 + 8, c0:c0 + 8])
+        tops_lefts.add((r0 % 2, c0 % 2))
+        flips.add((flip_rows, flip_cols))
+    assert tops_lefts == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    assert len(flips) == 4
+    with pytest.raises(ValueError, match="even"):
+        random_phase_crop(base, gen(9), size=(7, 8))
+
+
+# --- noise -----------------------------------------------------------------------------------
+
+def test_noise_levels_distribution_and_log_log_fit():
+    shot, read = random_noise_levels(20000, gen(10))
+    log_shot, log_read = shot.double().log(), read.double().log()
+    lo, hi = math.log(1e-4), math.log(1.2e-2)
+    assert log_shot.min() >= lo - 1e-6 and log_shot.max() <= hi + 1e-6
+    counts = torch.histc(log_shot, bins=10, min=lo, max=hi)  # log-uniform: flat histogram
+    assert ((counts - 2000).abs() < 200).all()
+    centred = log_shot - log_shot.mean()
+    slope = (centred * (log_read - log_read.mean())).sum() / (centred**2).sum()
+    intercept = log_read.mean() - slope * log_shot.mean()
+    residual = log_read - (slope * log_shot + intercept)
+    assert slope.item() == pytest.approx(2.18, abs=0.05)
+    assert intercept.item() == pytest.approx(1.20, abs=0.25)
+    assert residual.std().item() == pytest.approx(0.26, abs=0.02)
+
+
+@pytest.mark.parametrize("level,shot,read", [(0.3, 1e-2, 1e-3), (0.6, 1e-3, 1e-5), (0.1, 1e-4, 1e-6)])
+def test_add_raw_noise_variance(level, shot, read):
+    flat = torch.full((4, 1, 64, 64), level)
+    noisy = add_raw_noise(flat, shot, read, gen(11))
+    expected = shot * level + read
+    assert (noisy - flat).var().item() == pytest.approx(expected, rel=0.1)
+    assert (noisy - flat).mean().abs() < 4 * math.sqrt(expected / flat.numel())
+
+
+def test_add_raw_noise_per_sample_levels_clip_and_determinism():
+    flat = torch.full((2, 1, 64, 64), 0.5)
+    shot, read = torch.tensor([1e-2, 1e-4]), torch.tensor([1e-3, 1e-6])
+    noisy = add_raw_noise(flat, shot, read, gen(12))
+    var = (noisy - flat).var(dim=(1, 2, 3))
+    assert torch.allclose(var, shot * 0.5 + read, rtol=0.1)
+    assert torch.equal(noisy, add_raw_noise(flat, shot, read, gen(12)))
+    assert not torch.equal(noisy, add_raw_noise(flat, shot, read, gen(13)))
+    dark = add_raw_noise(torch.zeros(1, 1, 32, 32), 1e-2, 1e-2, gen(14))
+    assert dark.min() == 0.0 and dark.max() <= 1.0
+    assert add_raw_noise(torch.zeros(1, 1, 32, 32), 1e-2, 1e-2, gen(14), clip=False).min() < 0
+    with pytest.raises(ValueError, match="shot"):
+        add_raw_noise(flat, torch.ones(3), read, gen(12))
+
+
+def test_quantize_levels():
+    x = torch.rand(3, 1, 64, 64, generator=gen(15)) * 1.2 - 0.1
+    for bits in (4, 10):
+        q = quantize(x, bits)
+        assert q.unique().numel() <= 2 ** bits
+        inside = (x >= 0) & (x <= 1)
+        assert (q - x)[inside].abs().max() <= 0.5 / (2 ** bits - 1) + 1e-6
+        assert q.min() >= 0 and q.max() <= 1
+    per_sample = quantize(x, torch.tensor([2, 3, 4]))
+    for i, bits in enumerate((2, 3, 4)):
+        assert per_sample[i].unique().numel() <= 2 ** bits
+    bits = random_bits(1000, gen(16))
+    assert bits.min() == 10 and bits.max() == 14
+
+
+def test_add_awgn_sigma():
+    image = torch.full((3, 3, 64, 64), 0.5)
+    sigma = torch.tensor([5, 25, 50]) / 255
+    noise = add_awgn(image, sigma, gen(17)) - image
+    assert torch.allclose(noise.std(dim=(1, 2, 3)), sigma, rtol=0.03)
+
+
+def test_srgb_realistic_noise_modes():
+    clean = moderate_photos(4, 32, seed=18)
+    awgn = srgb_realistic_noise(clean, gen(19), sigma_awgn_max=20 / 255, mode_probs=(0, 1, 0)) - clean
+    assert awgn.std(dim=(1, 2, 3)).max() <= 20 / 255 * 1.05
+    camera = srgb_realistic_noise(clean, gen(19), mode_probs=(1, 0, 0))
+    assert camera.shape == clean.shape and camera.min() >= 0 and camera.max() <= 1
+    noise = camera - clean
+    assert (noise.std(dim=(1, 2, 3)) > 1e-3).all()
+
+    def neighbour_correlation(n: torch.Tensor) -> float:
+        a, b = n[..., :, :-1].flatten(), n[..., :, 1:].flatten()
+        return torch.corrcoef(torch.stack([a, b]))[0, 1].item()
+
+    # Demosaicking makes camera noise spatially correlated; AWGN is white.
+    assert neighbour_correlation(noise) > 0.2
+    assert abs(neighbour_correlation(awgn)) < 0.05
+    # Same seed, same output; the mixture never leaves a sample clean.
+    mixed = srgb_realistic_noise(clean, gen(20))
+    assert torch.equal(mixed, srgb_realistic_noise(clean, gen(20)))
+    assert ((mixed - clean).abs().mean(dim=(1, 2, 3)) > 0).all()

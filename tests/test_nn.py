@@ -1,0 +1,157 @@
+"""Tests for hyperisp.nn: HyperConv prediction/application, normalisation, drop-in layer."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hyperisp.nn import (
+    HyperConv,
+    HyperConvEmbed,
+    HyperFilters,
+    StaticConv,
+    global_pool,
+    hyper_conv2d,
+    normalize_filters,
+    pad_to_multiple,
+    reflect_pad,
+)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def _constant_mlp(hc: HyperConv, raw: torch.Tensor) -> None:
+    """Make hc.mlp output ``raw`` (flattened) for every input."""
+    last = hc.mlp[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(raw.flatten())
+
+
+def test_grouped_and_per_image_paths_agree():
+    hc = HyperConv(5, 7, embed_channels=6, n_hid=16, bias=True, gain=True)
+    x, pooled = torch.randn(3, 5, 11, 13), torch.randn(3, 6)
+    filters = hc.predict(pooled)
+    grouped = hyper_conv2d(x, filters, path="grouped")
+    per_image = hyper_conv2d(x, filters, path="per_image")
+    assert grouped.shape == (3, 7, 11, 13)
+    torch.testing.assert_close(grouped, per_image, atol=1e-5, rtol=1e-5)
+    # Each sample really gets its own filters: sample 0 alone gives the same result.
+    alone = hc(x[:1], pooled[:1])
+    torch.testing.assert_close(alone, grouped[:1], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(grouped[1], hc(x[1:2], pooled[:1])[0], atol=1e-3)
+
+
+def test_shared_filters_broadcast_over_batch():
+    hc = HyperConv(4, 6, embed_channels=3, n_hid=8)
+    x, pooled = torch.randn(3, 4, 9, 9), torch.randn(1, 3)
+    shared = hyper_conv2d(x, hc.predict(pooled))
+    expanded = hyper_conv2d(x, hc.predict(pooled.expand(3, -1)), path="grouped")
+    torch.testing.assert_close(shared, expanded, atol=1e-5, rtol=1e-5)
+
+
+def test_constant_mlp_equals_plain_conv_with_resulting_weight():
+    hc = HyperConv(3, 4, embed_channels=5, n_hid=8, bias=False)
+    raw = torch.randn(4, 3, 3, 3)
+    _constant_mlp(hc, raw)
+    weight = normalize_filters(raw[None], hc.const)[0]
+    x = torch.randn(2, 3, 10, 12)
+    expected = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), weight)
+    torch.testing.assert_close(hc(x, torch.randn(2, 5)), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_zero_mlp_output_gives_const_filter():
+    hc = HyperConv(2, 3, embed_channels=4, n_hid=8, bias=False)
+    _constant_mlp(hc, torch.zeros(3, 2, 3, 3))  # 0 / (0 + 1e-12) = 0: only const remains
+    x = torch.randn(1, 2, 8, 8)
+    expected = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), hc.const[0])
+    torch.testing.assert_close(hc(x, torch.randn(1, 4)), expected)
+
+
+def test_normalization_hand_computed():
+    # Two input channels: each (out, in) filter is normalised by ITS OWN L1 norm.
+    a = torch.tensor([[1.0, -1.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 0.0]])  # L1 = 4
+    b = torch.tensor([[0.0, 0.0, 0.0], [0.0, -30.0, 0.0], [0.0, 0.0, 10.0]])  # L1 = 40
+    raw = torch.stack([a, b])[None, None]  # (1, 1, 2, 3, 3)
+    out = normalize_filters(raw)[0, 0]
+    torch.testing.assert_close(out[0], a / 8)  # a / L1(a) / 2
+    torch.testing.assert_close(out[1], b / 80)
+    const = torch.full((1, 1, 2, 3, 3), 0.25)
+    torch.testing.assert_close(normalize_filters(raw, const)[0, 0], out + 0.25)
+    assert out.abs().sum(dim=(-2, -1)).allclose(torch.tensor(0.5))
+
+
+def test_const_init_scale():
+    hc = HyperConv(64, 64, embed_channels=4, n_hid=4)
+    expected_std = 1 / math.sqrt(64 * 9 / 2) / 2
+    assert abs(hc.const.std().item() / expected_std - 1) < 0.05
+
+
+def test_bias_and_gain_clamped_and_applied():
+    hc = HyperConv(2, 3, embed_channels=4, n_hid=8, bias=True, gain=True)
+    pooled = 100 * torch.randn(5, 4)
+    fresh = hc.predict(pooled)  # heads start at zero: inside the clamps, so they train
+    assert torch.equal(fresh.bias, torch.zeros(5, 3)) and torch.equal(fresh.gain, torch.ones(5, 3))
+    with torch.no_grad():
+        torch.nn.init.normal_(hc.bias_head.weight)
+        torch.nn.init.normal_(hc.gain_head.weight)
+    f = hc.predict(pooled)  # large outputs: clamped
+    assert f.bias.min() == -0.1 and f.bias.max() == 0.1
+    assert torch.isclose(f.gain.min(), torch.tensor(0.1)) and torch.isclose(f.gain.max(), torch.tensor(1.1))
+    x = torch.randn(5, 2, 6, 6)
+    y = hyper_conv2d(x, f)
+    unscaled = hyper_conv2d(x, HyperFilters(f.weight))
+    torch.testing.assert_close(y, f.gain[..., None, None] * unscaled + f.bias[..., None, None], atol=1e-5, rtol=1e-5)
+
+
+def test_global_pool():
+    e = torch.randn(2, 3, 5, 7)
+    torch.testing.assert_close(global_pool(e, "max"), e.flatten(2).max(-1).values)
+    torch.testing.assert_close(global_pool(e, "avg"), e.flatten(2).mean(-1))
+    with pytest.raises(ValueError, match="mode"):
+        global_pool(e, "median")
+    with pytest.raises(ValueError, match=r"\(N, Ce, H, W\)"):
+        global_pool(e[0])
+
+
+def test_input_checks():
+    hc = HyperConv(3, 4, embed_channels=5, n_hid=8)
+    with pytest.raises(ValueError, match="input channels"):
+        hc(torch.randn(1, 2, 8, 8), torch.randn(1, 5))
+    with pytest.raises(ValueError, match="filters for 1 or 2 images"):
+        hyper_conv2d(torch.randn(2, 3, 8, 8), hc.predict(torch.randn(3, 5)))
+    with pytest.raises(ValueError, match="path"):
+        hyper_conv2d(torch.randn(1, 3, 8, 8), hc.predict(torch.randn(1, 5)), path="fast")
+
+
+def test_static_conv_same_signature_and_reflection():
+    sc = StaticConv(3, 5)
+    x = torch.randn(2, 3, 7, 9)
+    y = sc(x, torch.randn(2, 11))  # pooled is ignored
+    expected = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), sc.conv.weight, sc.conv.bias)
+    torch.testing.assert_close(y, expected)
+    assert sc(x).shape == (2, 5, 7, 9)
+
+
+def test_hyperconv_embed_shapes_and_own_input_prediction():
+    layer = HyperConvEmbed(6, 4, n_hid=16)
+    x = torch.randn(2, 6, 17, 23)
+    y = layer(x)
+    assert y.shape == (2, 4, 17, 23)
+    # Filters come from the layer's own input: a batch equals its samples run alone.
+    torch.testing.assert_close(torch.cat([layer(x[:1]), layer(x[1:])]), y, atol=1e-5, rtol=1e-5)
+    assert layer(torch.randn(1, 6, 2, 2)).shape == (1, 4, 2, 2)  # tiny maps still work
+    assert isinstance(layer.hyper.mlp[1], torch.nn.LeakyReLU)
+
+
+def test_padding_helpers():
+    x = torch.arange(12.0).view(1, 1, 3, 4)
+    torch.testing.assert_close(reflect_pad(x, (1, 1, 1, 1)), F.pad(x, (1, 1, 1, 1), mode="reflect"))
+    big = reflect_pad(x, (0, 5, 0, 5))  # too large to mirror: replicate instead of failing
+    assert big.shape == (1, 1, 8, 9)
+    p = pad_to_multiple(torch.randn(1, 2, 17, 5), 16, min_size=32)
+    assert p.shape == (1, 2, 32, 32)
+    assert pad_to_multiple(torch.randn(1, 2, 48, 33), 16).shape == (1, 2, 48, 48)
