@@ -216,9 +216,10 @@ def info(
     if as_json:
         print(json.dumps(cost, indent=2))
         return
-    table = Table(title=f"{model} at {megapixels:g} MP (input {cost['input_shape']})")
+    table = Table(title=f"{model} at {megapixels:g} MP")
     table.add_column("quantity")
     table.add_column("value", justify="right")
+    table.add_row("input shape", " x ".join(str(n) for n in cost["input_shape"]))
     table.add_row("params", f"{cost['params'] / 1e6:.1f} M")
     table.add_row("FLOPs, forward path", f"{cost['flops_forward'] / 1e12:.3f} T")
     table.add_row("FLOPs, filter prediction", f"{cost['flops_filter_prediction'] / 1e9:.3f} G")
