@@ -57,7 +57,11 @@ class JobSpec:
 
 @dataclass
 class FileResult:
-    """How one input ended: status "done", "skipped" or "failed"; ``info`` holds per-file extras."""
+    """How one input ended: status "done", "skipped" or "failed"; ``info`` holds per-file extras.
+
+    ``seconds`` is the work spent on the file (read + network + write, each also in
+    ``info["stage_seconds"]``), not the wall time it spent waiting in a pipeline.
+    """
 
     input: str
     output: str | None
@@ -71,12 +75,18 @@ class FileResult:
         return asdict(self)
 
 
+def _done(item: PlanItem, pixels: Any, info: dict, stages: dict[str, float]) -> FileResult:
+    info = {**info, "stage_seconds": {k: round(v, 4) for k, v in stages.items()}}
+    return FileResult(str(item.source), str(item.target), "done", seconds=round(sum(stages.values()), 4),
+                      megapixels=pixels.shape[0] * pixels.shape[1] / 1e6, info=info)
+
+
 def _failed(item: PlanItem, error: BaseException, seconds: float = 0.0) -> FileResult:
     if isinstance(error, HyperispError):
         reason = error.reason if error.path in (None, str(item.source)) else str(error)
     else:  # a bug, not bad input: still one line, and the batch goes on
         reason = f"unexpected {type(error).__name__}: {error}"
-    return FileResult(str(item.source), str(item.target), "failed", reason, seconds)
+    return FileResult(str(item.source), str(item.target), "failed", reason, round(seconds, 4))
 
 
 # ----------------------------------------------------------------------------- the three stages
@@ -121,12 +131,15 @@ def process_item(item: PlanItem, spec: JobSpec) -> FileResult:
     """Read, compute and write one file; never raises for a bad file (Ctrl-C still propagates)."""
     start = time.perf_counter()
     try:
-        pixels, metadata, info = compute_stage(read_stage(item, spec), spec)
+        decoded = read_stage(item, spec)
+        read_end = time.perf_counter()
+        pixels, metadata, info = compute_stage(decoded, spec)
+        network_end = time.perf_counter()
         write_stage(item, spec, pixels, metadata)
     except Exception as error:
         return _failed(item, error, time.perf_counter() - start)
-    return FileResult(str(item.source), str(item.target), "done", seconds=time.perf_counter() - start,
-                      megapixels=pixels.shape[0] * pixels.shape[1] / 1e6, info=info)
+    stages = {"read": read_end - start, "network": network_end - read_end, "write": time.perf_counter() - network_end}
+    return _done(item, pixels, info, stages)
 
 
 # ----------------------------------------------------------------------------- memory guard
@@ -207,9 +220,11 @@ def _run_pipelined(items: list[PlanItem], spec: JobSpec, on_result: OnResult) ->
                 break
             start = time.perf_counter()
             try:
-                decoded.put((item, read_stage(item, spec), None, start))
+                raw = read_stage(item, spec)
             except Exception as error:
-                decoded.put((item, None, error, start))
+                decoded.put((item, None, error, {"read": time.perf_counter() - start}))
+            else:
+                decoded.put((item, raw, None, {"read": time.perf_counter() - start}))
         decoded.put(_DONE)
 
     fatal: list[BaseException] = []
@@ -218,34 +233,36 @@ def _run_pipelined(items: list[PlanItem], spec: JobSpec, on_result: OnResult) ->
         while (job := to_write.get()) is not _DONE:
             if fatal:
                 continue  # drain, so the main thread never blocks on a dead writer
-            item, pixels, metadata, info, start = job
+            item, pixels, metadata, info, stages = job
+            start = time.perf_counter()
             try:
                 write_stage(item, spec, pixels, metadata)
             except Exception as error:
-                on_result(_failed(item, error, time.perf_counter() - start))
+                on_result(_failed(item, error, sum(stages.values()) + time.perf_counter() - start))
                 continue
             except BaseException as error:  # KeyboardInterrupt/SystemExit here: stop the batch in the main thread
                 fatal.append(error)
                 stop.set()
                 continue
-            on_result(FileResult(str(item.source), str(item.target), "done", seconds=time.perf_counter() - start,
-                                 megapixels=pixels.shape[0] * pixels.shape[1] / 1e6, info=info))
+            on_result(_done(item, pixels, info, {**stages, "write": time.perf_counter() - start}))
 
     threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
     for thread in threads:
         thread.start()
     try:
         while (job := decoded.get()) is not _DONE and not fatal:
-            item, raw, error, start = job
+            item, raw, error, stages = job
+            start = time.perf_counter()
             if error is None:
                 try:
                     pixels, metadata, info = compute_stage(raw, spec)
                 except Exception as err:
                     error = err
+            stages["network"] = time.perf_counter() - start
             if error is not None:
-                on_result(_failed(item, error, time.perf_counter() - start))
+                on_result(_failed(item, error, sum(stages.values())))
                 continue
-            to_write.put((item, pixels, metadata, info, start))
+            to_write.put((item, pixels, metadata, info, stages))
     finally:
         # On Ctrl-C: stop reading, let the writer finish what is computed (a finished file is never lost).
         stop.set()

@@ -136,6 +136,7 @@ def test_folder_with_corrupt_and_unsupported_files(shoot: Path, tmp_path: Path):
     assert summary["counts"] == {"done": 3, "skipped": 0, "failed": 2, "total": 5}
     done = [f for f in summary["files"] if f["status"] == "done"]
     assert all(f["info"]["white_balance_source"] for f in done) and all(f["megapixels"] > 0 for f in done)
+    assert all(set(f["info"]["stage_seconds"]) == {"read", "network", "write"} for f in done)
     rows = list(csv.DictReader(report.open()))
     assert sorted(Path(r["path"]).name for r in rows) == ["corrupt.dng", "mono.dng"] and all(r["reason"] for r in rows)
     rerun = run("develop", shoot, "-r", "-o", out, "--quiet")
