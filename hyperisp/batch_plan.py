@@ -189,18 +189,33 @@ def plan_batch(
             output.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise HyperispError(output, f"cannot create the output folder: {err.strerror or err}") from None
-    items: list[PlanItem] = []
-    claimed: dict[Path, Path] = {}
+    planned: list[tuple[Path, Path | None, str, Path | None]] = []
     for source, root, problem in found:
         if problem:
-            items.append(PlanItem(source, None, "failed", problem))
-            continue
-        if single_file:
+            target = None
+        elif single_file:
             target = output
         else:
             name = output_name(pattern, source, ext or _image_ext(source))
             folder = source.parent if output is None else output / (source.parent.relative_to(root) if root else "")
             target = folder / name
+        planned.append((source, root, problem, target))
+    # Files found in folders or globs that are this batch's own outputs (x_denoised.png beside x.png,
+    # or anything under an -o folder inside the input tree) are not inputs: a rerun must not re-process them.
+    outputs = {os.path.abspath(t) for _, _, _, t in planned if t is not None}
+    out_prefix = os.path.join(os.path.abspath(output), "") if output is not None and not single_file else None
+    items: list[PlanItem] = []
+    claimed: dict[Path, Path] = {}
+    for source, root, problem, target in planned:
+        if target is not None and os.path.abspath(target) == os.path.abspath(source):
+            items.append(PlanItem(source, target, "failed", "the output would replace the input (change --name or -o)"))
+            continue
+        if root is not None and (os.path.abspath(source) in outputs
+                                 or (out_prefix and os.path.abspath(source).startswith(out_prefix))):
+            continue
+        if problem:
+            items.append(PlanItem(source, None, "failed", problem))
+            continue
         key = Path(os.path.abspath(target))
         if key in claimed:
             items.append(PlanItem(source, target, "failed", f"same output {target} as {claimed[key]} "

@@ -154,6 +154,13 @@ def test_denoise_folder_keeps_formats_and_names(tmp_path: Path):
     result = run("denoise", tmp_path / "in", "-o", tmp_path / "out")
     assert result.exit_code == 1 and "1 of 3" in result.output
     assert sorted(outputs(tmp_path / "out")) == ["x_denoised.png", "y_denoised.jpg"]
+    (tmp_path / "in" / "z.png").unlink()
+    assert run("denoise", tmp_path / "in").exit_code == 0  # beside the inputs
+    rerun = run("denoise", tmp_path / "in", "--json")  # its own outputs are not taken for inputs
+    assert json.loads(rerun.stdout[rerun.stdout.index("{"):])["counts"] == {"done": 0, "skipped": 2, "failed": 0,
+                                                                             "total": 2}
+    in_place = run("denoise", tmp_path / "in" / "x.png", "--name", "{name}", "--overwrite")
+    assert in_place.exit_code == 1 and "replace the input" in in_place.output
 
 
 def test_failures_report_json_and_tty_progress(tmp_path: Path):
