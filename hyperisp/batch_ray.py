@@ -28,6 +28,19 @@ def _process_remote(item: PlanItem, spec: JobSpec) -> FileResult:
     return process_item(item, spec)
 
 
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not minutes, when a ``host:port`` or ``ray://host:port`` address does not answer."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms: Ray resolves them
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise HyperispError(None, f"cannot reach Ray at {address}: {err.strerror or err}") from None
+
+
 def _connect(address: str | None, jobs: int):
     try:
         import ray
@@ -41,6 +54,8 @@ def _connect(address: str | None, jobs: int):
                        runtime_env={"env_vars": {"PYTHONPATH": python_path}})
         if address is None:
             options["num_cpus"] = max(1, jobs)
+        else:
+            _check_reachable(address)
         try:
             ray.init(address=address, **options)
         except Exception as err:  # ConnectionError, ValueError, RuntimeError depending on the failure

@@ -73,7 +73,7 @@ class Engine(str, Enum):
 
 RecursiveOpt = typer.Option(False, "--recursive", "-r", help="Also take raws/images in sub-folders of folder inputs.")
 JobsOpt = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (capped by available memory).")
-EngineOpt = typer.Option(Engine.local, "--engine", help="local (this machine) or ray (needs hyperisp[ray]).")
+EngineOpt = typer.Option(Engine.local, "--engine", help="local (this machine) or ray (needs the optional ray extra).")
 AddressOpt = typer.Option(None, "--address", help="Ray cluster address (auto, ray://host:10001); default: start a local one.")
 QuietOpt = typer.Option(False, "--quiet", help="Print only failures and the summary.")
 JsonOpt = typer.Option(False, "--json", help="Print the batch summary as one JSON object (per-file list under 'files').")

@@ -251,3 +251,12 @@ def test_ray_engine_gives_the_same_bytes(shoot: Path, tmp_path: Path):
         assert again.exit_code == 1 and "3 skipped" in again.output
     finally:
         ray.shutdown()
+
+
+def test_unreachable_ray_address_fails_fast():
+    from hyperisp.batch_ray import _check_reachable
+
+    start = time.perf_counter()
+    with pytest.raises(HyperispError, match="cannot reach Ray at 127.0.0.1:1"):
+        _check_reachable("127.0.0.1:1")  # nothing listens on port 1
+    assert time.perf_counter() - start < 6
