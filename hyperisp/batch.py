@@ -25,6 +25,7 @@ import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -300,10 +301,14 @@ def _pool_task(item: PlanItem) -> FileResult:
     return process_item(item, _worker_spec)
 
 
+_WORKER_DIED = "a worker process died (out of memory?); rerun to resume"
+
+
 def _run_pool(items: list[PlanItem], spec: JobSpec, jobs: int, on_result: OnResult) -> None:
     import multiprocessing
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // jobs)
     pending: set = set()
     todo = iter(items)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
@@ -312,7 +317,12 @@ def _run_pool(items: list[PlanItem], spec: JobSpec, jobs: int, on_result: OnResu
             while True:
                 # Keep only a few files in flight: a 100k-file batch must not queue 100k futures.
                 while len(pending) < 2 * jobs and (item := next(todo, None)) is not None:
-                    future = pool.submit(_pool_task, item)
+                    try:
+                        future = pool.submit(_pool_task, item)
+                    except BrokenProcessPool:  # a worker died (killed, out of memory): the pool is gone
+                        for left in (item, *todo):
+                            on_result(_failed(left, HyperispError(None, "not processed: " + _WORKER_DIED)))
+                        break
                     future.item = item
                     pending.add(future)
                 if not pending:
@@ -321,7 +331,9 @@ def _run_pool(items: list[PlanItem], spec: JobSpec, jobs: int, on_result: OnResu
                 for future in finished:
                     try:
                         on_result(future.result())
-                    except Exception as error:  # a crashed worker (killed, out of memory)
+                    except BrokenProcessPool:
+                        on_result(_failed(future.item, HyperispError(None, _WORKER_DIED)))
+                    except Exception as error:
                         on_result(_failed(future.item, error))
         except BaseException:
             for future in pending:
