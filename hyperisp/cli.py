@@ -10,7 +10,7 @@ import math
 import tempfile
 from enum import Enum
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -26,9 +26,6 @@ app = typer.Typer(
 )
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
-
-EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "png16": ".png", "tiff": ".tif"}
-
 
 class OutputFormat(str, Enum):
     jpeg = "jpeg"
@@ -56,17 +53,6 @@ def _fail(error: Exception) -> None:
     err.print(f"[red]error:[/red] {error}", soft_wrap=True)
 
 
-def _output_path(source: Path, output: Optional[Path], fmt: Optional[OutputFormat], default: str, many: bool,
-                 suffix: str = "") -> Path:
-    ext = EXTENSIONS[fmt.value] if fmt else default
-    name = f"{source.stem}{suffix}{ext}"
-    if output is None:
-        return source.with_name(name)
-    if many or output.is_dir():
-        return output / name
-    return output
-
-
 def _warn_if_untrained(model: str) -> None:
     from .pretrained import get_card
 
@@ -80,29 +66,80 @@ def _warn_if_untrained(model: str) -> None:
         err.print(f"[yellow]note:[/yellow] model '{card.name}' is not trained yet: {card.description}", soft_wrap=True)
 
 
-def _process_all(inputs: List[Path], output: Optional[Path], job: Callable[[Path], Path], verb: str) -> None:
-    if len(inputs) > 1 and output is not None and output.exists() and not output.is_dir():
-        _fail(HyperispError(output, "with several inputs, -o must be a folder"))
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+RecursiveOpt = typer.Option(False, "--recursive", "-r", help="Also take raws/images in sub-folders of folder inputs.")
+JobsOpt = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (capped by available memory).")
+EngineOpt = typer.Option(Engine.local, "--engine", help="local (this machine) or ray (needs the optional ray extra).")
+AddressOpt = typer.Option(None, "--address", help="Ray cluster address (auto, ray://host:10001); default: start a local one.")
+QuietOpt = typer.Option(False, "--quiet", help="Print only failures and the summary.")
+JsonOpt = typer.Option(False, "--json", help="Print the batch summary as one JSON object (per-file list under 'files').")
+FailuresOpt = typer.Option(None, "--failures", help="Write the failed files with their reasons to this .json or .csv file.")
+
+
+def _name_opt(default: str) -> typer.Option:
+    return typer.Option(default, "--name", help="Output name pattern: {stem} {name} {in_ext} {ext} {parent}; "
+                                                "its extension picks the format unless --format is given.")
+
+
+def _run_batch(command: str, inputs: List[str], output: Optional[Path], fmt: Optional[OutputFormat], name: str,
+               recursive: bool, spec_options: dict, engine: Engine, jobs: int, address: Optional[str], quiet: bool,
+               as_json: bool, failures: Optional[Path]) -> None:
+    """Plan, run and report a batch; exit 1 when any file failed, 2 for bad options."""
+    import time
+
+    from .batch import JobSpec, cap_jobs, estimate_megapixels, run_batch
+    from .batch_plan import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, RAW_EXTENSIONS, clean_stale_temp_files, plan_batch
+    from .batch_report import BatchReporter, summarize, summary_line, write_failures
+
+    develop = command == "develop"
+    try:
+        items = plan_batch(inputs, extensions=RAW_EXTENSIONS if develop else IMAGE_EXTENSIONS, pattern=name,
+                           ext=FORMAT_EXTENSIONS[fmt.value] if fmt else ("jpg" if develop else None),
+                           output=output, recursive=recursive, overwrite=spec_options["overwrite"])
+    except HyperispError as error:
+        _fail(error)
         raise typer.Exit(2)
-    failures = 0
-    for source in inputs:
+    todo = [i for i in items if i.status == "todo"]
+    if removed := clean_stale_temp_files(i.target for i in items if i.target is not None):
+        err.print(f"removed {removed} stale temporary file(s) left by an interrupted run", soft_wrap=True)
+    if engine == Engine.local and jobs > 1 and len(todo) > 1:
+        jobs, note = cap_jobs(jobs, estimate_megapixels(todo, command), command)
+        if note:
+            err.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
+    spec = JobSpec(command, fmt=fmt and fmt.value, **spec_options)
+    verb = "developed" if develop else "denoised"
+    start = time.perf_counter()
+    with BatchReporter(err, len(items), verb, quiet=quiet) as reporter:
         try:
-            written = job(source)
-            err.print(f"{verb} {source} -> {written}", soft_wrap=True)
+            results = run_batch(items, spec, engine=engine.value, jobs=jobs, address=address, on_result=reporter)
         except HyperispError as error:
-            failures += 1
             _fail(error)
-        except Exception as error:  # a bug, not bad input: still one line, and the batch goes on
-            failures += 1
-            _fail(HyperispError(source, f"unexpected {type(error).__name__}: {error}"))
-    if failures:
-        err.print(f"{failures} of {len(inputs)} file(s) failed")
+            raise typer.Exit(2)
+        except KeyboardInterrupt:
+            err.print("interrupted: finished files are kept; run the same command again to resume")
+            raise typer.Exit(130)
+    summary = summarize(results, command=command, engine=engine.value, jobs=jobs, seconds=time.perf_counter() - start)
+    if len(items) > 1 or summary["counts"]["skipped"]:
+        err.print(summary_line(summary, verb), soft_wrap=True)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    if failures is not None:
+        try:
+            write_failures(failures, results)
+        except HyperispError as error:
+            _fail(error)
+            raise typer.Exit(2)
+    if summary["counts"]["failed"]:
         raise typer.Exit(1)
 
 
 @app.command()
 def develop(
-    inputs: List[Path] = typer.Argument(None, help="RAW files: DNG or any Bayer format LibRaw reads."),
+    inputs: List[str] = typer.Argument(None, help="RAW files, folders or globs: DNG or any Bayer format LibRaw reads."),
     output: Optional[Path] = OutputOpt,
     fmt: Optional[OutputFormat] = FormatOpt,
     quality: int = QualityOpt,
@@ -112,9 +149,20 @@ def develop(
     exposure: float = typer.Option(0.0, "--exposure", help="Exposure correction in EV."),
     overwrite: bool = OverwriteOpt,
     sample: bool = typer.Option(False, "--sample", help="Develop the built-in synthetic sample raw (a DNG)."),
+    recursive: bool = RecursiveOpt,
+    name: str = _name_opt("{stem}.{ext}"),
+    jobs: int = JobsOpt,
+    engine: Engine = EngineOpt,
+    address: Optional[str] = AddressOpt,
+    quiet: bool = QuietOpt,
+    as_json: bool = JsonOpt,
+    failures: Optional[Path] = FailuresOpt,
 ) -> None:
-    """Develop RAW photos to JPEG, PNG or 16-bit TIFF (default: INPUT.jpg beside the input)."""
-    from .pipeline import develop_file
+    """Develop RAW photos to JPEG, PNG or 16-bit TIFF (default: INPUT.jpg beside the input).
+
+    Folders and globs are expanded; with -o OUTDIR the input tree is mirrored there. Existing
+    outputs are skipped (rerun to resume), bad files are reported and the rest goes on.
+    """
     from .raw.sample import write_sample_dng
 
     try:
@@ -128,18 +176,15 @@ def develop(
         raise typer.Exit(2)
     _warn_if_untrained(model)
 
-    def job(source: Path) -> Path:
-        target = _output_path(source, output, fmt, ".jpg", len(inputs) > 1)
-        develop_file(source, target, fmt=fmt and fmt.value, quality=quality, overwrite=overwrite,
-                     model=model, device=device.value, wb=white_balance, exposure=exposure)
-        return target
-
+    spec_options = dict(quality=quality, overwrite=overwrite, model=model, device=device.value,
+                        options=dict(wb=white_balance, exposure=exposure))
     with tempfile.TemporaryDirectory() as tmp:
         if sample:
             sample_path = write_sample_dng(Path(tmp) / "hyperisp_sample.dng")
-            inputs.append(sample_path)
+            inputs.append(str(sample_path))
             output = output or Path.cwd()
-        _process_all(inputs, output, job, "developed")
+        _run_batch("develop", inputs, output, fmt, name, recursive, spec_options, engine, jobs, address, quiet,
+                   as_json, failures)
 
 
 def _parse_wb(value: str):
@@ -156,26 +201,30 @@ def _parse_wb(value: str):
 
 @app.command()
 def denoise(
-    inputs: List[Path] = typer.Argument(..., help="sRGB photos: PNG, JPEG or TIFF, 8 or 16 bit."),
+    inputs: List[str] = typer.Argument(..., help="sRGB photos, folders or globs: PNG, JPEG or TIFF, 8 or 16 bit."),
     output: Optional[Path] = OutputOpt,
     fmt: Optional[OutputFormat] = FormatOpt,
     quality: int = QualityOpt,
     model: str = typer.Option("denoise", "--model", "-m", help="Shipped model name or model card path."),
     device: Device = DeviceOpt,
     overwrite: bool = OverwriteOpt,
+    recursive: bool = RecursiveOpt,
+    name: str = _name_opt("{stem}_denoised.{ext}"),
+    jobs: int = JobsOpt,
+    engine: Engine = EngineOpt,
+    address: Optional[str] = AddressOpt,
+    quiet: bool = QuietOpt,
+    as_json: bool = JsonOpt,
+    failures: Optional[Path] = FailuresOpt,
 ) -> None:
-    """Denoise sRGB photos (default: INPUT_denoised with the input's format, beside the input)."""
-    from .pipeline import denoise_file
+    """Denoise sRGB photos (default: INPUT_denoised with the input's format, beside the input).
 
+    Folders, globs, -o OUTDIR, resume and failure handling work as for develop.
+    """
     _warn_if_untrained(model)
-
-    def job(source: Path) -> Path:
-        default_ext = source.suffix.lower() if source.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff") else ".png"
-        target = _output_path(source, output, fmt, default_ext, len(inputs) > 1, suffix="_denoised")
-        return denoise_file(source, target, fmt=fmt and fmt.value, quality=quality, overwrite=overwrite,
-                            model=model, device=device.value)
-
-    _process_all(inputs, output, job, "denoised")
+    spec_options = dict(quality=quality, overwrite=overwrite, model=model, device=device.value)
+    _run_batch("denoise", inputs, output, fmt, name, recursive, spec_options, engine, jobs, address, quiet,
+               as_json, failures)
 
 
 @app.command()
