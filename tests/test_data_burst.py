@@ -37,6 +37,9 @@ def test_noise_std_is_read_plus_shot(level):
     measured = noise.std(dim=(1, 2, 3))
     torch.testing.assert_close(measured, expected, rtol=0.02, atol=0)
     assert noise.mean(dim=(1, 2, 3)).abs().max() < 0.01 * expected.max()
+    # Mildenhall's form: shot is a variance coefficient
+    noise = add_burst_noise(clean, read, shot, g, shot_variance=True) - clean
+    torch.testing.assert_close(noise.std(dim=(1, 2, 3)), torch.sqrt(read**2 + shot * level), rtol=0.02, atol=0)
     # independent between frames
     corr = torch.corrcoef(noise[1, :2].reshape(2, -1))[0, 1]
     assert abs(corr) < 0.03
