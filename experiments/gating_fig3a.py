@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -135,6 +136,7 @@ def main() -> None:
              "weight decay 1e-6, one seed; relative error on 20k fresh inputs")
     lines = ["# Fig. 3a (scaled down): GDL vs MLP of >= FLOPs emulating a random hypernetwork layer", "",
              f"Scale: {scale}.", "",
+             "Command: `PYTHONPATH=. python experiments/gating_fig3a.py " + " ".join(sys.argv[1:]) + "`", "",
              "| s | n_k | GDL MACs | GDL rel. error | MLP width | MLP MACs | MLP rel. error |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['s']:g} | {r['n_k']} | {r['gdl_macs']} | {r['gdl_rel_err']:.4f} | {r['mlp_width']} | "
