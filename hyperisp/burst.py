@@ -29,8 +29,8 @@ from .pipeline import get_model, resolve_device
 PathType = Union[str, PathLike]
 Frame = Union[PathType, np.ndarray]
 MIN_FRAMES = 2
-TILE = 256  # output pixels per tile side
-TILE_MARGIN = 32  # context pixels around each tile (the U-Net sees about this far)
+TILE = 512  # output pixels per tile side
+TILE_MARGIN = 64  # context pixels around each tile: more than the U-Net's reach (~50 px), multiple of 8
 
 
 def _frame_name(frame: Frame, index: int) -> str:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hyperisp.errors import HyperispError
-from hyperisp.evaluate_burst import baseline_methods, evaluate_burst, largest_layer, make_test_bursts
+from hyperisp.evaluate_burst import baseline_methods, evaluate_burst, largest_layer, make_test_bursts, run_burst_eval
 from hyperisp.io.images import write_image
 from hyperisp.models import create_model
 
@@ -50,3 +50,10 @@ def test_evaluate_burst_needs_big_enough_photos(tmp_path: Path):
 @pytest.mark.parametrize("name,expected", [("kpn", 200), ("gated_kpn_64", 64)])
 def test_largest_layer_is_measured(name, expected):
     assert largest_layer(create_model(name, widths=[8, 8]).eval(), size=32) == expected
+
+
+def test_run_burst_eval_with_the_shipped_model(photos: Path):
+    rows, notes = run_burst_eval(photos, "burst", limit=1, size=48)
+    assert [r["method"] for r in rows] == ["single frame", "mean of frames", "burst"]
+    assert all(r["level"] == "spec" and r["images"] == 1 and r["cpu_s_per_mp"] >= 0 for r in rows)
+    assert "fixed seed" in notes[0]
