@@ -23,7 +23,8 @@ import torch
 
 from .data.unprocess import linear_to_srgb, srgb_to_linear
 from .errors import HyperispError
-from .io.images import read_image, write_image
+from .io.atomic import check_output_path
+from .io.images import output_format, read_image, write_image
 from .pipeline import get_model, resolve_device
 
 PathType = Union[str, PathLike]
@@ -149,6 +150,8 @@ def burst_denoise_file(
     device: str | torch.device = "auto",
 ) -> Path:
     """Denoise a burst of image files and write the result atomically, with the first frame's EXIF."""
+    output_format(output_path, fmt)  # a bad extension or an existing output fails before the slow part
+    check_output_path(Path(output_path), overwrite=overwrite)
     dev = resolve_device(device)
     net = get_model(model, "burst", dev)
     stack, metadata = read_burst(frames, max_frames=net.frames)

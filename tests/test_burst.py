@@ -100,7 +100,9 @@ def test_cli_burst(tmp_path: Path):
     out = tmp_path / "out.tif"
     assert runner.invoke(app, ["burst", *map(str, paths), "-o", str(out)]).exit_code == 0 and out.is_file()
     odd = write_image(tmp_path / "odd.png", _frames(1, (10, 10))[0])
-    result = runner.invoke(app, ["burst", str(paths[0]), str(odd)])
+    result = runner.invoke(app, ["burst", str(paths[0]), str(odd), "-o", str(tmp_path / "odd_out.png")])
     assert result.exit_code == 1 and f"error: {odd}" in result.output
+    result = runner.invoke(app, ["burst", *map(str, paths), "-o", str(out)])
+    assert result.exit_code == 1 and "already exists" in result.output  # kept unless --overwrite
     result = runner.invoke(app, ["burst"])
     assert result.exit_code == 1 and "no frames given" in result.output
