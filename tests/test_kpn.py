@@ -26,7 +26,7 @@ def test_registered_burst_models_shapes_and_largest_layer(name, largest):
     assert max(sizes) == largest  # the per-pixel maps: 8 frames x 25 taps, or M
 
 
-@pytest.mark.parametrize("name", ["kpn", "gated_kpn_64"])
+@pytest.mark.parametrize("name", ["kpn", "gated_kpn_64", "hyper_gated_kpn_64"])
 def test_untrained_models_average_the_frames(name):
     torch.manual_seed(0)
     model = create_model(name, widths=[8, 8])
@@ -64,3 +64,18 @@ def test_wrong_frame_count_is_an_error():
     model = KPN(frames=8, widths=[4, 4])
     with pytest.raises(ValueError, match=r"\(N, 8, H, W\)"):
         model(_burst(1, t=4))
+
+
+def test_hyper_gated_kpn_is_conditioned_on_the_burst():
+    torch.manual_seed(0)
+    model = create_model("hyper_gated_kpn_64", widths=[8, 8], n_hid=16)
+    burst = _burst(2, h=16, w=20)
+    model(burst).square().mean().backward()
+    assert model.hyper_scale.grad is not None and model.hyper_scale.grad.abs() > 0
+    with torch.no_grad():
+        model.hyper_scale.fill_(1.0)
+        # filters are predicted per burst: the two bursts get different filters
+        pooled = torch.nn.functional.adaptive_max_pool2d(model.unet(burst, return_bottleneck=True)[1], 1).flatten(1)
+        weights = model.hyper.predict(pooled).weight
+    assert (weights[0] - weights[1]).abs().max() > 0
+    assert model(burst).shape == (2, 1, 16, 20)

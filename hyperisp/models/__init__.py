@@ -2,7 +2,7 @@
 from hyperisp.models.registry import MODEL_CONFIGS, create_model, get_config, list_archs, list_configs, register_arch
 from hyperisp.models.hyperunet import HyperUNet
 from hyperisp.models.vdn import VDN, HyperVDN
-from hyperisp.models.kpn import KPN, GatedKPN
+from hyperisp.models.kpn import KPN, GatedKPN, HyperGatedKPN
 from hyperisp.models.counting import FlopCount, count_flops, count_params, flops_per_param, model_cost
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "FlopCount",
     "GatedKPN",
     "HyperUNet",
+    "HyperGatedKPN",
     "HyperVDN",
     "KPN",
     "VDN",

@@ -16,7 +16,11 @@ Deviations from Mildenhall, for CPU use: a narrower U-Net (widths 16-32-64-64 in
 of 64-...-512, two convs per level), no noise-level input channel (the models are
 blind: the product does not know the noise level of a user's burst), bilinear up-sampling.
 
-Initialisation: both models start as "mean of the frames" (KPN: zero last conv with
+HyperGatedKPN (optional variant): the Gated-KPN plus a HyperConv on the gated maps whose
+filters are predicted per burst from the max-pooled U-Net bottleneck (SPEC §2):
+``Y = G * m + s * HyperConv(m)``, m = a ⊙ (F * X), with a learned scalar s starting at 0.
+
+Initialisation: all models start as "mean of the frames" (KPN: zero last conv with
 the centre tap of every frame's kernel at 1/T; Gated: a = 1, F's channel 0 the frame
 mean, G reading only channel 0), so an untrained model averages the burst rather than
 returning noise.
@@ -31,6 +35,7 @@ import torch.nn.functional as F
 
 from hyperisp.models.registry import register_arch
 from hyperisp.nn.gating import GatedConvDoubleLayer, apply_pixel_kernels
+from hyperisp.nn.hyperconv import HyperConv, global_pool
 from hyperisp.nn.padding import pad_to_multiple
 
 
@@ -57,19 +62,20 @@ class BurstUNet(nn.Module):
         self.head = nn.Conv2d(widths[0], out_channels, 3, padding=1)
         self.multiple = 2 ** (len(widths) - 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, return_bottleneck: bool = False):
+        """(N, Cin, H, W) -> (N, Cout, H, W), plus the (N, widths[-1], H/m, W/m) bottleneck if asked."""
         skips = []
         for i, block in enumerate(self.down):
             if i:
                 x = F.avg_pool2d(x, 2)
             x = block(x)
             skips.append(x)
-        skips.pop()
+        bottleneck = skips.pop()
         for block in self.up:
             skip = skips.pop()
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
-        return self.head(x)
+        return (self.head(x), bottleneck) if return_bottleneck else self.head(x)
 
 
 class _BurstDenoiser(nn.Module):
@@ -144,3 +150,29 @@ class GatedKPN(_BurstDenoiser):
 
     def combine(self, burst: torch.Tensor, multiplier: torch.Tensor) -> torch.Tensor:
         return self.gate(burst, multiplier)
+
+
+@register_arch("hyper_gated_kpn")
+class HyperGatedKPN(GatedKPN):
+    """Gated-KPN whose output conv is conditioned on the whole burst through a HyperConv.
+
+    ``Y = G * m + s * HyperConv(m, pooled)``, m = a ⊙ (F * X), pooled = max-pool of the
+    U-Net bottleneck (N, widths[-1]); s (scalar) starts at 0, so an untrained model is the
+    frame mean like :class:`GatedKPN`.
+    """
+
+    def __init__(self, frames: int = 8, hidden: int = 64, kernel_size: int = 5,
+                 widths: Sequence[int] = (16, 32, 64, 64), n_hid: int = 64) -> None:
+        super().__init__(frames, hidden, kernel_size, widths)
+        self.config = {**self.config, "arch": "hyper_gated_kpn", "n_hid": n_hid}
+        self.hyper = HyperConv(hidden, 1, int(widths[-1]), n_hid, kernel_size)
+        self.hyper_scale = nn.Parameter(torch.zeros(()))
+
+    def forward(self, burst: torch.Tensor) -> torch.Tensor:
+        self._check(burst)
+        h, w = burst.shape[-2:]
+        padded = pad_to_multiple(burst, self.unet.multiple)
+        multiplier, bottleneck = self.unet(padded, return_bottleneck=True)
+        gated = multiplier * self.gate._same_conv(padded, self.gate.F)
+        y = self.gate._same_conv(gated, self.gate.G) + self.hyper_scale * self.hyper(gated, global_pool(bottleneck))
+        return y[..., :h, :w]

@@ -52,6 +52,7 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
     "kpn": {"arch": "kpn", "frames": 8, "kernel_size": 5},
     "gated_kpn_128": {"arch": "gated_kpn", "frames": 8, "hidden": 128, "kernel_size": 5},
     "gated_kpn_64": {"arch": "gated_kpn", "frames": 8, "hidden": 64, "kernel_size": 5},
+    "hyper_gated_kpn_64": {"arch": "hyper_gated_kpn", "frames": 8, "hidden": 64, "kernel_size": 5, "n_hid": 64},
 }
 
 
