@@ -1,4 +1,5 @@
 """hyperisp: camera RAW to sRGB and photo denoising with HyperConvolution networks."""
+from .burst import burst_denoise, burst_denoise_file
 from .errors import HyperispError
 from .models import create_model, list_configs
 from .pipeline import denoise, denoise_file, develop, develop_file, develop_raw
@@ -10,6 +11,8 @@ __version__ = "0.1.0"
 __all__ = [
     "HyperispError",
     "RawImage",
+    "burst_denoise",
+    "burst_denoise_file",
     "create_model",
     "denoise",
     "denoise_file",

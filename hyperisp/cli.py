@@ -228,6 +228,35 @@ def denoise(
 
 
 @app.command()
+def burst(
+    frames: List[Path] = typer.Argument(None, help="2 to 8 photos of the same scene (PNG, JPEG, TIFF); the first is the reference."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (default: FIRST_burst beside the first frame)."),
+    fmt: Optional[OutputFormat] = FormatOpt,
+    quality: int = QualityOpt,
+    model: str = typer.Option("burst", "--model", "-m", help="Shipped model name or model card path."),
+    device: Device = DeviceOpt,
+    overwrite: bool = OverwriteOpt,
+) -> None:
+    """Denoise a burst of frames of one scene into a single photo aligned with the first frame."""
+    from .burst import burst_denoise_file
+
+    frames = list(frames or [])
+    _warn_if_untrained(model)
+    try:
+        if not frames:
+            raise HyperispError(None, "no frames given: a burst needs 2 to 8 frames of the same scene")
+        first = frames[0]
+        default_ext = first.suffix.lower() if first.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff") else ".png"
+        target = _output_path(first, output, fmt, default_ext, False, suffix="_burst")
+        burst_denoise_file(frames, target, fmt=fmt and fmt.value, quality=quality, overwrite=overwrite,
+                           model=model, device=device.value)
+    except HyperispError as error:
+        _fail(error)
+        raise typer.Exit(1)
+    err.print(f"denoised burst of {len(frames)} frames -> {target}", soft_wrap=True)
+
+
+@app.command()
 def models(as_json: bool = typer.Option(False, "--json", help="Print the model cards as JSON.")) -> None:
     """List the shipped models with their cards."""
     from dataclasses import asdict

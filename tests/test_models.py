@@ -147,7 +147,7 @@ def test_hypervdn_uses_reduced_hyperconvs():
 @pytest.mark.parametrize("name", list_configs())
 def test_registry_round_trip(name):
     model = _meta(name)
-    assert model.task in ("isp", "denoise")
+    assert model.task in ("isp", "denoise", "burst")
     config = json.loads(json.dumps(model.config))  # plain JSON data
     with torch.device("meta"):
         clone = create_model(config)

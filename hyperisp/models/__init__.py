@@ -2,13 +2,17 @@
 from hyperisp.models.registry import MODEL_CONFIGS, create_model, get_config, list_archs, list_configs, register_arch
 from hyperisp.models.hyperunet import HyperUNet
 from hyperisp.models.vdn import VDN, HyperVDN
+from hyperisp.models.kpn import KPN, GatedKPN, HyperGatedKPN
 from hyperisp.models.counting import FlopCount, count_flops, count_params, flops_per_param, model_cost
 
 __all__ = [
     "MODEL_CONFIGS",
     "FlopCount",
+    "GatedKPN",
     "HyperUNet",
+    "HyperGatedKPN",
     "HyperVDN",
+    "KPN",
     "VDN",
     "count_flops",
     "count_params",

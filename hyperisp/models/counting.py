@@ -131,7 +131,7 @@ def flops_per_param(model: nn.Module, input_shape: Sequence[int]) -> float:
 def input_shape_for(task: str, megapixels: float) -> tuple[int, int, int, int]:
     """Input shape whose OUTPUT has about ``megapixels`` MP at 3:2 aspect (12.6 MP ~ 4350x2900).
 
-    "isp": packed Bayer (1, 4, H/2, W/2); "denoise": (1, 3, H, W).
+    "isp": packed Bayer (1, 4, H/2, W/2); "denoise": (1, 3, H, W); "burst": (1, 8, H, W).
     """
     if megapixels <= 0:
         raise ValueError(f"expected megapixels > 0, got {megapixels}")
@@ -141,7 +141,9 @@ def input_shape_for(task: str, megapixels: float) -> tuple[int, int, int, int]:
         return (1, 4, h // 2, w // 2)
     if task == "denoise":
         return (1, 3, h, w)
-    raise ValueError(f"expected task 'isp' or 'denoise', got {task!r}")
+    if task == "burst":  # an 8-frame grey burst
+        return (1, 8, h, w)
+    raise ValueError(f"expected task 'isp', 'denoise' or 'burst', got {task!r}")
 
 
 def model_cost(model: Union[str, Mapping[str, Any]], megapixels: float = 12.6) -> dict[str, Any]:

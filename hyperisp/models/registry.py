@@ -8,7 +8,7 @@
     clone = create_model(model.config)                     # same architecture
 
 Every model built here carries ``model.config`` (a JSON-serialisable dict with
-"arch") and ``model.task`` ("isp" or "denoise").
+"arch") and ``model.task`` ("isp", "denoise" or "burst").
 """
 from __future__ import annotations
 
@@ -48,6 +48,11 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
         "arch": "hypervdn", "ratio": 1 / 3, "n_hid": 64, "base_channels": 24, "depth": 4,
         "snet_channels": 24, "embed_channels": [8, 16, 32],
     },
+    # SPEC §6 burst denoisers (8-frame grey bursts; narrow U-Net for CPU, see kpn.py).
+    "kpn": {"arch": "kpn", "frames": 8, "kernel_size": 5},
+    "gated_kpn_128": {"arch": "gated_kpn", "frames": 8, "hidden": 128, "kernel_size": 5},
+    "gated_kpn_64": {"arch": "gated_kpn", "frames": 8, "hidden": 64, "kernel_size": 5},
+    "hyper_gated_kpn_64": {"arch": "hyper_gated_kpn", "frames": 8, "hidden": 64, "kernel_size": 5, "n_hid": 64},
 }
 
 

@@ -1,0 +1,159 @@
+"""Burst denoising: several noisy photos of the same scene -> one clean photo.
+
+    >>> import hyperisp.burst
+    >>> clean = hyperisp.burst.burst_denoise(["f1.png", "f2.png", "f3.png"])   # (H, W, 3) or (H, W)
+    >>> hyperisp.burst.burst_denoise_file(["f1.png", "f2.png"], "out.png")
+
+The shipped ``burst`` model is a Gated-KPN (paper B, :mod:`hyperisp.models.kpn`) for
+grey 8-frame bursts. The first frame is the reference: the result is aligned with it.
+Frames are linearised (sRGB curve), denoised, and gamma-encoded again. Colour bursts
+go through the grey model one channel at a time; grey bursts (all channels equal, or
+(H, W) arrays) once, and come back grey. Bursts shorter than the model's frame count
+are cycled (f1 f2 f3 f1 f2 f3 f1 f2) to fill it (so when T does not divide 8 some frames
+count once more than others); large images are processed in tiles.
+"""
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+import torch
+
+from .data.unprocess import linear_to_srgb, srgb_to_linear
+from .errors import HyperispError
+from .io.atomic import check_output_path
+from .io.images import output_format, read_image, write_image
+from .pipeline import get_model, resolve_device
+
+PathType = Union[str, PathLike]
+Frame = Union[PathType, np.ndarray]
+MIN_FRAMES = 2
+TILE = 512  # output pixels per tile side
+TILE_MARGIN = 64  # context pixels around each tile: more than the U-Net's reach (~50 px), multiple of 8
+
+
+def _frame_name(frame: Frame, index: int) -> str:
+    return str(frame) if not isinstance(frame, np.ndarray) else f"frame {index + 1}"
+
+
+def _as_unit_float(pixels: np.ndarray, name: str) -> np.ndarray:
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)) or 0 in pixels.shape:
+        raise HyperispError(name, f"expected an image array of shape (H, W) or (H, W, 3), got {pixels.shape}")
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / 255
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) / 65535
+    if not np.issubdtype(pixels.dtype, np.floating):
+        raise HyperispError(name, f"expected uint8, uint16 or float pixels, got {pixels.dtype}")
+    return np.clip(np.nan_to_num(pixels.astype(np.float32)), 0.0, 1.0)
+
+
+def read_burst(frames: Sequence[Frame], max_frames: int = 8) -> tuple[np.ndarray, list[dict]]:
+    """Read and check a burst: 2..max_frames frames of one size.
+
+    Returns:
+        (stack, metadata): stack (T, H, W) for a grey burst or (T, H, W, 3) for colour,
+        float32 sRGB in [0, 1]; metadata: each file's EXIF dict ({} for arrays).
+    Raises:
+        HyperispError: too few/many frames, an unreadable frame, or a frame whose size
+            differs from the first one (naming the first offending frame).
+    """
+    frames = list(frames)
+    if len(frames) < MIN_FRAMES:
+        what = "no frames given" if not frames else "only one frame given"
+        raise HyperispError(None, f"{what}: a burst needs {MIN_FRAMES} to {max_frames} frames of the same scene")
+    if len(frames) > max_frames:
+        raise HyperispError(None, f"{len(frames)} frames given: the burst model takes at most {max_frames}")
+    pixels, metadata = [], []
+    for i, frame in enumerate(frames):
+        if isinstance(frame, np.ndarray):
+            pixels.append(_as_unit_float(frame, _frame_name(frame, i)))
+            metadata.append({})
+        else:
+            photo = read_image(frame)
+            pixels.append(photo.pixels)
+            metadata.append(photo.metadata)
+        if pixels[-1].shape[:2] != pixels[0].shape[:2]:
+            h, w = pixels[-1].shape[:2]
+            h0, w0 = pixels[0].shape[:2]
+            raise HyperispError(_frame_name(frame, i), f"frame is {w}x{h} but the first frame is {w0}x{h0}: "
+                                "all frames of a burst must have the same size")
+    colour = [p.ndim == 3 and not (np.array_equal(p[..., 0], p[..., 1]) and np.array_equal(p[..., 0], p[..., 2]))
+              for p in pixels]
+    if any(colour):
+        return np.stack([p if p.ndim == 3 else np.repeat(p[..., None], 3, 2) for p in pixels]), metadata
+    return np.stack([p if p.ndim == 2 else p[..., 0] for p in pixels]), metadata
+
+
+@torch.inference_mode()
+def _denoise_grey(net: torch.nn.Module, burst: torch.Tensor, tile: int, margin: int) -> torch.Tensor:
+    """(T, H, W) linear burst -> (H, W), tile by tile with ``margin`` px of context."""
+    t, h, w = burst.shape
+    order = [i % t for i in range(net.frames)]  # cycle short bursts; frame 0 stays the reference
+    burst = burst[order][None]
+    if h <= tile + 2 * margin and w <= tile + 2 * margin:
+        return net(burst)[0, 0]
+    out = torch.empty(h, w, dtype=burst.dtype, device=burst.device)
+    for y in range(0, h, tile):
+        for x in range(0, w, tile):
+            y0, x0 = max(y - margin, 0), max(x - margin, 0)
+            y1, x1 = min(y + tile + margin, h), min(x + tile + margin, w)
+            result = net(burst[..., y0:y1, x0:x1])[0, 0]
+            out[y: y + tile, x: x + tile] = result[y - y0: y - y0 + tile, x - x0: x - x0 + tile]
+    return out
+
+
+def burst_denoise(
+    frames: Sequence[Frame],
+    *,
+    model: str | torch.nn.Module = "burst",
+    device: str | torch.device = "auto",
+    tile: int = TILE,
+) -> np.ndarray:
+    """Denoise a burst of 2-8 frames of the same scene into one image aligned with the first frame.
+
+    Args:
+        frames: file paths (PNG, JPEG, TIFF) or arrays (H, W) / (H, W, 3) of uint8,
+            uint16 or float in [0, 1]; all of one size; the first is the reference.
+        model: shipped model name, model card path, or a ``burst`` module.
+        device: "cpu", "cuda" or "auto".
+        tile: tile side in pixels for large images (memory bound).
+    Returns:
+        float32 sRGB in [0, 1]: (H, W) for a grey burst, (H, W, 3) for colour.
+    """
+    dev = resolve_device(device)
+    net = get_model(model, "burst", dev)
+    stack, _ = read_burst(frames, max_frames=net.frames)
+    return _denoise_stack(net, stack, dev, tile)
+
+
+def _denoise_stack(net: torch.nn.Module, stack: np.ndarray, dev: torch.device, tile: int = TILE) -> np.ndarray:
+    """(T, H, W) or (T, H, W, 3) sRGB -> (H, W) or (H, W, 3) sRGB, through the linear grey model."""
+    linear = srgb_to_linear(torch.from_numpy(stack).to(dev))
+    if linear.ndim == 3:
+        result = _denoise_grey(net, linear, tile, TILE_MARGIN)
+    else:  # colour: each channel through the grey model
+        result = torch.stack([_denoise_grey(net, linear[..., c], tile, TILE_MARGIN) for c in range(3)], dim=-1)
+    return linear_to_srgb(result).clamp(0.0, 1.0).float().cpu().numpy()
+
+
+def burst_denoise_file(
+    frames: Sequence[PathType],
+    output_path: PathType,
+    *,
+    fmt: str | None = None,
+    quality: int = 95,
+    overwrite: bool = False,
+    model: str | torch.nn.Module = "burst",
+    device: str | torch.device = "auto",
+) -> Path:
+    """Denoise a burst of image files and write the result atomically, with the first frame's EXIF."""
+    output_format(output_path, fmt)  # a bad extension or an existing output fails before the slow part
+    check_output_path(Path(output_path), overwrite=overwrite)
+    dev = resolve_device(device)
+    net = get_model(model, "burst", dev)
+    stack, metadata = read_burst(frames, max_frames=net.frames)
+    clean = _denoise_stack(net, stack, dev)
+    return write_image(output_path, clean, fmt=fmt, quality=quality, metadata=metadata[0], overwrite=overwrite)
