@@ -129,7 +129,8 @@ def output_name(pattern: str, source: Path, ext: str) -> str:
     return name
 
 
-def _image_ext(source: Path) -> str:
+def image_output_ext(source: Path) -> str:
+    """The extension (no dot) an output made from the photo ``source`` keeps by default."""
     return source.suffix.lower().lstrip(".") if source.suffix in IMAGE_EXTENSIONS else "png"
 
 
@@ -196,7 +197,7 @@ def plan_batch(
         elif single_file:
             target = output
         else:
-            name = output_name(pattern, source, ext or _image_ext(source))
+            name = output_name(pattern, source, ext or image_output_ext(source))
             folder = source.parent if output is None else output / (source.parent.relative_to(root) if root else "")
             target = folder / name
         planned.append((source, root, problem, target))

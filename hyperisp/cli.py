@@ -238,6 +238,7 @@ def burst(
     overwrite: bool = OverwriteOpt,
 ) -> None:
     """Denoise a burst of frames of one scene into a single photo aligned with the first frame."""
+    from .batch_plan import FORMAT_EXTENSIONS, image_output_ext, output_name
     from .burst import burst_denoise_file
 
     frames = list(frames or [])
@@ -246,8 +247,8 @@ def burst(
         if not frames:
             raise HyperispError(None, "no frames given: a burst needs 2 to 8 frames of the same scene")
         first = frames[0]
-        default_ext = first.suffix.lower() if first.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff") else ".png"
-        target = _output_path(first, output, fmt, default_ext, False, suffix="_burst")
+        ext = FORMAT_EXTENSIONS[fmt.value] if fmt else image_output_ext(first)
+        target = output or first.with_name(output_name("{stem}_burst.{ext}", first, ext))
         burst_denoise_file(frames, target, fmt=fmt and fmt.value, quality=quality, overwrite=overwrite,
                            model=model, device=device.value)
     except HyperispError as error:
