@@ -96,33 +96,16 @@ def auto_white_balance(image: np.ndarray, p: float = 6.0) -> np.ndarray:
 
 
 def choose_white_balance(raw: "RawImage", mode: WhiteBalanceMode = "camera") -> tuple[np.ndarray, str]:
-    """Pick white-balance gains for a raw image.
+    """Pick white-balance gains for a raw image: ``(gains, reason)``.
 
-    Args:
-        raw: a :class:`~hyperisp.raw.reader.RawImage`.
-        mode: "camera" (as shot; auto when the file has none), "auto", "daylight"
-            (the camera's daylight gains; auto when unknown), or 3 R, G, B gains.
-    Returns:
-        ``(gains, reason)``: (3,) float32 gains with G = 1, and a short reason
-        such as "as-shot" or "auto (file has no as-shot white balance)".
+    See :func:`hyperisp.raw.white_balance.choose_white_balance` (which also gives the
+    white's colour temperature): "camera" (as shot; auto when the file has none or an
+    implausible one), "auto", "daylight", or 3 R, G, B gains.
     """
-    if isinstance(mode, str):
-        mode = mode.lower()
-        if mode == "camera":
-            if raw.as_shot_wb is not None:
-                return np.asarray(raw.as_shot_wb, dtype=np.float32), "as-shot"
-            return auto_white_balance(raw.mosaic), "auto (file has no as-shot white balance)"
-        if mode == "daylight":
-            if raw.daylight_wb is not None:
-                return np.asarray(raw.daylight_wb, dtype=np.float32), "daylight"
-            return auto_white_balance(raw.mosaic), "auto (file has no daylight white balance)"
-        if mode == "auto":
-            return auto_white_balance(raw.mosaic), "auto"
-        raise ValueError(f"white balance must be 'camera', 'auto', 'daylight' or 3 gains, got {mode!r}")
-    gains = np.asarray(mode, dtype=np.float64).ravel()
-    if gains.shape != (3,) or not np.all(np.isfinite(gains)) or not np.all(gains > 0):
-        raise ValueError(f"white balance gains must be 3 positive numbers (R, G, B), got {list(mode)}")
-    return (gains / gains[1]).astype(np.float32), "user"
+    from .white_balance import choose_white_balance as choose  # that module builds on this one
+
+    choice = choose(raw, mode)
+    return choice.gains, choice.reason
 
 
 def _is_torch(x) -> bool:
@@ -193,6 +176,7 @@ def finish(
     *,
     exposure_ev: float = 0.0,
     tone: bool = True,
+    encode: bool = True,
 ) -> np.ndarray:
     """Linear camera RGB -> display sRGB.
 
@@ -202,8 +186,9 @@ def finish(
         cam_to_srgb: (3, 3) white-balanced camera RGB -> linear sRGB.
         exposure_ev: exposure correction in stops (applied in linear sRGB).
         tone: apply :func:`apply_tone_curve` after the sRGB curve.
+        encode: False gives scene-linear sRGB (no transfer curve, no tone curve).
     Returns:
-        (H, W, 3) float32 sRGB-encoded in [0, 1].
+        (H, W, 3) float32 sRGB-encoded (or linear, ``encode=False``) in [0, 1].
     """
     cam_rgb = np.asarray(cam_rgb, dtype=np.float32)
     if cam_rgb.ndim != 3 or cam_rgb.shape[2] != 3:
@@ -215,11 +200,12 @@ def finish(
     out = np.empty(cam_rgb.shape, dtype=np.float32)
     rows = max(1, (1 << 18) // max(1, cam_rgb.shape[1]))  # ~256k pixels at a time bounds the temporaries
     for top in range(0, cam_rgb.shape[0], rows):
-        out[top : top + rows] = _finish_rows(cam_rgb[top : top + rows], wb, matrix, exposure_ev, tone)
+        out[top : top + rows] = _finish_rows(cam_rgb[top : top + rows], wb, matrix, exposure_ev, tone, encode)
     return out
 
 
-def _finish_rows(cam_rgb: np.ndarray, wb: np.ndarray, matrix: np.ndarray, exposure_ev: float, tone: bool):
+def _finish_rows(cam_rgb: np.ndarray, wb: np.ndarray, matrix: np.ndarray, exposure_ev: float, tone: bool,
+                 encode: bool = True):
     # Clip at 1 *after* the gains: a clipped pixel is (1, 1, 1) in the raw; with gains like
     # (2, 1, 1.5) it would become (2, 1, 1.5) and turn magenta. Clipped at 1 it stays (1, 1, 1),
     # which the matrix maps to white (its rows sum to 1).
@@ -231,5 +217,7 @@ def _finish_rows(cam_rgb: np.ndarray, wb: np.ndarray, matrix: np.ndarray, exposu
     if exposure_ev:
         linear *= np.float32(2.0 ** exposure_ev)
         np.clip(linear, 0.0, 1.0, out=linear)
+    if not encode:
+        return linear
     encoded = linear_to_srgb(linear)
     return apply_tone_curve(encoded) if tone else encoded
