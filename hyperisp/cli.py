@@ -109,7 +109,10 @@ def develop(
     model: str = typer.Option("isp", "--model", "-m", help="Shipped model name or model card path."),
     device: Device = DeviceOpt,
     wb: str = typer.Option("camera", "--wb", help="White balance: camera, auto, daylight, or R,G,B gains."),
-    exposure: float = typer.Option(0.0, "--exposure", help="Exposure correction in EV."),
+    exposure: str = typer.Option("0", "--exposure", help="Exposure correction in EV, or 'auto' (brighten, keeping highlights)."),
+    linear: bool = typer.Option(False, "--linear", help="Scene-linear 16-bit output (linear sRGB, no tone curve); default .tif."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the white balance (gains, why, CCT) and exposure used."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary per file on stdout."),
     overwrite: bool = OverwriteOpt,
     sample: bool = typer.Option(False, "--sample", help="Develop the built-in synthetic sample raw (a DNG)."),
 ) -> None:
@@ -119,6 +122,7 @@ def develop(
 
     try:
         white_balance = _parse_wb(wb)
+        exposure_ev = _parse_exposure(exposure)
     except HyperispError as error:
         _fail(error)
         raise typer.Exit(2)
@@ -129,9 +133,20 @@ def develop(
     _warn_if_untrained(model)
 
     def job(source: Path) -> Path:
-        target = _output_path(source, output, fmt, ".jpg", len(inputs) > 1)
-        develop_file(source, target, fmt=fmt and fmt.value, quality=quality, overwrite=overwrite,
-                     model=model, device=device.value, wb=white_balance, exposure=exposure)
+        target = _output_path(source, output, fmt, ".tif" if linear else ".jpg", len(inputs) > 1)
+        chosen = fmt and fmt.value
+        if linear and chosen is None and target.suffix.lower() == ".png":
+            chosen = "png16"  # linear light needs 16 bits
+        developed = develop_file(source, target, fmt=chosen, quality=quality, overwrite=overwrite, model=model,
+                                 device=device.value, wb=white_balance, exposure=exposure_ev, linear=linear)
+        summary = developed.summary()
+        if verbose:
+            gains = ", ".join(f"{g:.3f}" for g in summary["white_balance"])
+            cct = f", {summary['cct']} K" if summary["cct"] else ""
+            err.print(f"{source}: white balance R,G,B = {gains} ({summary['white_balance_source']}{cct}); "
+                      f"exposure {summary['exposure_ev']:+.2f} EV{'; linear' if linear else ''}", soft_wrap=True)
+        if as_json:
+            print(json.dumps({"input": str(source), "output": str(target), **summary}), flush=True)
         return target
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,6 +167,18 @@ def _parse_wb(value: str):
     if len(gains) != 3 or not all(math.isfinite(g) and g > 0 for g in gains):
         raise HyperispError(None, f"--wb '{value}': expected camera, auto, daylight, or three positive gains R,G,B")
     return gains
+
+
+def _parse_exposure(value: str):
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        ev = float(value)
+    except ValueError:
+        ev = float("nan")
+    if not math.isfinite(ev) or abs(ev) > 16:
+        raise HyperispError(None, f"--exposure '{value}': expected a number of EV (-16..16) or 'auto'")
+    return ev
 
 
 @app.command()

@@ -162,10 +162,23 @@ def develop_file(
     overwrite: bool = False,
     **options,
 ) -> Developed:
-    """Develop ``input_path`` and write it atomically to ``output_path`` with sRGB ICC and EXIF."""
+    """Develop ``input_path`` and write it atomically to ``output_path`` with sRGB ICC and EXIF.
+
+    With ``linear=True`` the output must be 16-bit (``fmt`` "tiff" or "png16") and carries
+    a linear-sRGB ICC profile instead.
+    """
+    icc = None
+    if options.get("linear"):
+        from .io.images import output_format
+        from .io.linear_icc import linear_srgb_icc_profile
+
+        if output_format(output_path, fmt) not in ("tiff", "png16"):
+            raise HyperispError(output_path, "linear output needs 16 bits: use a .tif file or --format png16/tiff")
+        icc = linear_srgb_icc_profile()
     developed = develop_raw(read_raw(input_path), **options)
     write_image(
-        output_path, developed.rgb, fmt=fmt, quality=quality, metadata=developed.metadata, overwrite=overwrite
+        output_path, developed.rgb, fmt=fmt, quality=quality, metadata=developed.metadata, overwrite=overwrite,
+        icc_profile=icc,
     )
     return developed
 
