@@ -69,13 +69,14 @@ def _camera_planes(image: np.ndarray, max_samples: int = 1 << 20) -> np.ndarray:
     raise ValueError(f"expected an (H, W, 3) image or an even-sized (H, W) RGGB mosaic, got {image.shape}")
 
 
-def auto_white_balance(image: np.ndarray, p: float = 6.0) -> np.ndarray:
+def auto_white_balance(image: np.ndarray, p: float = 6.0, max_samples: int = 1 << 20) -> np.ndarray:
     """Estimate white-balance gains with shades-of-grey (Minkowski p-norm grey world).
 
     Args:
         image: (H, W, 3) linear camera RGB, or an (H, W) canonical RGGB mosaic, in [0, 1].
         p: Minkowski norm; 1 is grey world, large p tends to white patch. 6 is the
             usual robust choice (Finlayson & Trezzi 2004).
+        max_samples: big images are subsampled on a regular grid to about this many 2x2 blocks.
     Returns:
         (3,) float32 R, G, B gains with G = 1, clamped to [0.2, 8].
 
@@ -83,7 +84,7 @@ def auto_white_balance(image: np.ndarray, p: float = 6.0) -> np.ndarray:
     wrong, and very dark ones (brightest channel < 2 % of the image's 99th
     percentile) because they are mostly noise.
     """
-    rgb = _camera_planes(image)
+    rgb = _camera_planes(image, max_samples)
     peak = rgb.max(axis=1)
     valid = (peak <= 0.98) & (peak >= 0.02 * max(float(np.percentile(peak, 99)), 1e-6)) & np.all(rgb >= 0, axis=1)
     if valid.sum() < 16:  # almost all clipped or black: use what there is
