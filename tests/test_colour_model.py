@@ -143,3 +143,15 @@ def test_cli_verbose_json_linear_and_exposure(small_dng, tmp_path):
     assert linear.mean() < srgb_to_linear(encoded).mean() * 1.5 and linear.mean() < encoded.mean()
     bad = runner.invoke(app, ["develop", str(small_dng), "--exposure", "bright"])
     assert bad.exit_code == 2 and "--exposure" in bad.output
+
+
+def test_clipped_highlights_stay_white_whatever_the_gains():
+    """Pixels clipped in one, two or all channels must not turn magenta or cyan (gains below and above 1)."""
+    cam = np.array([[[1.0, 1.0, 1.0], [0.7, 1.0, 0.8], [1.0, 1.0, 0.9]]], np.float32)
+    for gains in ([0.9, 1.0, 1.2], [2.0, 1.0, 1.5]):
+        out = finish(cam, gains, np.eye(3), tone=False)
+        np.testing.assert_allclose(out[0, 0], 1.0, atol=1e-6)  # fully clipped -> white
+        np.testing.assert_allclose(out[0, 1:], 1.0, atol=1e-6)  # clipped in one channel: white, not a cast
+    below = np.array([[[0.5, 0.85, 0.6]]], np.float32)  # nothing near the clip: untouched by the fade
+    np.testing.assert_allclose(finish(below, [1.5, 1, 1.2], np.eye(3), tone=False, encode=False)[0, 0],
+                               [0.75, 0.85, 0.72], atol=1e-6)

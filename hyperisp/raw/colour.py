@@ -24,6 +24,7 @@ SRGB_TO_XYZ = np.array(
 )
 _MIN_GAIN, _MAX_GAIN = 0.2, 8.0  # plausible white-balance gains relative to green
 TONE_STRENGTH = 0.25
+HIGHLIGHT_FADE_START = 0.9  # raw level (white = 1) above which clipped-channel colour fades to white
 
 
 def normalise_gains(gains: Sequence[float]) -> np.ndarray | None:
@@ -211,6 +212,23 @@ def _finish_rows(cam_rgb: np.ndarray, wb: np.ndarray, matrix: np.ndarray, exposu
     # (2, 1, 1.5) it would become (2, 1, 1.5) and turn magenta. Clipped at 1 it stays (1, 1, 1),
     # which the matrix maps to white (its rows sum to 1).
     linear = np.minimum(cam_rgb * wb, np.float32(1.0))
+    # Where any channel nears the sensor clip its true colour is lost (a clipped green
+    # under gains > 1 reads magenta, a clipped red under a gain < 1 cyan): fade such
+    # pixels to their brightest balanced channel, fully at the clip. Row chunks with no
+    # such pixel pay one max(); others ~10 elementwise passes (channel slices: numpy's
+    # max(axis=-1) and boolean indexing are several times slower here).
+    start = np.float32(HIGHLIGHT_FADE_START)
+    if cam_rgb.max() > start:
+        fade = np.maximum(cam_rgb[..., 0], cam_rgb[..., 1])
+        np.maximum(fade, cam_rgb[..., 2], out=fade)
+        fade -= start
+        fade *= np.float32(1.0) / (np.float32(1.0) - start)
+        np.clip(fade, 0.0, 1.0, out=fade)
+        brightest = np.maximum(linear[..., 0], linear[..., 1])
+        np.maximum(brightest, linear[..., 2], out=brightest)
+        for k in range(3):
+            channel = linear[..., k]
+            channel += fade * (brightest - channel)
     # torch's matmul is ~50x faster than numpy's for an (N, 3) x (3, 3) product.
     linear = (torch.from_numpy(linear.reshape(-1, 3)) @ torch.from_numpy(matrix.T.copy())).numpy()
     linear = linear.reshape(cam_rgb.shape)
