@@ -53,9 +53,19 @@ def render_chart(illuminant: str, seed: int = 0):
     return np.clip(np.round(noisy + BLACK), 0, WHITE).astype(np.uint16), neutral / neutral[1]
 
 
+def forward_matrix(illuminant: str) -> np.ndarray:
+    """DNG ForwardMatrix of the test camera: white-balanced camera RGB -> XYZ D50 under ``illuminant``."""
+    white = xy_to_xyz(XY[illuminant])
+    matrix = CAMERA_D65 if illuminant == "D65" else CAMERA_A
+    return bradford(white, D50_XYZ) @ np.linalg.inv(matrix) @ np.diag(matrix @ white)
+
+
 def write_chart_dng(path, illuminant: str, as_shot: str):
     mosaic, neutral = render_chart(illuminant)
     extra = {}
+    if as_shot == "forward":  # correct neutral, and ForwardMatrix1/2 too (the DNG spec's preferred path)
+        extra = {"forward_matrix_1": forward_matrix("A"), "forward_matrix_2": forward_matrix("D65")}
+        as_shot = "correct"
     if as_shot == "correct":
         extra["as_shot_neutral"] = neutral
     elif as_shot == "white_xy":
@@ -91,6 +101,7 @@ CASES = [  # (illuminant, as-shot metadata, wb mode, expected reason prefix, mea
     ("D65", "correct", "camera", "as-shot", 3.0),
     ("A", "correct", "camera", "as-shot", 3.0),
     ("D65", "white_xy", "camera", "as-shot", 3.0),
+    ("A", "forward", "camera", "as-shot", 3.0),
     ("D65", "missing", "camera", "auto (file has no", 4.0),
     ("D65", "wrong", "camera", "auto (as-shot white", 4.0),
     ("D65", "wrong", "auto", "auto", 4.0),
