@@ -7,10 +7,12 @@ colour model (its colour temperature and distance from the Planckian locus) or, 
 one, against the camera's daylight white, and falls back to :func:`estimate_white_balance`.
 
 The automatic estimate works in the camera's linear RGB on the raw mosaic, before the
-network: shades-of-grey (``colour.auto_white_balance``) as a start, then a few rounds of
-a bright-grey-pixel search (the mean of the unclipped, not-too-dark pixels that the
-current estimate makes near-neutral, weighted by brightness), each time pulled onto the
+network: grey-edge (:func:`grey_edge_white_balance`) as a start, then a few rounds of a
+grey-pixel search (the mean of the unclipped, not-too-dark pixels that the current
+estimate makes near-neutral, with a shrinking tolerance), each time pulled onto the
 camera's Planckian locus when its colour model is known (real lights are near it).
+On the real raws in ../shared (a white muzzle, chart greys, a white wall under warm
+lamps) this start and the plain mean beat shades-of-grey and brightness weights.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Sequence, Union
 import numpy as np
 
 from .camera_colour import CameraColour, _uv, cct_duv, planckian_xy
-from .colour import _MAX_GAIN, _MIN_GAIN, _camera_planes, auto_white_balance
+from .colour import _MAX_GAIN, _MIN_GAIN, _camera_planes
 
 if TYPE_CHECKING:
     from .reader import RawImage
@@ -69,6 +71,38 @@ def project_to_locus(neutral: np.ndarray, colour: CameraColour, cct_range=AUTO_C
     return colour.xy_to_neutral(_xy_from_uv(on_locus + offset))
 
 
+def grey_edge_white_balance(image: np.ndarray, p: float = 2.0, max_samples: int = 1 << 20) -> np.ndarray:
+    """Grey-edge white balance (van de Weijer, Gevers & Gijsenij 2007): the mean edge is grey.
+
+    Args:
+        image: (H, W) canonical RGGB mosaic or (H, W, 3) camera RGB, in [0, 1].
+        p: Minkowski norm of the gradient magnitudes (2 is their recommended 1st-order setting).
+    Returns:
+        (3,) float64 gains with G = 1 (ones when the image has no unclipped edges).
+
+    Unlike grey world it ignores large flat coloured areas (grass, sky, walls), and
+    unlike a bright-pixel method it is not pulled by bright self-luminous objects (lamps).
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
+        planes = np.stack([image[0::2, 0::2], 0.5 * (image[0::2, 1::2] + image[1::2, 0::2]), image[1::2, 1::2]], -1)
+    else:
+        planes = image
+    step = max(1, int(np.sqrt(planes.shape[0] * planes.shape[1] / max_samples)))
+    planes = planes[::step, ::step].astype(np.float32)
+    if min(planes.shape[:2]) < 2:
+        return np.ones(3)
+    unclipped = planes.max(axis=-1) < 0.98
+    mask = unclipped[:-1, :-1] & unclipped[1:, :-1] & unclipped[:-1, 1:]  # both ends of each difference
+    dy, dx = np.diff(planes, axis=0)[:, :-1], np.diff(planes, axis=1)[:-1]
+    magnitude = np.sqrt(dy * dy + dx * dx)[mask].astype(np.float64)
+    if len(magnitude) < 16:
+        return np.ones(3)
+    norms = np.mean(magnitude**p, axis=0) ** (1 / p)
+    return norms[1] / norms if np.all(norms > 0) else np.ones(3)
+
+
 def estimate_white_balance(image: np.ndarray, colour: CameraColour | None = None, rounds: int = 4,
                            max_samples: int = 1 << 18) -> np.ndarray:
     """Automatic white-balance gains from linear camera RGB.
@@ -81,13 +115,13 @@ def estimate_white_balance(image: np.ndarray, colour: CameraColour | None = None
     Returns:
         (3,) float32 gains with G = 1, within [0.2, 8].
     """
-    gains = auto_white_balance(image, max_samples=max_samples).astype(np.float64)
+    gains = np.clip(grey_edge_white_balance(image), _MIN_GAIN, _MAX_GAIN)
     if colour is not None:
         gains = 1 / project_to_locus(1 / gains, colour)
     rgb = _camera_planes(image, max_samples)
     peak = rgb.max(axis=1)
     keep = (peak <= 0.98) & (peak >= 0.05 * max(float(np.percentile(peak, 99)), 1e-6)) & np.all(rgb > 0, axis=1)
-    rgb, peak = rgb[keep], peak[keep]
+    rgb = rgb[keep]
     if len(rgb) < 64:
         return np.clip(gains, _MIN_GAIN, _MAX_GAIN).astype(np.float32)
     log_rgb = np.log(rgb)
@@ -97,8 +131,8 @@ def estimate_white_balance(image: np.ndarray, colour: CameraColour | None = None
         grey = np.abs(chroma[:, [0, 2]]).max(axis=1) < tolerance
         if grey.sum() < max(32, 0.002 * len(rgb)):
             break  # too few near-grey pixels to trust: keep the current estimate
-        weight = peak[grey]  # bright grey pixels are the least noisy and the most likely white
-        neutral = (rgb[grey] * weight[:, None]).sum(axis=0) / weight.sum()
+        # Plain mean: weighting by brightness would let bright lamps and their glow decide.
+        neutral = rgb[grey].mean(axis=0)
         if colour is not None:
             neutral = project_to_locus(neutral, colour)
         gains = neutral[1] / neutral
@@ -163,5 +197,5 @@ def choose_white_balance(raw: "RawImage", mode: WhiteBalanceMode = "camera") -> 
     return _with_cct(gains / gains[1], "user", colour)
 
 
-__all__ = ["WhiteBalance", "choose_white_balance", "estimate_white_balance", "implausible_as_shot",
-           "project_to_locus"]
+__all__ = ["WhiteBalance", "choose_white_balance", "estimate_white_balance", "grey_edge_white_balance",
+           "implausible_as_shot", "project_to_locus"]
