@@ -99,7 +99,7 @@ def develop_raw(
     White balance is chosen on the raw mosaic (before the network); with the camera's
     colour model (DNG ColorMatrix/ForwardMatrix by illuminant, or LibRaw's) the
     camera -> sRGB matrix is the one for that white's colour temperature.
-    ``exposure`` is EV or "auto" (:func:`~hyperisp.raw.exposure.auto_exposure`);
+    ``exposure`` is EV (added to a DNG's BaselineExposure) or "auto" (:func:`~hyperisp.raw.exposure.auto_exposure`);
     ``linear=True`` returns scene-linear sRGB with no transfer or tone curve.
     """
     if not (exposure == "auto" or isinstance(exposure, (int, float))):
@@ -112,7 +112,9 @@ def develop_raw(
     mosaic = torch.from_numpy(raw.mosaic)[None, None]
     cam_rgb = _run(net, pack_bayer(mosaic)[0].numpy(), dev).transpose(1, 2, 0)
     cam_rgb = from_canonical(np.clip(cam_rgb, 0.0, 1.0), raw.frame)
-    ev = auto_exposure(cam_rgb, choice.gains, cam_to_srgb) if exposure == "auto" else float(exposure)
+    # A DNG's BaselineExposure moves the exposure zero point (DNG spec); auto measures the data instead.
+    baseline = float(raw.metadata.get("baseline_exposure", 0.0))
+    ev = auto_exposure(cam_rgb, choice.gains, cam_to_srgb) if exposure == "auto" else float(exposure) + baseline
     rgb = finish(cam_rgb, choice.gains, cam_to_srgb, exposure_ev=ev, tone=not linear, encode=not linear)
     return Developed(apply_orientation(rgb, raw.flip), choice.gains, choice.reason, dict(raw.metadata),
                      choice.cct, ev, np.asarray(cam_to_srgb), linear)

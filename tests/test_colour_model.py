@@ -155,3 +155,15 @@ def test_clipped_highlights_stay_white_whatever_the_gains():
     below = np.array([[[0.5, 0.85, 0.6]]], np.float32)  # nothing near the clip: untouched by the fade
     np.testing.assert_allclose(finish(below, [1.5, 1, 1.2], np.eye(3), tone=False, encode=False)[0, 0],
                                [0.75, 0.85, 0.72], atol=1e-6)
+
+
+def test_dng_baseline_exposure_moves_the_exposure_zero_point(tmp_path):
+    mosaic, neutral = render_chart("D65")
+    common = dict(black_level=128, white_level=4095, color_matrix=CAMERA_D65, as_shot_neutral=neutral)
+    plain = hyperisp.develop_raw(hyperisp.read_raw(write_dng(tmp_path / "a.dng", mosaic, **common)),
+                                 device="cpu", linear=True)
+    raw = hyperisp.read_raw(write_dng(tmp_path / "b.dng", mosaic, baseline_exposure=-1.0, **common))
+    assert raw.metadata["baseline_exposure"] == -1.0
+    darker = hyperisp.develop_raw(raw, device="cpu", linear=True, exposure=0.5)
+    assert darker.exposure_ev == pytest.approx(-0.5)
+    np.testing.assert_allclose(darker.rgb, plain.rgb * 2**-0.5, atol=2e-3)

@@ -27,6 +27,7 @@ TAG_BLACK_LEVEL_REPEAT_DIM, TAG_BLACK_LEVEL, TAG_WHITE_LEVEL = 50713, 50714, 507
 TAG_COLOR_MATRIX_1, TAG_AS_SHOT_NEUTRAL, TAG_CALIBRATION_ILLUMINANT_1 = 50721, 50728, 50778
 TAG_COLOR_MATRIX_2, TAG_AS_SHOT_WHITE_XY, TAG_CALIBRATION_ILLUMINANT_2 = 50722, 50729, 50779
 TAG_FORWARD_MATRIX_1, TAG_FORWARD_MATRIX_2 = 50964, 50965
+TAG_BASELINE_EXPOSURE = 50730
 PHOTOMETRIC_CFA, PHOTOMETRIC_LINEAR_RAW = 32803, 34892
 
 ILLUMINANT_STANDARD_A, ILLUMINANT_D65, ILLUMINANT_D50 = 17, 21, 23
@@ -59,6 +60,7 @@ def write_dng(
     forward_matrix_1: np.ndarray | None = None,
     forward_matrix_2: np.ndarray | None = None,
     as_shot_white_xy: Sequence[float] | None = None,
+    baseline_exposure: float | None = None,
     orientation: int = 1,
     make: str = "hyperisp",
     model: str = "synthetic",
@@ -89,6 +91,7 @@ def write_dng(
             the two illuminants (DNG ForwardMatrix1/2).
         as_shot_white_xy: (2,) scene white chromaticity (DNG AsShotWhiteXY), the
             alternative to ``as_shot_neutral`` (write at most one of them).
+        baseline_exposure: EV by which readers should move the exposure zero point (DNG BaselineExposure).
         orientation: TIFF Orientation 1..8 (1 = upright, 3 = 180 deg, 6 = rotate 90 CW
             to view, 8 = rotate 90 CCW to view).
         make, model, unique_camera_model: camera names (UniqueCameraModel defaults to
@@ -153,6 +156,8 @@ def write_dng(
         if white.shape != (2,) or not np.all((white > 0) & (white < 1)):
             raise ValueError(f"as_shot_white_xy must be 2 chromaticities in (0, 1), got {as_shot_white_xy}")
         tags.append((TAG_AS_SHOT_WHITE_XY, "RATIONAL", white.tolist()))
+    if baseline_exposure is not None:
+        tags.append((TAG_BASELINE_EXPOSURE, "SRATIONAL", float(baseline_exposure)))
     if as_shot_neutral is not None:
         neutral = np.asarray(as_shot_neutral, dtype=np.float64)
         if neutral.shape != (3,) or not np.all(neutral > 0):

@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import HyperispError
 from .camera_colour import (
     DNG_COLOUR_TAGS,
+    TAG_BASELINE_EXPOSURE,
     TAG_COLOR_MATRIX,
     CameraColour,
     as_shot_neutral_from_dng_tags,
@@ -211,6 +212,9 @@ def read_raw(path: str | os.PathLike) -> RawImage:
                 as_shot = normalise_gains(1.0 / dng_neutral) if dng_neutral is not None else None
             flip = int(raw.sizes.flip)
             metadata = _metadata(raw, name)
+            baseline = dng_tags.get(TAG_BASELINE_EXPOSURE)
+            if isinstance(baseline, tuple) and len(baseline) == 1 and abs(baseline[0]) <= 8:
+                metadata["baseline_exposure"] = float(baseline[0])  # DNG: the file's own exposure zero point
     except HyperispError as err:
         raise HyperispError(name, err.reason) from None
     except rawpy.LibRawError as err:
