@@ -108,9 +108,7 @@ def compute_stage(decoded: Any, spec: JobSpec) -> tuple[Any, dict, dict]:
 
     if spec.command == "develop":
         developed = pipeline.develop_raw(decoded, model=spec.model, device=spec.device, **spec.options)
-        info = {"white_balance": [round(float(g), 6) for g in developed.white_balance],
-                "white_balance_source": developed.white_balance_source}
-        return developed.rgb, developed.metadata, info
+        return developed.rgb, developed.metadata, developed.summary()
     clean = pipeline.denoise(decoded.pixels, model=spec.model, device=spec.device, **spec.options)
     return clean, decoded.metadata, {}
 
@@ -118,13 +116,16 @@ def compute_stage(decoded: Any, spec: JobSpec) -> tuple[Any, dict, dict]:
 def write_stage(item: PlanItem, spec: JobSpec, pixels: Any, metadata: dict) -> None:
     """Encode and write atomically (the output's folder is made when the tree is mirrored)."""
     from .io.images import write_image
+    from .pipeline import output_icc_profile
 
     if item.make_folder:
         try:
             item.target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise HyperispError(item.target, f"cannot create its folder: {err.strerror or err}") from None
-    write_image(item.target, pixels, fmt=spec.fmt, quality=spec.quality, metadata=metadata, overwrite=spec.overwrite)
+    icc = output_icc_profile(spec.options.get("linear", False)) if spec.command == "develop" else None
+    write_image(item.target, pixels, fmt=spec.fmt, quality=spec.quality, metadata=metadata, overwrite=spec.overwrite,
+                icc_profile=icc)
 
 
 def process_item(item: PlanItem, spec: JobSpec) -> FileResult:

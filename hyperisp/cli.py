@@ -87,7 +87,7 @@ def _name_opt(default: str) -> typer.Option:
 
 def _run_batch(command: str, inputs: List[str], output: Optional[Path], fmt: Optional[OutputFormat], name: str,
                recursive: bool, spec_options: dict, engine: Engine, jobs: int, address: Optional[str], quiet: bool,
-               as_json: bool, failures: Optional[Path]) -> None:
+               as_json: bool, failures: Optional[Path], verbose: bool = False) -> None:
     """Plan, run and report a batch; exit 1 when any file failed, 2 for bad options."""
     import time
 
@@ -123,6 +123,10 @@ def _run_batch(command: str, inputs: List[str], output: Optional[Path], fmt: Opt
             err.print("interrupted: finished files are kept; run the same command again to resume")
             raise typer.Exit(130)
     summary = summarize(results, command=command, engine=engine.value, jobs=jobs, seconds=time.perf_counter() - start)
+    if verbose:
+        for result in results:
+            if result.status == "done" and "white_balance" in result.info:
+                err.print(_describe_colour(result.input, result.info), soft_wrap=True)
     if len(items) > 1 or summary["counts"]["skipped"]:
         err.print(summary_line(summary, verb), soft_wrap=True)
     if as_json:
@@ -146,7 +150,9 @@ def develop(
     model: str = typer.Option("isp", "--model", "-m", help="Shipped model name or model card path."),
     device: Device = DeviceOpt,
     wb: str = typer.Option("camera", "--wb", help="White balance: camera, auto, daylight, or R,G,B gains."),
-    exposure: float = typer.Option(0.0, "--exposure", help="Exposure correction in EV."),
+    exposure: str = typer.Option("0", "--exposure", help="Exposure correction in EV, or 'auto' (brighten, keeping highlights)."),
+    linear: bool = typer.Option(False, "--linear", help="Scene-linear 16-bit output (linear sRGB, no tone curve); default .tif."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the white balance (gains, why, CCT) and exposure used."),
     overwrite: bool = OverwriteOpt,
     sample: bool = typer.Option(False, "--sample", help="Develop the built-in synthetic sample raw (a DNG)."),
     recursive: bool = RecursiveOpt,
@@ -167,6 +173,7 @@ def develop(
 
     try:
         white_balance = _parse_wb(wb)
+        exposure_ev = _parse_exposure(exposure)
     except HyperispError as error:
         _fail(error)
         raise typer.Exit(2)
@@ -176,15 +183,38 @@ def develop(
         raise typer.Exit(2)
     _warn_if_untrained(model)
 
+    if linear:
+        try:
+            fmt = _linear_format(fmt, output)
+        except HyperispError as error:
+            _fail(error)
+            raise typer.Exit(2)
     spec_options = dict(quality=quality, overwrite=overwrite, model=model, device=device.value,
-                        options=dict(wb=white_balance, exposure=exposure))
+                        options=dict(wb=white_balance, exposure=exposure_ev, linear=linear))
     with tempfile.TemporaryDirectory() as tmp:
         if sample:
             sample_path = write_sample_dng(Path(tmp) / "hyperisp_sample.dng")
             inputs.append(str(sample_path))
             output = output or Path.cwd()
         _run_batch("develop", inputs, output, fmt, name, recursive, spec_options, engine, jobs, address, quiet,
-                   as_json, failures)
+                   as_json, failures, verbose=verbose)
+
+
+def _linear_format(fmt: Optional[OutputFormat], output: Optional[Path]) -> OutputFormat:
+    """Scene-linear output needs 16 bits: TIFF by default, 16-bit PNG for a .png output."""
+    if fmt is None:
+        return OutputFormat.png16 if output is not None and output.suffix.lower() == ".png" else OutputFormat.tiff
+    if fmt in (OutputFormat.jpeg, OutputFormat.png):
+        raise HyperispError(None, "--linear needs 16-bit output: --format tiff or png16")
+    return fmt
+
+
+def _describe_colour(source: str, info: dict) -> str:
+    gains = ", ".join(f"{g:.3f}" for g in info["white_balance"])
+    cct = f", {info['cct']} K" if info.get("cct") else ""
+    linear = "; linear" if info.get("linear") else ""
+    return (f"{source}: white balance R,G,B = {gains} ({info['white_balance_source']}{cct}); "
+            f"exposure {info['exposure_ev']:+.2f} EV{linear}")
 
 
 def _parse_wb(value: str):
@@ -197,6 +227,18 @@ def _parse_wb(value: str):
     if len(gains) != 3 or not all(math.isfinite(g) and g > 0 for g in gains):
         raise HyperispError(None, f"--wb '{value}': expected camera, auto, daylight, or three positive gains R,G,B")
     return gains
+
+
+def _parse_exposure(value: str):
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        ev = float(value)
+    except ValueError:
+        ev = float("nan")
+    if not math.isfinite(ev) or abs(ev) > 16:
+        raise HyperispError(None, f"--exposure '{value}': expected a number of EV (-16..16) or 'auto'")
+    return ev
 
 
 @app.command()

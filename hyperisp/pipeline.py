@@ -19,8 +19,10 @@ import torch
 from .errors import HyperispError
 from .io.images import read_image, write_image
 from .pretrained import load_pretrained
-from .raw import RawImage, apply_orientation, choose_white_balance, finish, from_canonical, raw_from_array, read_raw
+from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_array, read_raw
 from .raw.bayer import pack_bayer
+from .raw.exposure import auto_exposure
+from .raw.white_balance import choose_white_balance as choose_wb
 
 PathType = Union[str, PathLike]
 WhiteBalance = Union[str, Sequence[float]]
@@ -66,6 +68,21 @@ class Developed:
     white_balance: np.ndarray  # (3,) R, G, B gains applied
     white_balance_source: str
     metadata: dict = field(default_factory=dict)
+    white_balance_cct: float | None = None  # K, when the camera's colour model is known
+    exposure_ev: float = 0.0  # the exposure correction applied (chosen automatically with exposure="auto")
+    cam_to_srgb: np.ndarray | None = None  # (3, 3) white-balanced camera RGB -> linear sRGB used
+    linear: bool = False  # rgb is scene-linear sRGB (no transfer or tone curve)
+
+    def summary(self) -> dict:
+        """What was done, as plain JSON-ready values (``hyperisp develop --json``)."""
+        return {
+            "white_balance": [round(float(g), 4) for g in self.white_balance],
+            "white_balance_source": self.white_balance_source,
+            "cct": None if self.white_balance_cct is None else round(float(self.white_balance_cct)),
+            "exposure_ev": round(float(self.exposure_ev), 3),
+            "linear": self.linear,
+            "size": list(self.rgb.shape[:2]),
+        }
 
 
 def develop_raw(
@@ -74,17 +91,33 @@ def develop_raw(
     model: str | torch.nn.Module = "isp",
     device: str | torch.device = "auto",
     wb: WhiteBalance = "camera",
-    exposure: float = 0.0,
+    exposure: float | str = 0.0,
+    linear: bool = False,
 ) -> Developed:
-    """Develop a :class:`RawImage`: network (demosaic + denoise), then analytic colour and tone."""
+    """Develop a :class:`RawImage`: network (demosaic + denoise), then analytic colour and tone.
+
+    White balance is chosen on the raw mosaic (before the network); with the camera's
+    colour model (DNG ColorMatrix/ForwardMatrix by illuminant, or LibRaw's) the
+    camera -> sRGB matrix is the one for that white's colour temperature.
+    ``exposure`` is EV (added to a DNG's BaselineExposure) or "auto" (:func:`~hyperisp.raw.exposure.auto_exposure`);
+    ``linear=True`` returns scene-linear sRGB with no transfer or tone curve.
+    """
+    if not (exposure == "auto" or isinstance(exposure, (int, float))):
+        raise ValueError(f"exposure must be a number of EV or 'auto', got {exposure!r}")
     dev = resolve_device(device)
     net = get_model(model, "isp", dev)
+    choice = choose_wb(raw, wb)
+    cam_to_srgb = raw.colour.camera_to_srgb(1 / choice.gains.astype(np.float64))[0] if raw.colour is not None \
+        else raw.cam_to_srgb
     mosaic = torch.from_numpy(raw.mosaic)[None, None]
     cam_rgb = _run(net, pack_bayer(mosaic)[0].numpy(), dev).transpose(1, 2, 0)
     cam_rgb = from_canonical(np.clip(cam_rgb, 0.0, 1.0), raw.frame)
-    gains, source = choose_white_balance(raw, wb)
-    rgb = finish(cam_rgb, gains, raw.cam_to_srgb, exposure_ev=exposure)
-    return Developed(apply_orientation(rgb, raw.flip), gains, source, dict(raw.metadata))
+    # A DNG's BaselineExposure moves the exposure zero point (DNG spec); auto measures the data instead.
+    baseline = float(raw.metadata.get("baseline_exposure", 0.0))
+    ev = auto_exposure(cam_rgb, choice.gains, cam_to_srgb) if exposure == "auto" else float(exposure) + baseline
+    rgb = finish(cam_rgb, choice.gains, cam_to_srgb, exposure_ev=ev, tone=not linear, encode=not linear)
+    return Developed(apply_orientation(rgb, raw.flip), choice.gains, choice.reason, dict(raw.metadata),
+                     choice.cct, ev, np.asarray(cam_to_srgb), linear)
 
 
 def develop(
@@ -93,7 +126,8 @@ def develop(
     model: str | torch.nn.Module = "isp",
     device: str | torch.device = "auto",
     wb: WhiteBalance = "camera",
-    exposure: float = 0.0,
+    exposure: float | str = 0.0,
+    linear: bool = False,
     cfa_phase: str = "RGGB",
     black_level: float = 0.0,
     white_level: float | None = None,
@@ -107,7 +141,8 @@ def develop(
         model: shipped model name, model card path, or an ``isp`` module.
         device: "cpu", "cuda" or "auto".
         wb: "camera" (as shot, auto when the file has none), "auto", "daylight", or R, G, B gains.
-        exposure: exposure correction in EV.
+        exposure: exposure correction in EV, or "auto" (brighten, keeping highlights).
+        linear: return scene-linear sRGB (no transfer curve, no tone curve).
     Returns:
         (H, W, 3) float32 sRGB in [0, 1].
     """
@@ -117,7 +152,16 @@ def develop(
         raw = source
     else:
         raw = read_raw(source)
-    return develop_raw(raw, model=model, device=device, wb=wb, exposure=exposure).rgb
+    return develop_raw(raw, model=model, device=device, wb=wb, exposure=exposure, linear=linear).rgb
+
+
+def output_icc_profile(linear: bool) -> bytes | None:
+    """The ICC profile a developed image carries: linear sRGB for ``--linear``, else None (sRGB)."""
+    if not linear:
+        return None
+    from .io.linear_icc import linear_srgb_icc_profile
+
+    return linear_srgb_icc_profile()
 
 
 def develop_file(
@@ -129,10 +173,21 @@ def develop_file(
     overwrite: bool = False,
     **options,
 ) -> Developed:
-    """Develop ``input_path`` and write it atomically to ``output_path`` with sRGB ICC and EXIF."""
+    """Develop ``input_path`` and write it atomically to ``output_path`` with sRGB ICC and EXIF.
+
+    With ``linear=True`` the output must be 16-bit (``fmt`` "tiff" or "png16") and carries
+    a linear-sRGB ICC profile instead.
+    """
+    linear = bool(options.get("linear"))
+    if linear:
+        from .io.images import output_format
+
+        if output_format(output_path, fmt) not in ("tiff", "png16"):
+            raise HyperispError(output_path, "linear output needs 16 bits: use a .tif file or --format png16/tiff")
     developed = develop_raw(read_raw(input_path), **options)
     write_image(
-        output_path, developed.rgb, fmt=fmt, quality=quality, metadata=developed.metadata, overwrite=overwrite
+        output_path, developed.rgb, fmt=fmt, quality=quality, metadata=developed.metadata, overwrite=overwrite,
+        icc_profile=output_icc_profile(linear),
     )
     return developed
 

@@ -9,13 +9,16 @@ from .colour import (
     linear_to_srgb,
     srgb_to_linear,
 )
+from .camera_colour import CameraColour
 from .dng import write_dng
 from .phase import BAYER_PHASES, SensorFrame, apply_orientation, from_canonical, phase_from_rawpy, to_canonical
 from .reader import RawImage, raw_from_array, read_raw
 from .sample import sample_scene_srgb, write_sample_dng
+from .white_balance import WhiteBalance, estimate_white_balance
 
 __all__ = [
     "BAYER_PHASES",
+    "CameraColour",
     "PACKED_CHANNELS",
     "RawImage",
     "SensorFrame",
@@ -39,4 +42,6 @@ __all__ = [
     "unpack_bayer",
     "write_dng",
     "write_sample_dng",
+    "WhiteBalance",
+    "estimate_white_balance",
 ]

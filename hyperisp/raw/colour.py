@@ -24,6 +24,7 @@ SRGB_TO_XYZ = np.array(
 )
 _MIN_GAIN, _MAX_GAIN = 0.2, 8.0  # plausible white-balance gains relative to green
 TONE_STRENGTH = 0.25
+HIGHLIGHT_FADE_START = 0.9  # raw level (white = 1) above which clipped-channel colour fades to white
 
 
 def normalise_gains(gains: Sequence[float]) -> np.ndarray | None:
@@ -69,13 +70,14 @@ def _camera_planes(image: np.ndarray, max_samples: int = 1 << 20) -> np.ndarray:
     raise ValueError(f"expected an (H, W, 3) image or an even-sized (H, W) RGGB mosaic, got {image.shape}")
 
 
-def auto_white_balance(image: np.ndarray, p: float = 6.0) -> np.ndarray:
+def auto_white_balance(image: np.ndarray, p: float = 6.0, max_samples: int = 1 << 20) -> np.ndarray:
     """Estimate white-balance gains with shades-of-grey (Minkowski p-norm grey world).
 
     Args:
         image: (H, W, 3) linear camera RGB, or an (H, W) canonical RGGB mosaic, in [0, 1].
         p: Minkowski norm; 1 is grey world, large p tends to white patch. 6 is the
             usual robust choice (Finlayson & Trezzi 2004).
+        max_samples: big images are subsampled on a regular grid to about this many 2x2 blocks.
     Returns:
         (3,) float32 R, G, B gains with G = 1, clamped to [0.2, 8].
 
@@ -83,7 +85,7 @@ def auto_white_balance(image: np.ndarray, p: float = 6.0) -> np.ndarray:
     wrong, and very dark ones (brightest channel < 2 % of the image's 99th
     percentile) because they are mostly noise.
     """
-    rgb = _camera_planes(image)
+    rgb = _camera_planes(image, max_samples)
     peak = rgb.max(axis=1)
     valid = (peak <= 0.98) & (peak >= 0.02 * max(float(np.percentile(peak, 99)), 1e-6)) & np.all(rgb >= 0, axis=1)
     if valid.sum() < 16:  # almost all clipped or black: use what there is
@@ -96,33 +98,16 @@ def auto_white_balance(image: np.ndarray, p: float = 6.0) -> np.ndarray:
 
 
 def choose_white_balance(raw: "RawImage", mode: WhiteBalanceMode = "camera") -> tuple[np.ndarray, str]:
-    """Pick white-balance gains for a raw image.
+    """Pick white-balance gains for a raw image: ``(gains, reason)``.
 
-    Args:
-        raw: a :class:`~hyperisp.raw.reader.RawImage`.
-        mode: "camera" (as shot; auto when the file has none), "auto", "daylight"
-            (the camera's daylight gains; auto when unknown), or 3 R, G, B gains.
-    Returns:
-        ``(gains, reason)``: (3,) float32 gains with G = 1, and a short reason
-        such as "as-shot" or "auto (file has no as-shot white balance)".
+    See :func:`hyperisp.raw.white_balance.choose_white_balance` (which also gives the
+    white's colour temperature): "camera" (as shot; auto when the file has none or an
+    implausible one), "auto", "daylight", or 3 R, G, B gains.
     """
-    if isinstance(mode, str):
-        mode = mode.lower()
-        if mode == "camera":
-            if raw.as_shot_wb is not None:
-                return np.asarray(raw.as_shot_wb, dtype=np.float32), "as-shot"
-            return auto_white_balance(raw.mosaic), "auto (file has no as-shot white balance)"
-        if mode == "daylight":
-            if raw.daylight_wb is not None:
-                return np.asarray(raw.daylight_wb, dtype=np.float32), "daylight"
-            return auto_white_balance(raw.mosaic), "auto (file has no daylight white balance)"
-        if mode == "auto":
-            return auto_white_balance(raw.mosaic), "auto"
-        raise ValueError(f"white balance must be 'camera', 'auto', 'daylight' or 3 gains, got {mode!r}")
-    gains = np.asarray(mode, dtype=np.float64).ravel()
-    if gains.shape != (3,) or not np.all(np.isfinite(gains)) or not np.all(gains > 0):
-        raise ValueError(f"white balance gains must be 3 positive numbers (R, G, B), got {list(mode)}")
-    return (gains / gains[1]).astype(np.float32), "user"
+    from .white_balance import choose_white_balance as choose  # that module builds on this one
+
+    choice = choose(raw, mode)
+    return choice.gains, choice.reason
 
 
 def _is_torch(x) -> bool:
@@ -193,6 +178,7 @@ def finish(
     *,
     exposure_ev: float = 0.0,
     tone: bool = True,
+    encode: bool = True,
 ) -> np.ndarray:
     """Linear camera RGB -> display sRGB.
 
@@ -202,8 +188,9 @@ def finish(
         cam_to_srgb: (3, 3) white-balanced camera RGB -> linear sRGB.
         exposure_ev: exposure correction in stops (applied in linear sRGB).
         tone: apply :func:`apply_tone_curve` after the sRGB curve.
+        encode: False gives scene-linear sRGB (no transfer curve, no tone curve).
     Returns:
-        (H, W, 3) float32 sRGB-encoded in [0, 1].
+        (H, W, 3) float32 sRGB-encoded (or linear, ``encode=False``) in [0, 1].
     """
     cam_rgb = np.asarray(cam_rgb, dtype=np.float32)
     if cam_rgb.ndim != 3 or cam_rgb.shape[2] != 3:
@@ -215,15 +202,33 @@ def finish(
     out = np.empty(cam_rgb.shape, dtype=np.float32)
     rows = max(1, (1 << 18) // max(1, cam_rgb.shape[1]))  # ~256k pixels at a time bounds the temporaries
     for top in range(0, cam_rgb.shape[0], rows):
-        out[top : top + rows] = _finish_rows(cam_rgb[top : top + rows], wb, matrix, exposure_ev, tone)
+        out[top : top + rows] = _finish_rows(cam_rgb[top : top + rows], wb, matrix, exposure_ev, tone, encode)
     return out
 
 
-def _finish_rows(cam_rgb: np.ndarray, wb: np.ndarray, matrix: np.ndarray, exposure_ev: float, tone: bool):
+def _finish_rows(cam_rgb: np.ndarray, wb: np.ndarray, matrix: np.ndarray, exposure_ev: float, tone: bool,
+                 encode: bool = True):
     # Clip at 1 *after* the gains: a clipped pixel is (1, 1, 1) in the raw; with gains like
     # (2, 1, 1.5) it would become (2, 1, 1.5) and turn magenta. Clipped at 1 it stays (1, 1, 1),
     # which the matrix maps to white (its rows sum to 1).
     linear = np.minimum(cam_rgb * wb, np.float32(1.0))
+    # Where any channel nears the sensor clip its true colour is lost (a clipped green
+    # under gains > 1 reads magenta, a clipped red under a gain < 1 cyan): fade such
+    # pixels to their brightest balanced channel, fully at the clip. Row chunks with no
+    # such pixel pay one max(); others ~10 elementwise passes (channel slices: numpy's
+    # max(axis=-1) and boolean indexing are several times slower here).
+    start = np.float32(HIGHLIGHT_FADE_START)
+    if cam_rgb.max() > start:
+        fade = np.maximum(cam_rgb[..., 0], cam_rgb[..., 1])
+        np.maximum(fade, cam_rgb[..., 2], out=fade)
+        fade -= start
+        fade *= np.float32(1.0) / (np.float32(1.0) - start)
+        np.clip(fade, 0.0, 1.0, out=fade)
+        brightest = np.maximum(linear[..., 0], linear[..., 1])
+        np.maximum(brightest, linear[..., 2], out=brightest)
+        for k in range(3):
+            channel = linear[..., k]
+            channel += fade * (brightest - channel)
     # torch's matmul is ~50x faster than numpy's for an (N, 3) x (3, 3) product.
     linear = (torch.from_numpy(linear.reshape(-1, 3)) @ torch.from_numpy(matrix.T.copy())).numpy()
     linear = linear.reshape(cam_rgb.shape)
@@ -231,5 +236,7 @@ def _finish_rows(cam_rgb: np.ndarray, wb: np.ndarray, matrix: np.ndarray, exposu
     if exposure_ev:
         linear *= np.float32(2.0 ** exposure_ev)
         np.clip(linear, 0.0, 1.0, out=linear)
+    if not encode:
+        return linear
     encoded = linear_to_srgb(linear)
     return apply_tone_curve(encoded) if tone else encoded

@@ -25,9 +25,12 @@ TAG_DNG_VERSION, TAG_DNG_BACKWARD_VERSION, TAG_UNIQUE_CAMERA_MODEL = 50706, 5070
 TAG_CFA_PLANE_COLOR, TAG_CFA_LAYOUT = 50710, 50711
 TAG_BLACK_LEVEL_REPEAT_DIM, TAG_BLACK_LEVEL, TAG_WHITE_LEVEL = 50713, 50714, 50717
 TAG_COLOR_MATRIX_1, TAG_AS_SHOT_NEUTRAL, TAG_CALIBRATION_ILLUMINANT_1 = 50721, 50728, 50778
+TAG_COLOR_MATRIX_2, TAG_AS_SHOT_WHITE_XY, TAG_CALIBRATION_ILLUMINANT_2 = 50722, 50729, 50779
+TAG_FORWARD_MATRIX_1, TAG_FORWARD_MATRIX_2 = 50964, 50965
+TAG_BASELINE_EXPOSURE = 50730
 PHOTOMETRIC_CFA, PHOTOMETRIC_LINEAR_RAW = 32803, 34892
 
-ILLUMINANT_D65 = 21
+ILLUMINANT_STANDARD_A, ILLUMINANT_D65, ILLUMINANT_D50 = 17, 21, 23
 _CFA_COLOUR_CODE = {"R": 0, "G": 1, "B": 2}  # CFAPattern values; CFAPlaneColor is (0, 1, 2)
 
 
@@ -52,6 +55,12 @@ def write_dng(
     as_shot_neutral: Sequence[float] | None = None,
     color_matrix: np.ndarray | None = None,
     calibration_illuminant: int = ILLUMINANT_D65,
+    color_matrix_2: np.ndarray | None = None,
+    calibration_illuminant_2: int = ILLUMINANT_D65,
+    forward_matrix_1: np.ndarray | None = None,
+    forward_matrix_2: np.ndarray | None = None,
+    as_shot_white_xy: Sequence[float] | None = None,
+    baseline_exposure: float | None = None,
     orientation: int = 1,
     make: str = "hyperisp",
     model: str = "synthetic",
@@ -75,6 +84,14 @@ def write_dng(
         color_matrix: (3, 3) XYZ -> camera matrix for ``calibration_illuminant``
             (DNG ColorMatrix1). DNG readers expect one; LibRaw without one has no colour data.
         calibration_illuminant: EXIF LightSource code of ``color_matrix`` (21 = D65).
+        color_matrix_2, calibration_illuminant_2: a second XYZ -> camera matrix and its
+            illuminant (DNG ColorMatrix2 / CalibrationIlluminant2); readers interpolate
+            between the two by the scene white's colour temperature.
+        forward_matrix_1, forward_matrix_2: (3, 3) white-balanced camera -> XYZ D50 for
+            the two illuminants (DNG ForwardMatrix1/2).
+        as_shot_white_xy: (2,) scene white chromaticity (DNG AsShotWhiteXY), the
+            alternative to ``as_shot_neutral`` (write at most one of them).
+        baseline_exposure: EV by which readers should move the exposure zero point (DNG BaselineExposure).
         orientation: TIFF Orientation 1..8 (1 = upright, 3 = 180 deg, 6 = rotate 90 CW
             to view, 8 = rotate 90 CCW to view).
         make, model, unique_camera_model: camera names (UniqueCameraModel defaults to
@@ -123,6 +140,24 @@ def write_dng(
         if matrix.shape != (3, 3) or not np.all(np.isfinite(matrix)):
             raise ValueError(f"color_matrix must be a finite (3, 3) XYZ->camera matrix, got {matrix.shape}")
         tags.append((TAG_COLOR_MATRIX_1, "SRATIONAL", matrix.ravel().tolist()))
+    for code, extra in ((TAG_COLOR_MATRIX_2, color_matrix_2), (TAG_FORWARD_MATRIX_1, forward_matrix_1),
+                        (TAG_FORWARD_MATRIX_2, forward_matrix_2)):
+        if extra is not None:
+            extra = np.asarray(extra, dtype=np.float64)
+            if extra.shape != (3, 3) or not np.all(np.isfinite(extra)):
+                raise ValueError(f"colour matrix for tag {code} must be a finite (3, 3) matrix, got {extra.shape}")
+            tags.append((code, "SRATIONAL", extra.ravel().tolist()))
+    if color_matrix_2 is not None:
+        tags.append((TAG_CALIBRATION_ILLUMINANT_2, "SHORT", int(calibration_illuminant_2)))
+    if as_shot_white_xy is not None:
+        if as_shot_neutral is not None:
+            raise ValueError("give as_shot_neutral or as_shot_white_xy, not both")
+        white = np.asarray(as_shot_white_xy, dtype=np.float64)
+        if white.shape != (2,) or not np.all((white > 0) & (white < 1)):
+            raise ValueError(f"as_shot_white_xy must be 2 chromaticities in (0, 1), got {as_shot_white_xy}")
+        tags.append((TAG_AS_SHOT_WHITE_XY, "RATIONAL", white.tolist()))
+    if baseline_exposure is not None:
+        tags.append((TAG_BASELINE_EXPOSURE, "SRATIONAL", float(baseline_exposure)))
     if as_shot_neutral is not None:
         neutral = np.asarray(as_shot_neutral, dtype=np.float64)
         if neutral.shape != (3,) or not np.all(neutral > 0):

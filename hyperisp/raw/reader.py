@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import struct
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,8 +12,19 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..errors import HyperispError
+from .camera_colour import (
+    DNG_COLOUR_TAGS,
+    TAG_BASELINE_EXPOSURE,
+    TAG_COLOR_MATRIX,
+    CameraColour,
+    as_shot_neutral_from_dng_tags,
+    camera_colour_from_dng_tags,
+)
 from .colour import camera_to_srgb_matrix, normalise_gains
 from .phase import SensorFrame, phase_from_rawpy, to_canonical
+from .tiff_tags import read_ifd0_tags
+
+DNG_COLOR_MATRIX_1 = TAG_COLOR_MATRIX[0]
 
 
 @dataclass
@@ -33,6 +43,8 @@ class RawImage:
         cam_to_srgb: (3, 3) white-balanced camera RGB -> linear sRGB (identity if unknown).
         metadata: make, model, iso, exposure_time (s), f_number, focal_length (mm),
             datetime (``datetime.datetime``) -- whichever are known.
+        colour: the camera's colour model (DNG ColorMatrix1/2, ForwardMatrix1/2 by
+            illuminant, or LibRaw's D65 matrix), or None when unknown (arrays).
     """
 
     path: str | None
@@ -44,6 +56,7 @@ class RawImage:
     daylight_wb: np.ndarray | None
     cam_to_srgb: np.ndarray
     metadata: dict = field(default_factory=dict)
+    colour: CameraColour | None = None
 
 
 def _normalise(values: np.ndarray, black: np.ndarray, white: float) -> np.ndarray:
@@ -69,29 +82,9 @@ def _normalise(values: np.ndarray, black: np.ndarray, white: float) -> np.ndarra
 
 def _read_make_model(path: str) -> dict:
     """Make / Model (tags 271 / 272) from IFD0 of a TIFF-based raw (DNG, NEF, CR2, ARW, ...); {} otherwise."""
-    found = {}
-    try:
-        with open(path, "rb") as file:
-            head = file.read(8)
-            if head[:4] not in (b"II*\0", b"MM\0*"):
-                return {}
-            order = "<" if head[:2] == b"II" else ">"
-            file.seek(struct.unpack(order + "I", head[4:8])[0])
-            (count,) = struct.unpack(order + "H", file.read(2))
-            entries = file.read(12 * min(count, 1000))
-            for i in range(len(entries) // 12):
-                code, kind, n, value = struct.unpack(order + "HHI4s", entries[12 * i : 12 * i + 12])
-                if code not in (271, 272) or kind != 2 or not 0 < n < 256:
-                    continue
-                if n > 4:  # longer values live at an offset
-                    file.seek(struct.unpack(order + "I", value)[0])
-                    value = file.read(n)
-                text = value[:n].split(b"\0")[0].decode("ascii", "replace").strip()
-                if text:
-                    found["make" if code == 271 else "model"] = text
-    except (OSError, struct.error):
-        return {}
-    return found
+    tags = read_ifd0_tags(path, {271, 272})
+    return {key: tags[code] for key, code in (("make", 271), ("model", 272))
+            if isinstance(tags.get(code), str) and tags[code]}
 
 
 def _metadata(raw, path: str) -> dict:
@@ -121,6 +114,21 @@ def _white_balances(raw) -> tuple[np.ndarray | None, np.ndarray | None]:
     if np.allclose(camera_raw, 1.0) and daylight is None:
         return None, None
     return normalise_gains(camera_raw), daylight
+
+
+def _camera_colour(raw, tags: dict) -> tuple[CameraColour | None, np.ndarray | None]:
+    """(colour model, as-shot neutral with G = 1) from the DNG colour tags, else LibRaw's D65 matrix.
+
+    The neutral is only returned from DNG tags (AsShotNeutral, or AsShotWhiteXY which
+    LibRaw ignores); None means "use LibRaw's as-shot white balance".
+    """
+    colour = camera_colour_from_dng_tags(tags)
+    if colour is not None:
+        return colour, as_shot_neutral_from_dng_tags(tags, colour)
+    cam_xyz = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3, :3]
+    if np.all(np.isfinite(cam_xyz)) and abs(np.linalg.det(cam_xyz)) > 1e-9:
+        return CameraColour((cam_xyz,), (6504.0,)), None  # LibRaw's matrices are for D65
+    return None, None
 
 
 def _colour_matrix(raw) -> np.ndarray:
@@ -198,8 +206,15 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             mosaic = _normalise(visible, black, white)
             as_shot, daylight = _white_balances(raw)
             cam_to_srgb = _colour_matrix(raw)
+            dng_tags = read_ifd0_tags(name, DNG_COLOUR_TAGS)
+            colour, dng_neutral = _camera_colour(raw, dng_tags)
+            if DNG_COLOR_MATRIX_1 in dng_tags:  # a DNG: its own tags say what was shot, or that nothing was
+                as_shot = normalise_gains(1.0 / dng_neutral) if dng_neutral is not None else None
             flip = int(raw.sizes.flip)
             metadata = _metadata(raw, name)
+            baseline = dng_tags.get(TAG_BASELINE_EXPOSURE)
+            if isinstance(baseline, tuple) and len(baseline) == 1 and abs(baseline[0]) <= 8:
+                metadata["baseline_exposure"] = float(baseline[0])  # DNG: the file's own exposure zero point
     except HyperispError as err:
         raise HyperispError(name, err.reason) from None
     except rawpy.LibRawError as err:
@@ -212,7 +227,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
         raise HyperispError(name, f"cannot read raw data ({type(err).__name__})") from None
     canonical, frame = to_canonical(mosaic, phase)
     return RawImage(name, np.ascontiguousarray(canonical), frame, phase, flip, as_shot, daylight, cam_to_srgb,
-                    metadata)
+                    metadata, colour)
 
 
 def raw_from_array(
