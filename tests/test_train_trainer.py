@@ -104,3 +104,26 @@ def test_cli_train_and_eval_end_to_end(photos, tmp_path, monkeypatch):
     assert by[("bilinear", "clean")] > by[("bilinear", "moderate")] > by[("bilinear", "high")]
     bad = runner.invoke(app, ["eval", "isp", "--data", str(photos), "--baselines", "nonsense"])
     assert bad.exit_code == 2
+
+
+def test_zrr_training_compares_srgb_targets_directly(tmp_path):
+    root = tmp_path / "zrr"
+    (root / "huawei_raw").mkdir(parents=True)
+    (root / "canon").mkdir()
+    g = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(g.integers(0, 1024, (32, 32)).astype(np.uint16)).save(root / "huawei_raw" / f"{i}.png")
+        Image.fromarray(g.integers(0, 256, (32, 32, 3)).astype(np.uint8)).save(root / "canon" / f"{i}.jpg")
+    config = TrainConfig(task="isp", model="hyperunet_8_8_256", data=[str(root)], crop=32, batch=2, iters=2,
+                         warmup=1, val_images=1, model_overrides=TINY_ISP)
+    result = train(config, tmp_path / "run", progress=False)
+    assert result["linear_target"] is False and np.isfinite(result["val_psnr"])
+    from hyperisp.train.trainer import compute_loss
+    from hyperisp.train.losses import mse_msssim_loss
+
+    packed, target = torch.rand(1, 4, 16, 16), torch.rand(1, 3, 32, 32)
+    model = result["model"].eval()
+    with torch.no_grad():
+        direct = mse_msssim_loss(model(packed), target)
+        assert float(compute_loss(model, packed, target, config, linear_target=False)) == pytest.approx(float(direct))
+        assert float(compute_loss(model, packed, target, config, linear_target=True)) != pytest.approx(float(direct))

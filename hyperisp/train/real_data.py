@@ -70,6 +70,8 @@ def pynet_pack(raw: np.ndarray) -> np.ndarray:
 class ZrrSampler:
     """Random aligned crops of ZRR pairs: (packed (N, 4, c/2, c/2) canonical RGGB, sRGB (N, 3, c, c))."""
 
+    target_is_srgb = True  # the Canon JPEG: the trainer compares it to the output as it is
+
     def __init__(self, pairs: Sequence[tuple[Path, Path]], crop: int = 448, batch: int = 8) -> None:
         if crop % 2:
             raise ValueError(f"expected an even crop size, got {crop}")

@@ -88,13 +88,15 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
     return create_model(config.model, **config.model_overrides)
 
 
-def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Tensor, config: TrainConfig
-                 ) -> torch.Tensor:
+def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Tensor, config: TrainConfig,
+                 linear_target: bool = True) -> torch.Tensor:
+    """The config's loss on one batch. ``linear_target``: isp targets are linear camera RGB
+    (synthetic data); False for sRGB targets (ZRR), which are compared as they are."""
     if config.loss == "vdn":
         dnet_out, snet_out = model.forward_vdn(inputs)
         return vdn_loss(dnet_out, snet_out, inputs, target)
     pred = model(inputs)
-    if config.task == "isp" and config.loss_space == "srgb":
+    if config.task == "isp" and config.loss_space == "srgb" and linear_target:
         # The eval protocol scores sRGB-gamma images: matching it spends capacity where
         # the metric (and the eye) sees errors, i.e. in the darks.
         pred, target = linear_to_srgb(pred), linear_to_srgb(target)
@@ -103,8 +105,8 @@ def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Ten
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], task: str, device: torch.device,
-             chunk: int = 4) -> float:
-    """Mean PSNR (dB) on a fixed validation batch; isp compared in sRGB gamma."""
+             chunk: int = 4, linear_target: bool = True) -> float:
+    """Mean PSNR (dB) on a fixed validation batch; linear isp targets compared in sRGB gamma."""
     was_training = model.training
     model.eval()
     values = []
@@ -112,7 +114,7 @@ def validate(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], t
     for i in range(0, len(inputs), chunk):
         pred = model(inputs[i:i + chunk].to(device)).float().cpu().clamp(0, 1)
         target = targets[i:i + chunk]
-        if task == "isp":
+        if task == "isp" and linear_target:
             pred, target = linear_to_srgb(pred), linear_to_srgb(target.clamp(0, 1))
         values.append(psnr(pred, target))
     model.train(was_training)
@@ -198,10 +200,12 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
     generator = torch.Generator().manual_seed(config.seed)
     sampler, val_sampler = make_sampler(config.task, config.data, config.crop, config.batch,
                                         config.val_images, config.seed)
+    linear_target = not getattr(sampler, "target_is_srgb", False)
     val_batch = val_sampler.sample(torch.Generator().manual_seed(config.seed + 1)) if val_sampler else None
     step, best = 0, -math.inf
     if resume:
-        state = torch.load(checkpoint_path, map_location=dev, weights_only=False)
+        # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest.
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -216,7 +220,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
     try:
         while step < end:
             inputs, target = sampler.sample(generator)
-            loss = compute_loss(model, inputs.to(dev), target.to(dev), config)
+            loss = compute_loss(model, inputs.to(dev), target.to(dev), config, linear_target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
@@ -229,7 +233,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
                 raise HyperispError(out, f"loss became {loss_value} at iteration {step}; lower --lr")
             val = None
             if val_batch is not None and (step % config.validate_every == 0 or step == end):
-                val = validate(model, val_batch, config.task, dev)
+                val = validate(model, val_batch, config.task, dev, linear_target=linear_target)
                 if val > best:
                     best = val
                     torch.save(model.state_dict(), out / "best.pt")
@@ -246,7 +250,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
         bar.close()
         log.close()
     return {"iteration": step, "last_loss": loss_value, "val_psnr": val, "best_val_psnr": best,
-            "it_per_s": bar.speed(step), "model": model.cpu(), "val_batch": val_batch, "config": config}
+            "it_per_s": bar.speed(step), "model": model.cpu(), "val_batch": val_batch, "config": config,
+            "linear_target": linear_target}
 
 
 def export_if_better(result: dict[str, Any], name: str, command: str, directory: Optional[Path] = None
@@ -262,10 +267,12 @@ def export_if_better(result: dict[str, Any], name: str, command: str, directory:
     if batch is None:
         raise HyperispError(None, "export needs validation images (--val-images > 0)")
     device = torch.device("cpu")
-    new = validate(result["model"], batch, config.task, device)
+    linear = result.get("linear_target", True)
+    new = validate(result["model"], batch, config.task, device, linear_target=linear)
     try:
         get_card(name, directory)
-        shipped: Optional[float] = validate(load_pretrained(name, directory=directory), batch, config.task, device)
+        shipped: Optional[float] = validate(load_pretrained(name, directory=directory), batch, config.task, device,
+                                            linear_target=linear)
     except HyperispError:
         shipped = None
     if shipped is not None and new <= shipped:
