@@ -240,6 +240,7 @@ def train_command(
     crop: int = typer.Option(128, "--crop", min=16, help="Full-resolution crop size (even)."),
     batch: int = typer.Option(8, "--batch", min=1),
     lr: float = typer.Option(1e-3, "--lr"),
+    warmup: int = typer.Option(200, "--warmup", min=1, help="Linear warm-up iterations (then cosine decay)."),
     loss: Optional[str] = typer.Option(None, "--loss", help="mse_msssim (isp default), l1, or vdn (denoise default)."),
     seed: int = typer.Option(0, "--seed"),
     validate_every: int = typer.Option(500, "--validate-every", min=1),
@@ -260,7 +261,7 @@ def train_command(
         torch.set_num_threads(threads)
     try:
         config = TrainConfig(task=task, model=model_config or "", data=[str(d) for d in data], crop=crop, batch=batch,
-                             lr=lr, iters=iters or (0 if resume else 3000), seed=seed, loss=loss or "",
+                             lr=lr, warmup=warmup, iters=iters or (0 if resume else 3000), seed=seed, loss=loss or "",
                              validate_every=validate_every, checkpoint_every=checkpoint_every,
                              val_images=val_images, init=init)
         result = train(config, out_dir, resume=resume, device=device.value, stop_at=stop_at)
