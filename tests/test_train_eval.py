@@ -117,3 +117,10 @@ def test_update_card_metrics_keeps_hash(tmp_path):
     card = json.loads((tmp_path / "m.json").read_text())
     assert card["metrics"][0]["value"] == 30.0
     load_pretrained("m", directory=tmp_path)  # sha256 still matches
+
+
+def test_nlm_baseline_denoises_when_installed(images):
+    pytest.importorskip("cv2")
+    rows, notes = evaluate_denoise(None, images, baselines=["nlm"], sigmas=(25,))
+    by = {r["method"]: r["psnr"] for r in rows}
+    assert not notes and by["nlm"] > by["noisy"] + 3
