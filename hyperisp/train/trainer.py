@@ -42,6 +42,7 @@ class TrainConfig:
     seed: int = 0
     loss: str = ""  # "mse_msssim" | "l1" | "vdn"; default mse_msssim (isp), vdn (denoise)
     loss_space: str = "srgb"  # isp: compare in sRGB gamma ("srgb") or linear ("linear")
+    vdn_eps2: float = 5e-5  # VDN's prior variance around the clean image: 5e-5 synthetic, 1e-6 SIDD (Yue et al.)
     grad_clip: float = 1.0
     validate_every: int = 500
     checkpoint_every: int = 500
@@ -94,7 +95,7 @@ def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Ten
     (synthetic data); False for sRGB targets (ZRR), which are compared as they are."""
     if config.loss == "vdn":
         dnet_out, snet_out = model.forward_vdn(inputs)
-        return vdn_loss(dnet_out, snet_out, inputs, target)
+        return vdn_loss(dnet_out, snet_out, inputs, target, eps2=config.vdn_eps2)
     pred = model(inputs)
     if config.task == "isp" and config.loss_space == "srgb" and linear_target:
         # The eval protocol scores sRGB-gamma images: matching it spends capacity where
