@@ -104,6 +104,21 @@ def test_cli_train_and_eval_end_to_end(photos, tmp_path, monkeypatch):
     assert by[("bilinear", "clean")] > by[("bilinear", "moderate")] > by[("bilinear", "high")]
     bad = runner.invoke(app, ["eval", "isp", "--data", str(photos), "--baselines", "nonsense"])
     assert bad.exit_code == 2
+    # --write-card: the measured metrics and the command land in (a copy of) the shipped card.
+    import shutil
+
+    weights = tmp_path / "weights"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "weights", weights)
+    monkeypatch.setenv("HYPERISP_WEIGHTS", str(weights))
+    result = runner.invoke(app, ["eval", "isp", "--data", str(photos), "--limit", "1", "--baselines", "none",
+                                 "--write-card"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((weights / "isp.json").read_text())
+    clean = [m for m in card["metrics"] if m["name"] == "isp clean psnr"][0]
+    # (the recorded command is sys.argv: pytest's here, the real one from a shell)
+    assert clean["value"] == pytest.approx(by[("isp", "clean")], abs=1e-3) and clean["command"].startswith("hyperisp")
+    from hyperisp.pretrained import load_pretrained
+    load_pretrained("isp", directory=weights)  # hash still valid
 
 
 def test_zrr_training_compares_srgb_targets_directly(tmp_path):
