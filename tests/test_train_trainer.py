@@ -66,7 +66,7 @@ def test_resume_is_exact(photos, tmp_path):
     assert json.loads((tmp_path / "a" / "config.json").read_text())["model"] == "isp_small"
 
 
-def test_denoise_training_with_vdn_loss_decreases(photos, tmp_path):
+def test_denoise_training_with_vdn_loss_runs_finite(photos, tmp_path):
     result = train(_config(photos, task="denoise", iters=8, lr=3e-3, validate_every=8), tmp_path / "d",
                    progress=False)
     assert result["config"].loss == "vdn" and np.isfinite(result["last_loss"]) and np.isfinite(result["val_psnr"])
