@@ -349,5 +349,121 @@ def info(
     out.print(table)
 
 
+@app.command("train")
+def train_command(
+    task: str = typer.Argument(..., help="isp or denoise."),
+    data: List[Path] = typer.Option(..., "--data", help="Training data: photo folders, a ZRR folder or a SIDD-Medium folder."),
+    out_dir: Path = typer.Option(..., "--out", help="Run folder (config, checkpoint, log)."),
+    model_config: Optional[str] = typer.Option(None, "--model", help="Model config name (default isp_small / denoise_small)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from a shipped model (name or card path)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    iters: Optional[int] = typer.Option(None, "--iters", min=1, help="Schedule length in iterations (default 3000)."),
+    stop_at: Optional[int] = typer.Option(None, "--stop-at", min=1, help="Stop (with a checkpoint) at this iteration."),
+    crop: int = typer.Option(128, "--crop", min=16, help="Full-resolution crop size (even)."),
+    batch: int = typer.Option(8, "--batch", min=1),
+    lr: float = typer.Option(1e-3, "--lr"),
+    warmup: int = typer.Option(200, "--warmup", min=1, help="Linear warm-up iterations (then cosine decay)."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="mse_msssim (isp default), l1, or vdn (denoise default)."),
+    seed: int = typer.Option(0, "--seed"),
+    validate_every: int = typer.Option(500, "--validate-every", min=1),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1),
+    val_images: int = typer.Option(8, "--val-images", min=0, help="Photos held out of training for validation."),
+    device: Device = DeviceOpt,
+    export: Optional[str] = typer.Option(None, "--export", help="Write weights + card as this shipped model if validation beats it."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (1 is far faster on a busy machine)."),
+) -> None:
+    """Train an isp or denoise model (synthetic RAW / noise from clean photos, or ZRR / SIDD pairs)."""
+    import sys
+
+    import torch
+
+    from .train.trainer import TrainConfig, export_if_better, train
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        config = TrainConfig(task=task, model=model_config or "", data=[str(d) for d in data], crop=crop, batch=batch,
+                             lr=lr, warmup=warmup, iters=iters or (0 if resume else 3000), seed=seed, loss=loss or "",
+                             validate_every=validate_every, checkpoint_every=checkpoint_every,
+                             val_images=val_images, init=init)
+        result = train(config, out_dir, resume=resume, device=device.value, stop_at=stop_at)
+        err.print(f"trained to iteration {result['iteration']}: loss {result['last_loss']:.4f}, "
+                  f"best held-out PSNR {result['best_val_psnr']:.2f} dB, {result['it_per_s']:.2f} it/s")
+        if export:
+            command = "hyperisp " + " ".join(sys.argv[1:])
+            done, new, shipped = export_if_better(result, export, command)
+            shipped_text = "none" if shipped is None else f"{shipped:.2f} dB"
+            verdict = "exported" if done else "not exported (no improvement)"
+            err.print(f"held-out PSNR: new {new:.2f} dB, shipped '{export}' {shipped_text}: {verdict}")
+    except HyperispError as error:
+        _fail(error)
+        raise typer.Exit(2)
+
+
+@app.command("eval")
+def eval_command(
+    task: str = typer.Argument(..., help="isp or denoise."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder of clean validation photos (e.g. val/cbsd68)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Shipped model name or card path (default: the task's)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images."),
+    baselines: Optional[str] = typer.Option(None, "--baselines", help="Comma list (isp: bilinear,menon,libraw; denoise: nlm,bm3d); 'none' for none."),
+    sidd: Optional[Path] = typer.Option(None, "--sidd", help="denoise: folder with the SIDD pair noisy.png + gt.png."),
+    bm3d_limit: int = typer.Option(3, "--bm3d-limit", min=0, help="denoise: run BM3D on this many images only (slow)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    write_card: bool = typer.Option(False, "--write-card", help="Write the model's metrics and this command into its card."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the network."),
+) -> None:
+    """Score a model and the classical baselines on the same inputs (PSNR, SSIM, MS-SSIM, s/MP)."""
+    import sys
+
+    import torch
+
+    from .evaluate import evaluate_denoise, evaluate_isp
+    from .pretrained import load_pretrained, update_card_metrics
+
+    if task not in ("isp", "denoise"):
+        _fail(HyperispError(None, f"unknown task {task!r}; expected isp or denoise"))
+        raise typer.Exit(2)
+    if data is None and sidd is None:
+        _fail(HyperispError(None, "give --data (and for denoise optionally --sidd)"))
+        raise typer.Exit(2)
+    if threads:
+        torch.set_num_threads(threads)
+    model = model or task
+    default = "bilinear,menon,libraw" if task == "isp" else "nlm,bm3d"
+    names = [b for b in (baselines or default).split(",") if b and b != "none"]
+    try:
+        net = load_pretrained(model)
+        name = Path(model).stem
+        with torch.no_grad():
+            if task == "isp":
+                rows, notes = evaluate_isp(net, data, limit, names, model_name=name)
+            else:
+                rows, notes = evaluate_denoise(net, data, limit, names, bm3d_limit, model_name=name, sidd=sidd)
+    except HyperispError as error:
+        _fail(error)
+        raise typer.Exit(2)
+    command = "hyperisp " + " ".join(sys.argv[1:])
+    if as_json:
+        print(json.dumps({"command": command, "rows": rows, "notes": notes}, indent=2))
+    else:
+        table = Table(title=f"eval {task} on {data or sidd}" + (f" (first {limit})" if limit else ""))
+        for column in ("method", "level", "images", "PSNR", "SSIM", "MS-SSIM", "CPU s/MP", "wall s/MP"):
+            table.add_column(column, justify="left" if column in ("method", "level") else "right")
+        for r in rows:
+            table.add_row(r["method"], r["level"], str(r["images"]), f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
+                          f"{r['ms_ssim']:.4f}", f"{r['cpu_s_per_mp']:.2f}", f"{r['wall_s_per_mp']:.2f}")
+        out.print(table)
+        for note in notes:
+            err.print(f"note: {note}", soft_wrap=True)
+    if write_card:
+        dataset = str(data) if data else str(sidd)
+        metrics = [{"name": f"{task} {r['level']} {key}", "value": round(float(r[key]), 4), "level": r["level"],
+                    "data": dataset, "images": r["images"], "command": command}
+                   for r in rows if r["method"] == name for key in ("psnr", "ssim", "ms_ssim", "cpu_s_per_mp")]
+        path = update_card_metrics(model, metrics)
+        err.print(f"wrote {len(metrics)} metrics to {path}")
+
+
 if __name__ == "__main__":
     app()

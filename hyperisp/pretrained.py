@@ -165,3 +165,16 @@ def save_pretrained(
     )
     (directory / f"{name}.json").write_text(card.to_json())
     return card
+
+
+def update_card_metrics(name_or_path: str | Path, metrics: list[dict[str, Any]],
+                        directory: Path | None = None) -> Path:
+    """Replace a card's metrics (e.g. those measured by ``hyperisp eval --write-card``).
+
+    The weights are unchanged, so the sha256 stays valid. Returns the card path.
+    """
+    path = _card_path(name_or_path, directory)
+    card = get_card(path)
+    card.metrics = list(metrics)
+    path.write_text(card.to_json())
+    return path

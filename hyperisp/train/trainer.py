@@ -1,0 +1,285 @@
+"""The training loop: seeded, resumable exactly, with progress, validation and checkpoints.
+
+``out/`` holds ``config.json`` (the :class:`TrainConfig`), ``checkpoint.pt`` (model,
+optimizer, scheduler, data-generator and torch RNG states, iteration), ``log.jsonl``
+(one line per log/validation event) and ``best.pt`` (the weights with the best
+validation PSNR). Resuming loads ``checkpoint.pt`` and continues the same random
+stream, so 3 + 3 iterations give bit-identical weights to 6 in one go.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+
+from ..data import linear_to_srgb
+from ..errors import HyperispError
+from ..metrics import psnr
+from ..models import create_model
+from .datasets import make_sampler
+from .losses import l1_loss, mse_msssim_loss, vdn_loss
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (saved as ``out/config.json``)."""
+
+    task: str = "isp"  # "isp" | "denoise"
+    model: str = ""  # model config name; default isp_small / denoise_small
+    data: list[str] = field(default_factory=list)
+    crop: int = 128  # full-resolution crop (the isp input is crop/2 packed)
+    batch: int = 8
+    lr: float = 1e-3
+    warmup: int = 200  # linear warm-up iterations
+    min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
+    iters: int = 3000  # schedule length
+    seed: int = 0
+    loss: str = ""  # "mse_msssim" | "l1" | "vdn"; default mse_msssim (isp), vdn (denoise)
+    loss_space: str = "srgb"  # isp: compare in sRGB gamma ("srgb") or linear ("linear")
+    vdn_eps2: float = 5e-5  # VDN's prior variance around the clean image: 5e-5 synthetic, 1e-6 SIDD (Yue et al.)
+    grad_clip: float = 1.0
+    validate_every: int = 500
+    checkpoint_every: int = 500
+    val_images: int = 8  # photos held out of training for validation
+    init: Optional[str] = None  # shipped model name or card path to start from
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # constructor arguments over the config
+
+    def __post_init__(self) -> None:
+        if self.task not in ("isp", "denoise"):
+            raise HyperispError(None, f"unknown task {self.task!r}; expected isp or denoise")
+        self.model = self.model or {"isp": "isp_small", "denoise": "denoise_small"}[self.task]
+        self.loss = self.loss or {"isp": "mse_msssim", "denoise": "vdn"}[self.task]
+        if self.loss not in ("mse_msssim", "l1", "vdn") or (self.loss == "vdn" and self.task != "denoise"):
+            raise HyperispError(None, f"loss {self.loss!r} does not fit task {self.task!r}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``iters``."""
+    if step < config.warmup:
+        return (step + 1) / config.warmup
+    progress = min(1.0, (step - config.warmup) / max(1, config.iters - config.warmup))
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise HyperispError(None, "--device cuda: no CUDA device is available")
+    return torch.device(device)
+
+
+def build_model(config: TrainConfig) -> torch.nn.Module:
+    """The model, seeded with ``config.seed``; from ``config.init`` weights when given."""
+    if config.init:
+        from ..pretrained import load_pretrained
+
+        torch.manual_seed(config.seed)
+        return load_pretrained(config.init).train()
+    torch.manual_seed(config.seed)
+    return create_model(config.model, **config.model_overrides)
+
+
+def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Tensor, config: TrainConfig,
+                 linear_target: bool = True) -> torch.Tensor:
+    """The config's loss on one batch. ``linear_target``: isp targets are linear camera RGB
+    (synthetic data); False for sRGB targets (ZRR), which are compared as they are."""
+    if config.loss == "vdn":
+        dnet_out, snet_out = model.forward_vdn(inputs)
+        return vdn_loss(dnet_out, snet_out, inputs, target, eps2=config.vdn_eps2)
+    pred = model(inputs)
+    if config.task == "isp" and config.loss_space == "srgb" and linear_target:
+        # The eval protocol scores sRGB-gamma images: matching it spends capacity where
+        # the metric (and the eye) sees errors, i.e. in the darks.
+        pred, target = linear_to_srgb(pred), linear_to_srgb(target)
+    return (mse_msssim_loss if config.loss == "mse_msssim" else l1_loss)(pred, target)
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], task: str, device: torch.device,
+             chunk: int = 4, linear_target: bool = True) -> float:
+    """Mean PSNR (dB) on a fixed validation batch; linear isp targets compared in sRGB gamma."""
+    was_training = model.training
+    model.eval()
+    values = []
+    inputs, targets = batch
+    for i in range(0, len(inputs), chunk):
+        pred = model(inputs[i:i + chunk].to(device)).float().cpu().clamp(0, 1)
+        target = targets[i:i + chunk]
+        if task == "isp" and linear_target:
+            pred, target = linear_to_srgb(pred), linear_to_srgb(target.clamp(0, 1))
+        values.append(psnr(pred, target))
+    model.train(was_training)
+    return float(torch.cat(values).mean())
+
+
+class _Progress:
+    """Rich progress bar on a TTY, plain log lines otherwise."""
+
+    def __init__(self, total: int, start: int, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled
+        self.tty = enabled and sys.stderr.isatty()
+        self.t0, self.start, self.last_line = time.time(), start, 0.0
+        if self.tty:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[speed]:.2f} it/s  "
+                                           "val {task.fields[val]}"), TimeRemainingColumn())
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=total, completed=start, loss=float("nan"), speed=0.0, val="-")
+
+    def speed(self, step: int) -> float:
+        return (step - self.start) / max(1e-9, time.time() - self.t0)
+
+    def update(self, step: int, loss: float, val: Optional[float] = None) -> None:
+        if not self.enabled:
+            return
+        speed = self.speed(step)
+        if self.tty:
+            fields = {"val": f"{val:.2f} dB"} if val is not None else {}
+            self.bar.update(self.task, completed=step, loss=loss, speed=speed, **fields)
+        elif val is not None or time.time() - self.last_line > 10 or step == self.total:
+            self.last_line = time.time()
+            eta = (self.total - step) / speed if speed > 0 else float("nan")
+            extra = f"  val {val:.2f} dB" if val is not None else ""
+            print(f"iter {step}/{self.total}  loss {loss:.4f}  {speed:.2f} it/s  ETA {eta:.0f} s{extra}",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            self.bar.stop()
+
+
+def _save_checkpoint(path: Path, step: int, model, optimizer, scheduler, generator, best: float) -> None:
+    state = {"iteration": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+             "torch_rng": torch.get_rng_state(), "best_val_psnr": best}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
+
+
+def train(config: TrainConfig, out: str | Path, resume: bool = False, device: str = "auto",
+          stop_at: Optional[int] = None, progress: bool = True,
+          on_validate: Optional[Callable[[int, float], None]] = None) -> dict[str, Any]:
+    """Train (or resume) a run in ``out``.
+
+    Args:
+        config: the run (ignored when resuming: ``out/config.json`` is used, except ``iters``).
+        out: run folder.
+        resume: continue from ``out/checkpoint.pt``.
+        device: "auto", "cpu" or "cuda".
+        stop_at: stop after this iteration (a checkpoint is written), e.g. to split a run.
+        progress: show progress (rich on a TTY, plain lines otherwise).
+    Returns:
+        dict with iteration, last_loss, val_psnr (last), best_val_psnr, it_per_s, model (on CPU).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = out / "checkpoint.pt"
+    if resume:
+        if not checkpoint_path.is_file():
+            raise HyperispError(checkpoint_path, "no checkpoint to resume from")
+        saved = TrainConfig(**json.loads((out / "config.json").read_text()))
+        saved.iters = config.iters or saved.iters
+        config = saved
+    (out / "config.json").write_text(config.to_json())
+    dev = resolve_device(device)
+    model = build_model(config).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
+    generator = torch.Generator().manual_seed(config.seed)
+    sampler, val_sampler = make_sampler(config.task, config.data, config.crop, config.batch,
+                                        config.val_images, config.seed)
+    linear_target = not getattr(sampler, "target_is_srgb", False)
+    val_batch = val_sampler.sample(torch.Generator().manual_seed(config.seed + 1)) if val_sampler else None
+    step, best = 0, -math.inf
+    if resume:
+        # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest.
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        step, best = state["iteration"], state["best_val_psnr"]
+    end = min(config.iters, stop_at) if stop_at is not None else config.iters
+    bar = _Progress(config.iters, step, progress)
+    loss_value, val = float("nan"), None
+    log = open(out / "log.jsonl", "a")
+    model.train()
+    try:
+        while step < end:
+            inputs, target = sampler.sample(generator)
+            loss = compute_loss(model, inputs.to(dev), target.to(dev), config, linear_target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise HyperispError(out, f"loss became {loss_value} at iteration {step}; lower --lr")
+            val = None
+            if val_batch is not None and (step % config.validate_every == 0 or step == end):
+                val = validate(model, val_batch, config.task, dev, linear_target=linear_target)
+                if val > best:
+                    best = val
+                    torch.save(model.state_dict(), out / "best.pt")
+                if on_validate:
+                    on_validate(step, val)
+            if val is not None or step % 50 == 0:
+                log.write(json.dumps({"iteration": step, "loss": loss_value, "lr": scheduler.get_last_lr()[0],
+                                      "val_psnr": val, "time": time.time()}) + "\n")
+                log.flush()
+            if step % config.checkpoint_every == 0 or step == end:
+                _save_checkpoint(checkpoint_path, step, model, optimizer, scheduler, generator, best)
+            bar.update(step, loss_value, val)
+    finally:
+        bar.close()
+        log.close()
+    return {"iteration": step, "last_loss": loss_value, "val_psnr": val, "best_val_psnr": best,
+            "it_per_s": bar.speed(step), "model": model.cpu(), "val_batch": val_batch, "config": config,
+            "linear_target": linear_target}
+
+
+def export_if_better(result: dict[str, Any], name: str, command: str, directory: Optional[Path] = None
+                     ) -> tuple[bool, float, Optional[float]]:
+    """Write ``result``'s model as shipped model ``name`` only if it beats the current one.
+
+    Both are scored on the run's fixed validation batch (held-out photos). Returns
+    (exported, new PSNR, shipped PSNR or None when there is no shipped model yet).
+    """
+    from ..pretrained import get_card, load_pretrained, save_pretrained
+
+    config, batch = result["config"], result["val_batch"]
+    if batch is None:
+        raise HyperispError(None, "export needs validation images (--val-images > 0)")
+    device = torch.device("cpu")
+    linear = result.get("linear_target", True)
+    new = validate(result["model"], batch, config.task, device, linear_target=linear)
+    try:
+        get_card(name, directory)
+        shipped: Optional[float] = validate(load_pretrained(name, directory=directory), batch, config.task, device,
+                                            linear_target=linear)
+    except HyperispError:
+        shipped = None
+    if shipped is not None and new <= shipped:
+        return False, new, shipped
+    training = {"data": list(config.data), "iterations": result["iteration"], "recipe": command,
+                "config": asdict(config), "val_psnr_heldout": round(new, 3)}
+    save_pretrained(result["model"], name, trained=True, directory=directory, training=training,
+                    description=f"{config.model} trained {result['iteration']} iterations on {', '.join(config.data)}")
+    return True, new, shipped

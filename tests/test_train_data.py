@@ -1,0 +1,152 @@
+"""Training data: photo cache, synthetic isp/denoise batches, ZRR and SIDD loaders, losses."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hyperisp.errors import HyperispError
+from hyperisp.train.datasets import DenoiseSampler, ImageCache, IspSampler, list_images, make_sampler, split_holdout
+from hyperisp.train.losses import estimate_sigma_map, mse_msssim_loss, vdn_loss
+from hyperisp.train.real_data import SiddSampler, ZrrSampler, pynet_pack, sidd_pairs, zrr_pairs
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def _smooth_photo(seed: int, h: int, w: int) -> np.ndarray:
+    g = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    channels = [0.5 + 0.4 * np.sin(6 * xx * g.uniform(0.5, 2) + 4 * yy * g.uniform(0.5, 2) + c) for c in range(3)]
+    return (np.stack(channels, -1) * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(_smooth_photo(i, 40, 48)).save(folder / f"p{i}.png")
+    Image.fromarray(_smooth_photo(9, 40, 40)).save(folder / "sub" / "q.jpg", quality=95)
+    Image.fromarray(_smooth_photo(10, 40, 44)).save(folder / "w.webp", lossless=True)
+    return folder
+
+
+def test_list_and_cache_reads_png_jpg_webp(photo_folder):
+    paths = list_images([photo_folder])
+    assert sorted(p.suffix for p in paths) == [".jpg", ".png", ".png", ".png", ".png", ".webp"]
+    cache = ImageCache(paths, min_size=34)
+    assert len(cache) == 6 and cache.images[0].dtype == torch.uint8
+    webp = cache.images[[p.suffix for p in cache.paths].index(".webp")]
+    assert np.array_equal(webp.permute(1, 2, 0).numpy(), _smooth_photo(10, 40, 44))  # lossless
+    with pytest.raises(HyperispError):
+        list_images([photo_folder / "missing"])
+
+
+def test_isp_sampler_shapes_ranges_and_determinism(photo_folder):
+    cache = ImageCache(list_images([photo_folder]))
+    sampler = IspSampler(cache, crop=32, batch=5, clean_fraction=0.2)
+    packed, target = sampler.sample(torch.Generator().manual_seed(0))
+    assert packed.shape == (5, 4, 16, 16) and target.shape == (5, 3, 32, 32)
+    assert packed.min() >= 0 and packed.max() <= 1 and target.min() >= 0 and target.max() <= 1
+    again, _ = sampler.sample(torch.Generator().manual_seed(0))
+    assert torch.equal(packed, again)
+    # All-clean, all-protocol samples: the packed input is exactly the target's RGGB samples (12-bit or finer).
+    exact = IspSampler(cache, crop=32, batch=3, clean_fraction=1.0, protocol_fraction=1.0)
+    packed, target = exact.sample(torch.Generator().manual_seed(1))
+    assert torch.allclose(packed[:, 0], target[:, 0, 0::2, 0::2], atol=1 / 1023)
+    assert torch.allclose(packed[:, 3], target[:, 2, 1::2, 1::2], atol=1 / 1023)
+
+
+def test_denoise_sampler_adds_noise(photo_folder):
+    sampler = DenoiseSampler(ImageCache(list_images([photo_folder])), crop=32, batch=4)
+    noisy, clean = sampler.sample(torch.Generator().manual_seed(0))
+    assert noisy.shape == clean.shape == (4, 3, 32, 32)
+    assert (noisy - clean).abs().mean() > 1e-3
+
+
+def test_holdout_split_is_disjoint_and_seeded(photo_folder):
+    paths = list_images([photo_folder])
+    train, val = split_holdout(paths, 2, seed=3)
+    assert len(val) == 2 and not set(train) & set(val) and len(train) + len(val) == len(paths)
+    assert split_holdout(paths, 2, seed=3) == (train, val)
+    train_sampler, val_sampler = make_sampler("isp", [photo_folder], 32, 2, val_images=2, seed=3)
+    assert set(val_sampler.cache.paths) == set(val) and not set(train_sampler.cache.paths) & set(val)
+
+
+def test_zrr_loader_on_fixture(tmp_path):
+    root = tmp_path / "zrr"
+    (root / "huawei_raw").mkdir(parents=True)
+    (root / "canon").mkdir()
+    g = np.random.default_rng(0)
+    raws = []
+    for i in range(2):
+        raw = g.integers(0, 1024, (32, 32)).astype(np.uint16)
+        raws.append(raw)
+        Image.fromarray(raw).save(root / "huawei_raw" / f"{i}.png")
+        Image.fromarray(_smooth_photo(i, 32, 32)).save(root / "canon" / f"{i}.jpg")
+    Image.fromarray(raws[0]).save(root / "huawei_raw" / "7.png")  # no JPEG: skipped
+    pairs = zrr_pairs(root)
+    assert [p[0].stem for p in pairs] == ["0", "1"]
+    sampler = ZrrSampler(pairs, crop=32, batch=2)
+    assert torch.allclose(sampler.raws[0][0], torch.from_numpy(raws[0].astype(np.float32) / 1020))
+    packed, target = sampler.sample(torch.Generator().manual_seed(0))
+    assert packed.shape == (2, 4, 16, 16) and target.shape == (2, 3, 32, 32)
+    # PyNET order (B, Gb, R, Gr) vs our canonical (R, Gr(0,1), Gb(1,0), B).
+    pynet = pynet_pack(raws[0])
+    assert np.array_equal(pynet[2], raws[0][0::2, 0::2]) and np.array_equal(pynet[0], raws[0][1::2, 1::2])
+    ours = sampler.raws[0][None]
+    from hyperisp.raw.bayer import pack_bayer
+    assert torch.allclose(pack_bayer(ours)[0, 0], torch.from_numpy(pynet[2].astype(np.float32) / 1020))
+    with pytest.raises(HyperispError):
+        zrr_pairs(tmp_path)
+
+
+def test_sidd_loader_on_fixture(tmp_path):
+    scene = tmp_path / "sidd" / "Data" / "0001_001_S6_00100_00060_3200_L"
+    scene.mkdir(parents=True)
+    gt = _smooth_photo(0, 40, 40)
+    noisy = np.clip(gt.astype(int) + np.random.default_rng(1).integers(-10, 11, gt.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(noisy).save(scene / "NOISY_SRGB_010.PNG")
+    Image.fromarray(gt).save(scene / "GT_SRGB_010.PNG")
+    pairs = sidd_pairs(tmp_path / "sidd")
+    assert len(pairs) == 1 and pairs[0][1].name == "GT_SRGB_010.PNG"
+    n, c = SiddSampler(pairs, crop=16, batch=3).sample(torch.Generator().manual_seed(0))
+    assert n.shape == c.shape == (3, 3, 16, 16)
+    assert 2 / 255 < (n - c).abs().mean() < 8 / 255  # aligned: only the added noise differs
+    train_sampler, val_sampler = make_sampler("denoise", [tmp_path / "sidd"], 16, 2)
+    assert isinstance(train_sampler, SiddSampler) and val_sampler is None
+
+
+def test_sigma_map_estimates_awgn_variance():
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(1, 3, 64, 64, generator=g)
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=g)
+    estimate = estimate_sigma_map(noisy, clean)
+    assert estimate.shape == clean.shape
+    assert float(estimate.mean()) == pytest.approx(0.01, rel=0.1)
+
+
+def test_vdn_loss_prefers_the_true_residual():
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(2, 3, 16, 16, generator=g)
+    noise = 0.05 * torch.randn(clean.shape, generator=g)
+    noisy = clean + noise
+    snet = torch.cat([torch.full_like(clean, 2.0), torch.full_like(clean, 2.0 + np.log(0.0025))], 1)
+    good = torch.cat([noise, torch.full_like(clean, np.log(1e-6))], 1)
+    bad = torch.cat([torch.zeros_like(noise), torch.full_like(clean, np.log(1e-6))], 1)
+    assert torch.isfinite(vdn_loss(good, snet, noisy, clean))
+    assert vdn_loss(good, snet, noisy, clean) < vdn_loss(bad, snet, noisy, clean)
+
+
+def test_mse_msssim_loss_zero_for_identical():
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert float(mse_msssim_loss(x, x)) == pytest.approx(0.0, abs=1e-5)
+    assert float(mse_msssim_loss(x, x.flip(-1))) > 0.1
+
+
+@pytest.mark.skipif(not (SHARED / "datasets" / "train" / "urban100").is_dir(), reason="../shared datasets absent")
+def test_pillow_reads_shared_lossless_webp():
+    path = sorted((SHARED / "datasets" / "train" / "urban100").glob("*.webp"))[0]
+    image = ImageCache([path]).images[0]
+    assert image.shape[0] == 3 and min(image.shape[-2:]) > 256 and image.float().std() > 10

@@ -1,0 +1,144 @@
+"""Trainer: exact resume, validation, export only on improvement; CLI train/eval on tiny data."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hyperisp.train.trainer import TrainConfig, export_if_better, lr_factor, train
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny tensors: with the CPU shared, one thread is several times faster than two.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY_ISP = {"n_fwd": 4, "n_embed": 4, "n_hid": 8}
+TINY_DENOISE = {"base_channels": 6, "depth": 2, "snet_channels": 6, "snet_layers": 2, "embed_channels": [4, 4, 4]}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    g = np.random.default_rng(0)
+    for i in range(5):
+        base = g.uniform(0.2, 0.8, (3, 1, 1))
+        yy, xx = np.mgrid[0:40, 0:40] / 40
+        image = base + 0.2 * np.sin(8 * xx + 5 * yy + np.arange(3)[:, None, None] + i)
+        Image.fromarray((np.clip(image, 0, 1).transpose(1, 2, 0) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def _config(photos, task="isp", **kw):
+    base = dict(task=task, data=[str(photos)], crop=32, batch=2, iters=6, warmup=2, val_images=1,
+                validate_every=3, checkpoint_every=3, lr=1e-3,
+                model_overrides=TINY_ISP if task == "isp" else TINY_DENOISE)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_lr_schedule_warms_up_then_decays():
+    c = TrainConfig(iters=100, warmup=10, min_lr_ratio=0.1)
+    assert lr_factor(0, c) == pytest.approx(0.1) and lr_factor(9, c) == pytest.approx(1.0)
+    assert lr_factor(10, c) == pytest.approx(1.0) and lr_factor(100, c) == pytest.approx(0.1)
+    assert lr_factor(55, c) == pytest.approx(0.55)
+
+
+def test_resume_is_exact(photos, tmp_path):
+    whole = train(_config(photos), tmp_path / "a", progress=False)
+    train(_config(photos), tmp_path / "b", stop_at=3, progress=False)
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert state["iteration"] == 3
+    resumed = train(TrainConfig(iters=0), tmp_path / "b", resume=True, progress=False)
+    assert resumed["iteration"] == whole["iteration"] == 6
+    for (name, a), (_, b) in zip(whole["model"].state_dict().items(), resumed["model"].state_dict().items()):
+        assert torch.equal(a, b), name
+    different = train(_config(photos, seed=1), tmp_path / "c", progress=False)
+    assert not all(torch.equal(a, b) for a, b in zip(whole["model"].state_dict().values(),
+                                                     different["model"].state_dict().values()))
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [e["iteration"] for e in log if e["val_psnr"] is not None] == [3, 6]
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["model"] == "isp_small"
+
+
+def test_denoise_training_with_vdn_loss_runs_finite(photos, tmp_path):
+    result = train(_config(photos, task="denoise", iters=8, lr=3e-3, validate_every=8), tmp_path / "d",
+                   progress=False)
+    assert result["config"].loss == "vdn" and np.isfinite(result["last_loss"]) and np.isfinite(result["val_psnr"])
+
+
+def test_export_only_when_better(photos, tmp_path):
+    result = train(_config(photos, iters=4), tmp_path / "e", progress=False)
+    weights = tmp_path / "weights"
+    exported, new, shipped = export_if_better(result, "tiny", "hyperisp train isp ...", directory=weights)
+    assert exported and shipped is None
+    card = json.loads((weights / "tiny.json").read_text())
+    assert card["trained"] and card["training"]["iterations"] == 4 and card["training"]["data"] == [str(photos)]
+    again, new2, shipped2 = export_if_better(result, "tiny", "x", directory=weights)
+    assert not again and new2 == pytest.approx(shipped2, abs=0.01)  # fp16 weights: equal, not better
+
+
+def test_cli_train_and_eval_end_to_end(photos, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hyperisp.cli import app
+
+    runner = CliRunner()
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "isp", "--data", str(photos), "--out", str(run), "--iters", "2",
+                                 "--crop", "32", "--batch", "1", "--val-images", "1", "--validate-every", "2"])
+    assert result.exit_code == 0, result.output
+    assert (run / "checkpoint.pt").is_file()
+    result = runner.invoke(app, ["eval", "isp", "--data", str(photos), "--limit", "1", "--baselines", "bilinear",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout[result.stdout.index("{"):])["rows"]
+    by = {(r["method"], r["level"]): r["psnr"] for r in rows}
+    # The shipped isp model is a residual over bilinear: untrained it equals bilinear.
+    assert set(by) == {(m, lv) for m in ("isp", "bilinear") for lv in ("clean", "moderate", "high")}
+    assert by[("bilinear", "clean")] > by[("bilinear", "moderate")] > by[("bilinear", "high")]
+    bad = runner.invoke(app, ["eval", "isp", "--data", str(photos), "--baselines", "nonsense"])
+    assert bad.exit_code == 2
+    # --write-card: the measured metrics and the command land in (a copy of) the shipped card.
+    import shutil
+
+    weights = tmp_path / "weights"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "weights", weights)
+    monkeypatch.setenv("HYPERISP_WEIGHTS", str(weights))
+    result = runner.invoke(app, ["eval", "isp", "--data", str(photos), "--limit", "1", "--baselines", "none",
+                                 "--write-card"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((weights / "isp.json").read_text())
+    clean = [m for m in card["metrics"] if m["name"] == "isp clean psnr"][0]
+    # (the recorded command is sys.argv: pytest's here, the real one from a shell)
+    assert clean["value"] == pytest.approx(by[("isp", "clean")], abs=1e-3) and clean["command"].startswith("hyperisp")
+    from hyperisp.pretrained import load_pretrained
+    load_pretrained("isp", directory=weights)  # hash still valid
+
+
+def test_zrr_training_compares_srgb_targets_directly(tmp_path):
+    root = tmp_path / "zrr"
+    (root / "huawei_raw").mkdir(parents=True)
+    (root / "canon").mkdir()
+    g = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(g.integers(0, 1024, (32, 32)).astype(np.uint16)).save(root / "huawei_raw" / f"{i}.png")
+        Image.fromarray(g.integers(0, 256, (32, 32, 3)).astype(np.uint8)).save(root / "canon" / f"{i}.jpg")
+    config = TrainConfig(task="isp", model="hyperunet_8_8_256", data=[str(root)], crop=32, batch=2, iters=2,
+                         warmup=1, val_images=1, model_overrides=TINY_ISP)
+    result = train(config, tmp_path / "run", progress=False)
+    assert result["linear_target"] is False and np.isfinite(result["val_psnr"])
+    from hyperisp.train.trainer import compute_loss
+    from hyperisp.train.losses import mse_msssim_loss
+
+    packed, target = torch.rand(1, 4, 16, 16), torch.rand(1, 3, 32, 32)
+    model = result["model"].eval()
+    with torch.no_grad():
+        direct = mse_msssim_loss(model(packed), target)
+        assert float(compute_loss(model, packed, target, config, linear_target=False)) == pytest.approx(float(direct))
+        assert float(compute_loss(model, packed, target, config, linear_target=True)) != pytest.approx(float(direct))
