@@ -351,7 +351,7 @@ def info(
 
 @app.command("train")
 def train_command(
-    task: str = typer.Argument(..., help="isp or denoise."),
+    task: str = typer.Argument(..., help="isp, denoise or burst."),
     data: List[Path] = typer.Option(..., "--data", help="Training data: photo folders, a ZRR folder or a SIDD-Medium folder."),
     out_dir: Path = typer.Option(..., "--out", help="Run folder (config, checkpoint, log)."),
     model_config: Optional[str] = typer.Option(None, "--model", help="Model config name (default isp_small / denoise_small)."),
@@ -402,7 +402,7 @@ def train_command(
 
 @app.command("eval")
 def eval_command(
-    task: str = typer.Argument(..., help="isp or denoise."),
+    task: str = typer.Argument(..., help="isp, denoise or burst."),
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of clean validation photos (e.g. val/cbsd68)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Shipped model name or card path (default: the task's)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images."),
@@ -419,10 +419,11 @@ def eval_command(
     import torch
 
     from .evaluate import evaluate_denoise, evaluate_isp
+    from .evaluate_burst import run_burst_eval
     from .pretrained import load_pretrained, update_card_metrics
 
-    if task not in ("isp", "denoise"):
-        _fail(HyperispError(None, f"unknown task {task!r}; expected isp or denoise"))
+    if task not in ("isp", "denoise", "burst"):
+        _fail(HyperispError(None, f"unknown task {task!r}; expected isp, denoise or burst"))
         raise typer.Exit(2)
     if data is None and sidd is None:
         _fail(HyperispError(None, "give --data (and for denoise optionally --sidd)"))
@@ -430,7 +431,7 @@ def eval_command(
     if threads:
         torch.set_num_threads(threads)
     model = model or task
-    default = "bilinear,menon,libraw" if task == "isp" else "nlm,bm3d"
+    default = {"isp": "bilinear,menon,libraw", "denoise": "nlm,bm3d", "burst": ""}[task]
     names = [b for b in (baselines or default).split(",") if b and b != "none"]
     try:
         net = load_pretrained(model)
@@ -438,6 +439,8 @@ def eval_command(
         with torch.no_grad():
             if task == "isp":
                 rows, notes = evaluate_isp(net, data, limit, names, model_name=name)
+            elif task == "burst":  # its baselines (single frame, frame mean) always run
+                rows, notes = run_burst_eval(data, model, limit)
             else:
                 rows, notes = evaluate_denoise(net, data, limit, names, bm3d_limit, model_name=name, sidd=sidd)
     except HyperispError as error:

@@ -29,16 +29,11 @@ import torch
 from .data.burst import list_images, load_grey, synthesize_bursts
 from .data.unprocess import linear_to_srgb
 from .errors import HyperispError
+from .metrics import ms_ssim, psnr, ssim
 
 EVAL_SIZE = 256
 EVAL_FRAMES = 8
 Method = Callable[[torch.Tensor], torch.Tensor]  # (1, T, H, W) linear -> (1, 1, H, W) linear
-
-
-def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
-    """PSNR in dB of images in [0, 1]."""
-    mse = float((x - y).square().mean())
-    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
 
 
 def _seed(name: str) -> int:
@@ -71,19 +66,21 @@ def evaluate_burst(methods: Mapping[str, Method], data: str | Path, limit: Optio
     """Mean PSNR (after the sRGB gamma) of each method over the test bursts of ``data``.
 
     ``shot_variance`` picks Mildenhall's noise form (see :mod:`hyperisp.data.burst`).
-    Returns rows {"method", "images", "psnr", "wall_s_per_mp"}.
+    Returns rows {"method", "images", "psnr", "ssim", "ms_ssim", "wall_s_per_mp"}.
     """
     bursts = make_test_bursts(data, limit, size, shot_variance=shot_variance)
     rows = []
     for name, method in methods.items():
-        scores, seconds = [], 0.0
+        scores, seconds = {"psnr": [], "ssim": [], "ms_ssim": []}, 0.0
         for _, b in bursts:
             start = time.perf_counter()
             with torch.inference_mode():
                 out = method(b["noisy"])
             seconds += time.perf_counter() - start
-            scores.append(psnr(linear_to_srgb(out).clamp(0, 1), linear_to_srgb(b["clean"]).clamp(0, 1)))
-        rows.append({"method": name, "images": len(bursts), "psnr": float(np.mean(scores)),
+            x, y = linear_to_srgb(out).clamp(0, 1), linear_to_srgb(b["clean"]).clamp(0, 1)
+            for key, metric in (("psnr", psnr), ("ssim", ssim), ("ms_ssim", ms_ssim)):
+                scores[key].append(float(metric(x, y)))
+        rows.append({"method": name, "images": len(bursts), **{k: float(np.mean(v)) for k, v in scores.items()},
                      "wall_s_per_mp": seconds / (len(bursts) * size * size / 1e6)})
     return rows
 
@@ -93,7 +90,7 @@ def run_burst_eval(data: str | Path, model: str | torch.nn.Module = "burst", lim
     """``hyperisp eval burst``: the model and the baselines on the test bursts of ``data``.
 
     Rows carry the keys of the other ``hyperisp eval`` tasks (method, level, images, psnr,
-    ssim, ms_ssim, cpu_s_per_mp, wall_s_per_mp); SSIM/MS-SSIM are not computed here (NaN).
+    ssim, ms_ssim, cpu_s_per_mp, wall_s_per_mp).
     """
     from .pretrained import load_pretrained  # noqa: PLC0415
 
@@ -105,7 +102,7 @@ def run_burst_eval(data: str | Path, model: str | torch.nn.Module = "burst", lim
     cpu = time.process_time() - start
     total_wall = sum(r["wall_s_per_mp"] for r in rows) or 1.0
     for r in rows:  # CPU time shared out in proportion to each method's wall time
-        r.update(level=level, ssim=float("nan"), ms_ssim=float("nan"), cpu_s_per_mp=cpu * r["wall_s_per_mp"] / total_wall)
+        r.update(level=level, cpu_s_per_mp=cpu * r["wall_s_per_mp"] / total_wall)
     notes = [f"8-frame grey bursts from {size}px centre crops, fixed seed per photo, noise form {level} "
              "(see hyperisp/data/burst.py); PSNR after the sRGB gamma"]
     return rows, notes
