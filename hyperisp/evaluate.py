@@ -43,8 +43,8 @@ def read_variance(shot: float) -> float:
     return 0.0 if shot == 0 else math.exp(2.18 * math.log(shot) + 1.20)
 
 
-def _seed(name: str, level: int) -> int:
-    # A fixed seed per (image, level), independent of --limit and of the method order.
+def stable_seed(name: str, level: int = 0) -> int:
+    """A fixed seed per (image name, level), independent of --limit, method order and Python's hash salt."""
     return (sum(ord(c) * 31 ** i for i, c in enumerate(name)) + 1009 * level) % (2**31)
 
 
@@ -210,7 +210,7 @@ def evaluate_isp(model: Optional[torch.nn.Module], folder: str | Path, limit: Op
             linear = srgb_to_linear(clean)
             mosaic = mosaic_rgb(linear)
             for index, (level, shot) in enumerate(levels.items()):
-                generator = torch.Generator().manual_seed(_seed(name, index))
+                generator = torch.Generator().manual_seed(stable_seed(name, index))
                 noisy = add_raw_noise(mosaic, shot, read_variance(shot), generator) if shot > 0 else mosaic
                 for method_name, method in methods.items():
                     pred, cpu, wall = _timed(method, noisy)
@@ -231,7 +231,7 @@ def evaluate_denoise(model: Optional[torch.nn.Module], folder: Optional[str | Pa
         methods = ({model_name: model_method(model, "denoise")} if model is not None else {})
         methods.update(_baselines(baselines, factories, notes if index == 0 else []))
         for i, (name, clean) in enumerate(images):
-            noisy = add_awgn(clean, sigma / 255, torch.Generator().manual_seed(_seed(name, index)))
+            noisy = add_awgn(clean, sigma / 255, torch.Generator().manual_seed(stable_seed(name, index)))
             scores.add("noisy", f"sigma{sigma}", noisy.clamp(0, 1), clean, 0, 0.0, 0.0)
             for method_name, method in methods.items():
                 if method_name == "bm3d" and i >= bm3d_limit:

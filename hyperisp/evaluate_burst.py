@@ -29,6 +29,7 @@ import torch
 from .data.burst import list_images, load_grey, synthesize_bursts
 from .data.unprocess import linear_to_srgb
 from .errors import HyperispError
+from .evaluate import stable_seed
 from .metrics import ms_ssim, psnr, ssim
 
 EVAL_SIZE = 256
@@ -36,8 +37,6 @@ EVAL_FRAMES = 8
 Method = Callable[[torch.Tensor], torch.Tensor]  # (1, T, H, W) linear -> (1, 1, H, W) linear
 
 
-def _seed(name: str) -> int:
-    return sum(ord(c) * 31**i for i, c in enumerate(name)) % (2**31)
 
 
 def make_test_bursts(folder: str | Path, limit: Optional[int] = None, size: int = EVAL_SIZE,
@@ -52,7 +51,7 @@ def make_test_bursts(folder: str | Path, limit: Optional[int] = None, size: int 
         grey = torch.from_numpy(load_grey(path))
         if min(grey.shape) < size + 32:
             raise HyperispError(path, f"photo is smaller than the {size + 32} px the {size} px test bursts need")
-        g = torch.Generator().manual_seed(_seed(path.name))
+        g = torch.Generator().manual_seed(stable_seed(path.name))
         bursts.append((path.name, synthesize_bursts(grey[None], frames, size, g, shot_variance)))
     return bursts
 

@@ -44,3 +44,14 @@ def small_png(tmp_path: Path) -> Path:
     rng = np.random.default_rng(1)
     img = np.clip(0.5 + rng.normal(0, 0.1, (40, 56, 3)), 0, 1)
     return write_image(tmp_path / "noisy.png", img)
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one torch thread: small training steps are faster, and timing-free."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

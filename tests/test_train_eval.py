@@ -15,12 +15,7 @@ from hyperisp.metrics import psnr
 from hyperisp.raw.bayer import mosaic_rgb
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

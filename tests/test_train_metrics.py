@@ -7,13 +7,7 @@ import torch
 from hyperisp.metrics import crop_border, ms_ssim, psnr, ssim
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small tensors: with the CPU shared, one thread is several times faster than two.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _image(seed: int, size: int = 64) -> torch.Tensor:

@@ -9,13 +9,7 @@ from PIL import Image
 
 from hyperisp.train.trainer import TrainConfig, export_if_better, lr_factor, train
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: with the CPU shared, one thread is several times faster than two.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY_ISP = {"n_fwd": 4, "n_embed": 4, "n_hid": 8}

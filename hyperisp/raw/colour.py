@@ -120,9 +120,10 @@ def linear_to_srgb(x):
     Negative inputs map to 0. Works on numpy arrays (float32 out) and torch
     tensors (gradient-safe: the power is never evaluated near 0).
     """
-    if _is_torch(x):
-        x = x.clamp(min=0.0)
-        return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+    if _is_torch(x):  # the one torch implementation lives with the training-data synthesis
+        from ..data.unprocess import linear_to_srgb as linear_to_srgb_torch
+
+        return linear_to_srgb_torch(x.clamp(min=0.0))
     x = np.asarray(x, dtype=np.float32)
     shape, x = x.shape, x.reshape(-1)
     # In place on one buffer: this runs on every output pixel, so memory traffic matters.
@@ -137,8 +138,9 @@ def linear_to_srgb(x):
 def srgb_to_linear(x):
     """sRGB-encoded values -> linear light (exact inverse of :func:`linear_to_srgb`; negatives -> 0)."""
     if _is_torch(x):
-        x = x.clamp(min=0.0)
-        return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4)
+        from ..data.unprocess import srgb_to_linear as srgb_to_linear_torch
+
+        return srgb_to_linear_torch(x.clamp(min=0.0))
     x = np.asarray(x, dtype=np.float32)
     shape, x = x.shape, x.reshape(-1)
     y = np.maximum(x, np.float32(0.04045))
