@@ -50,6 +50,8 @@ FormatOpt = typer.Option(None, "--format", "-f", help="Output format; default: f
 QualityOpt = typer.Option(95, "--quality", "-q", min=1, max=100, help="JPEG quality.")
 DeviceOpt = typer.Option(Device.auto, "--device", help="Where the network runs: auto picks CUDA when present.")
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace outputs that already exist.")
+TileOpt = typer.Option(None, "--tile", min=0, help="Tile size in pixels for exact tiled inference "
+                       "(bounded memory, same pixels); 0 = whole image at once. Default 2048.")
 
 
 def _fail(error: Exception) -> None:
@@ -112,6 +114,7 @@ def develop(
     exposure: float = typer.Option(0.0, "--exposure", help="Exposure correction in EV."),
     overwrite: bool = OverwriteOpt,
     sample: bool = typer.Option(False, "--sample", help="Develop the built-in synthetic sample raw (a DNG)."),
+    tile: Optional[int] = TileOpt,
 ) -> None:
     """Develop RAW photos to JPEG, PNG or 16-bit TIFF (default: INPUT.jpg beside the input)."""
     from .pipeline import develop_file
@@ -131,7 +134,7 @@ def develop(
     def job(source: Path) -> Path:
         target = _output_path(source, output, fmt, ".jpg", len(inputs) > 1)
         develop_file(source, target, fmt=fmt and fmt.value, quality=quality, overwrite=overwrite,
-                     model=model, device=device.value, wb=white_balance, exposure=exposure)
+                     model=model, device=device.value, wb=white_balance, exposure=exposure, tile=tile)
         return target
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,6 +166,7 @@ def denoise(
     model: str = typer.Option("denoise", "--model", "-m", help="Shipped model name or model card path."),
     device: Device = DeviceOpt,
     overwrite: bool = OverwriteOpt,
+    tile: Optional[int] = TileOpt,
 ) -> None:
     """Denoise sRGB photos (default: INPUT_denoised with the input's format, beside the input)."""
     from .pipeline import denoise_file
@@ -173,7 +177,7 @@ def denoise(
         default_ext = source.suffix.lower() if source.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff") else ".png"
         target = _output_path(source, output, fmt, default_ext, len(inputs) > 1, suffix="_denoised")
         return denoise_file(source, target, fmt=fmt and fmt.value, quality=quality, overwrite=overwrite,
-                            model=model, device=device.value)
+                            model=model, device=device.value, tile=tile)
 
     _process_all(inputs, output, job, "denoised")
 
@@ -224,6 +228,43 @@ def info(
     table.add_row("FLOPs, filter prediction", f"{cost['flops_filter_prediction'] / 1e9:.3f} G")
     table.add_row("FLOPs, total", f"{cost['flops_total'] / 1e12:.3f} T")
     table.add_row("FLOPs / param", f"{cost['flops_per_param']:.0f}")
+    out.print(table)
+
+
+@app.command()
+def bench(
+    model: str = typer.Option("isp", "--model", "-m", help="Shipped model to time (an isp or denoise model)."),
+    megapixels: float = typer.Option(12.0, "--megapixels", "--mp", min=0.01, help="Output size in megapixels."),
+    device: Device = typer.Option(Device.cpu, "--device", help="Where the network runs."),
+    tile: Optional[int] = TileOpt,
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: torch's)."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also time the baselines."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Seconds per megapixel, GFLOP/s against the matmul peak and peak memory, with baselines, in one run."""
+    from .bench import run_bench
+    from .pipeline import resolve_device
+
+    try:
+        dev = resolve_device(device.value).type
+        report = run_bench(model, megapixels, dev, tile, threads, baselines)
+    except (HyperispError, ValueError) as error:
+        _fail(error)
+        raise typer.Exit(2)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    peak = report["matmul_peak_gflops"]
+    title = (f"{model} at {report['megapixels']:.1f} MP on {report['device']}, {report['threads']} threads"
+             + (f"; fp32 matmul peak {peak:.0f} GFLOP/s" if peak else ""))
+    table = Table(title=title)
+    for column in ("case", "s", "s / MP", "MP / s", "GFLOP/s", "% of peak", "peak RSS", "note"):
+        table.add_column(column, justify="left" if column in ("case", "note") else "right")
+    for case in report["cases"]:
+        gflops, frac = case["gflop_per_s"], case["peak_fraction"]
+        table.add_row(case["name"], f"{case['seconds']:.2f}", f"{case['s_per_mp']:.3f}", f"{case['mp_per_s']:.2f}",
+                      f"{gflops:.1f}" if gflops else "-", f"{100 * frac:.0f} %" if frac else "-",
+                      f"{case['peak_rss_mb'] / 1024:.2f} GB", case["note"])
     out.print(table)
 
 

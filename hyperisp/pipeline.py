@@ -21,6 +21,7 @@ from .io.images import read_image, write_image
 from .pretrained import load_pretrained
 from .raw import RawImage, apply_orientation, choose_white_balance, finish, from_canonical, raw_from_array, read_raw
 from .raw.bayer import pack_bayer
+from .tiling import run_tiled, supports_tiling
 
 PathType = Union[str, PathLike]
 WhiteBalance = Union[str, Sequence[float]]
@@ -51,10 +52,32 @@ def get_model(model: str | torch.nn.Module, task: str, device: torch.device) -> 
     return net
 
 
+DEFAULT_TILE = 2048  # image pixels: tiles of 2048 x 2048 keep the network's peak memory under ~1 GB
+
+
+def _network_tile(net: torch.nn.Module, tile: int | None) -> int | None:
+    """Image-pixel tile size -> the network's input pixels (packed Bayer is half size); None = whole image."""
+    if tile is None:
+        tile = DEFAULT_TILE
+    if tile == 0 or not supports_tiling(net):
+        return None
+    if tile < 64:
+        raise HyperispError(None, f"tile size {tile}: expected 0 (whole image) or at least 64 pixels")
+    align = 32 if net.task == "isp" else 16
+    size = tile // 2 if net.task == "isp" else tile
+    return max(align, size // align * align)
+
+
 @torch.inference_mode()
-def _run(net: torch.nn.Module, x: np.ndarray, device: torch.device) -> np.ndarray:
-    """(C, H, W) float32 -> the network's (C', H', W') output, as float32 numpy."""
-    y = net(torch.from_numpy(np.ascontiguousarray(x))[None].to(device))
+def _run(net: torch.nn.Module, x: np.ndarray, device: torch.device, tile: int | None = None) -> np.ndarray:
+    """(C, H, W) float32 -> the network's (C', H', W') output, as float32 numpy.
+
+    Exact tiled inference (:func:`hyperisp.tiling.run_tiled`) with ``tile`` image pixels
+    (None: the default, 0: whole image in one go); same pixels either way.
+    """
+    inp = torch.from_numpy(np.ascontiguousarray(x))[None].to(device)
+    network_tile = _network_tile(net, tile)
+    y = net(inp) if network_tile is None else run_tiled(net, inp, network_tile)
     return y[0].float().cpu().numpy()
 
 
@@ -75,12 +98,16 @@ def develop_raw(
     device: str | torch.device = "auto",
     wb: WhiteBalance = "camera",
     exposure: float = 0.0,
+    tile: int | None = None,
 ) -> Developed:
-    """Develop a :class:`RawImage`: network (demosaic + denoise), then analytic colour and tone."""
+    """Develop a :class:`RawImage`: network (demosaic + denoise), then analytic colour and tone.
+
+    ``tile``: tile size in image pixels for exact tiled inference (None: default, 0: whole image).
+    """
     dev = resolve_device(device)
     net = get_model(model, "isp", dev)
     mosaic = torch.from_numpy(raw.mosaic)[None, None]
-    cam_rgb = _run(net, pack_bayer(mosaic)[0].numpy(), dev).transpose(1, 2, 0)
+    cam_rgb = _run(net, pack_bayer(mosaic)[0].numpy(), dev, tile).transpose(1, 2, 0)
     cam_rgb = from_canonical(np.clip(cam_rgb, 0.0, 1.0), raw.frame)
     gains, source = choose_white_balance(raw, wb)
     rgb = finish(cam_rgb, gains, raw.cam_to_srgb, exposure_ev=exposure)
@@ -97,6 +124,7 @@ def develop(
     cfa_phase: str = "RGGB",
     black_level: float = 0.0,
     white_level: float | None = None,
+    tile: int | None = None,
 ) -> np.ndarray:
     """Develop a RAW file or a Bayer array into an upright sRGB image.
 
@@ -108,6 +136,7 @@ def develop(
         device: "cpu", "cuda" or "auto".
         wb: "camera" (as shot, auto when the file has none), "auto", "daylight", or R, G, B gains.
         exposure: exposure correction in EV.
+        tile: tile size in image pixels for exact tiled inference (None: default, 0: whole image).
     Returns:
         (H, W, 3) float32 sRGB in [0, 1].
     """
@@ -117,7 +146,7 @@ def develop(
         raw = source
     else:
         raw = read_raw(source)
-    return develop_raw(raw, model=model, device=device, wb=wb, exposure=exposure).rgb
+    return develop_raw(raw, model=model, device=device, wb=wb, exposure=exposure, tile=tile).rgb
 
 
 def develop_file(
@@ -152,19 +181,21 @@ def denoise(
     *,
     model: str | torch.nn.Module = "denoise",
     device: str | torch.device = "auto",
+    tile: int | None = None,
 ) -> np.ndarray:
     """Denoise an sRGB photo.
 
     Args:
         image: a file path (PNG, JPEG, TIFF; 8 or 16 bit) or an (H, W, 3) array
             (uint8, uint16, or float in [0, 1]).
+        tile: tile size in pixels for exact tiled inference (None: default, 0: whole image).
     Returns:
         (H, W, 3) float32 sRGB in [0, 1].
     """
     pixels = read_image(image).pixels if not isinstance(image, np.ndarray) else _as_unit_float(image)
     dev = resolve_device(device)
     net = get_model(model, "denoise", dev)
-    return np.clip(_run(net, pixels.transpose(2, 0, 1), dev).transpose(1, 2, 0), 0.0, 1.0)
+    return np.clip(_run(net, pixels.transpose(2, 0, 1), dev, tile).transpose(1, 2, 0), 0.0, 1.0)
 
 
 def denoise_file(
@@ -176,8 +207,9 @@ def denoise_file(
     overwrite: bool = False,
     model: str | torch.nn.Module = "denoise",
     device: str | torch.device = "auto",
+    tile: int | None = None,
 ) -> Path:
     """Denoise ``input_path`` and write it atomically, keeping its EXIF fields."""
     photo = read_image(input_path)
-    clean = denoise(photo.pixels, model=model, device=device)
+    clean = denoise(photo.pixels, model=model, device=device, tile=tile)
     return write_image(output_path, clean, fmt=fmt, quality=quality, metadata=photo.metadata, overwrite=overwrite)
