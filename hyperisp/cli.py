@@ -239,6 +239,7 @@ def bench(
     tile: Optional[int] = TileOpt,
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: torch's)."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also time the baselines."),
+    isolate: bool = typer.Option(True, "--isolate/--no-isolate", help="Each case in a fresh process (clean peak RSS)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Seconds per megapixel, GFLOP/s against the matmul peak and peak memory, with baselines, in one run."""
@@ -247,7 +248,7 @@ def bench(
 
     try:
         dev = resolve_device(device.value).type
-        report = run_bench(model, megapixels, dev, tile, threads, baselines)
+        report = run_bench(model, megapixels, dev, tile, threads, baselines, isolate)
     except (HyperispError, ValueError) as error:
         _fail(error)
         raise typer.Exit(2)

@@ -57,14 +57,17 @@ _VDN_ALIGN, _VDN_HALO = 16, 64
 Span = tuple[int, int, int, int]  # core start, core end, extended start, extended end (one axis)
 
 
-def _spans(size: int, tile: int, halo: int) -> list[Span]:
-    """Cut [0, size) into cores of ``tile`` pixels, each extended by ``halo`` and clipped to the image."""
-    return [(a, min(a + tile, size), max(0, a - halo), min(size, a + tile + halo)) for a in range(0, size, tile)]
+def _spans(size: int, tile: int, halo: int, align: int) -> list[Span]:
+    """Cut [0, size) into as few cores as ``tile`` allows, of equal sizes rounded up to ``align``,
+    each extended by ``halo`` and clipped to the image (equal cores: no thin last tile paying a full halo)."""
+    count = -(-size // tile)
+    step = -(-size // (count * align)) * align
+    return [(a, min(a + step, size), max(0, a - halo), min(size, a + step + halo)) for a in range(0, size, step)]
 
 
-def _tiles(height: int, width: int, tile: int, halo: int) -> Iterator[tuple[Span, Span]]:
-    for ys in _spans(height, tile, halo):
-        for xs in _spans(width, tile, halo):
+def _tiles(height: int, width: int, tile: int, halo: int, align: int) -> Iterator[tuple[Span, Span]]:
+    for ys in _spans(height, tile, halo, align):
+        for xs in _spans(width, tile, halo, align):
             yield ys, xs
 
 
@@ -127,7 +130,7 @@ def hyperunet_pooled_tiled(model: HyperUNet, x: torch.Tensor, tile: int) -> dict
         return {}
     _check_tile(tile, UNET_ALIGN)
     height, width = x.shape[-2:]
-    tiles = list(_tiles(height, width, tile, HALO))
+    tiles = list(_tiles(height, width, tile, HALO, UNET_ALIGN))
     s = 1 / UNET_ALIGN  # every embedding ends at 1/32 of the packed grid
     pooled = {"e1": _max_over_tiles(tiles, lambda ys, xs: model.embed1(_extended(x, ys, xs)), s)}
 
@@ -156,7 +159,7 @@ def _run_hyperunet(model: HyperUNet, packed: torch.Tensor, tile: int) -> torch.T
     x = _prepare(packed)  # the model's pad-to-16, once, on the whole input
     pooled = hyperunet_pooled_tiled(model, x, tile)
     out = packed.new_empty(packed.shape[0], 3, 2 * h, 2 * w)
-    for ys, xs in _tiles(*x.shape[-2:], tile, HALO):
+    for ys, xs in _tiles(*x.shape[-2:], tile, HALO, UNET_ALIGN):
         if ys[0] >= h or xs[0] >= w:  # a core entirely in the padding: nothing to output
             continue
         ys_out, xs_out = (ys[0], min(ys[1], h), ys[2], ys[3]), (xs[0], min(xs[1], w), xs[2], xs[3])
@@ -179,7 +182,7 @@ def _run_vdn(model: VDN, x: torch.Tensor, tile: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     xp = model._prepare(x)  # pad-to-16 once, on the whole image
     out = x.new_empty(x.shape)
-    for ys, xs in _tiles(*xp.shape[-2:], tile, _VDN_HALO):
+    for ys, xs in _tiles(*xp.shape[-2:], tile, _VDN_HALO, _VDN_ALIGN):
         if ys[0] >= h or xs[0] >= w:
             continue
         ys_out, xs_out = (ys[0], min(ys[1], h), ys[2], ys[3]), (xs[0], min(xs[1], w), xs[2], xs[3])

@@ -113,3 +113,27 @@ def test_develop_tiled_equals_whole_for_every_bayer_phase(phase):
     tiled = hyperisp.develop(mosaic, tile=128, **kwargs)
     assert tiled.shape == whole.shape == (331, 405, 3)
     assert np.abs(tiled - whole).max() < TOL
+
+
+def _demosaic_reference(packed: torch.Tensor) -> torch.Tensor:
+    """Textbook bilinear demosaic: masked mosaic planes, 3x3 kernels, mosaic reflected at the border."""
+    import torch.nn.functional as F
+
+    mosaic = F.pixel_shuffle(packed, 2)
+    h, w = mosaic.shape[-2:]
+    masks = torch.zeros(1, 3, h, w)
+    masks[:, 0, 0::2, 0::2] = 1
+    masks[:, 1, 0::2, 1::2] = masks[:, 1, 1::2, 0::2] = 1
+    masks[:, 2, 1::2, 1::2] = 1
+    k_g = torch.tensor([[0, 1, 0], [1, 4, 1], [0, 1, 0]]) / 4.0
+    k_rb = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 4.0
+    kernels = torch.stack([k_rb, k_g, k_rb]).unsqueeze(1)
+    return F.conv2d(F.pad(mosaic * masks, (1, 1, 1, 1), mode="reflect"), kernels, groups=3)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 7), (13, 10)])
+def test_fast_demosaic_bilinear_matches_the_textbook_conv(size):
+    from hyperisp.raw.bayer import demosaic_bilinear
+
+    packed = torch.rand(2, 4, *size, generator=torch.Generator().manual_seed(6))
+    torch.testing.assert_close(demosaic_bilinear(packed), _demosaic_reference(packed), rtol=0, atol=1e-6)
