@@ -137,3 +137,11 @@ def test_fast_demosaic_bilinear_matches_the_textbook_conv(size):
 
     packed = torch.rand(2, 4, *size, generator=torch.Generator().manual_seed(6))
     torch.testing.assert_close(demosaic_bilinear(packed), _demosaic_reference(packed), rtol=0, atol=1e-6)
+
+
+def test_recomputing_y0_gives_the_same_pixels():
+    model = _unet()
+    x = torch.rand(1, 4, 170, 199, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        whole = model(x)
+    assert (run_tiled(model, x, tile=64, keep_y0=False) - whole).abs().max().item() < TOL
