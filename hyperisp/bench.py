@@ -206,8 +206,11 @@ def run_bench(
             row["peak_fraction"] = row["gflop_per_s"] / peak if peak else None
         cases.append(row)
 
+    from hyperisp.tiling import run_tiled_is_whole_image
+
+    how = "whole image" if run_tiled_is_whole_image(net) else "exact tiled inference"
     add(f"{model}: network", run_case(_network_case, model, shape, device, tile, threads), model_flops,
-        "exact tiled inference" if device == "cpu" else "fp16 autocast")
+        how if device == "cpu" else f"{how}, fp16 autocast")
     if baselines:
         from hyperisp.models import create_model
 
