@@ -9,7 +9,7 @@ once per image and reused for every tile:
       pass 1  tiles of x:  E1(x)                         -> max over tiles -> p1
       pass 2  tiles of x:  y0 = stem(x; p1);  E2(y0)     -> max over tiles -> p2
                            and x2 = maxpool(y0) is kept (n_fwd x H/2 x W/2, = size of x),
-                           (and y0 itself with keep_y0=True; by default the final pass recomputes it)
+                           and y0 itself (keep_y0=True, default), so the final pass need not recompute it
       pass 3  tiles of x2: x4 = maxpool(y2(x2; p2)); E4  -> max over tiles -> p4
       pass 4  tiles of x2: x8 = maxpool(y4(...; p4)); E8 -> max over tiles -> p8
       final   tiles of x:  the model's own forward with {p1, p2, p4, p8} given, cropped.
@@ -246,7 +246,7 @@ def default_tile(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, keep_y0: bool = False) -> torch.Tensor:
+def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, keep_y0: bool = True) -> torch.Tensor:
     """Whole-image inference computed tile by tile; equals ``model(x)`` (max abs diff < 1e-4).
 
     Args:
@@ -257,7 +257,7 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
             None = :func:`default_tile`. Each tile is run with a halo (96 / 64 pixels).
         keep_y0: HyperUNet only: keep the full-scale maps y0 (n_fwd floats per packed pixel,
             384 MB for a 24 MP raw at n_fwd = 16) from pass 2 instead of recomputing them in
-            the final pass (no speed-up measured on a 2-core CPU); False = working memory
+            the final pass (12 MP, 2 cores: 8.8 s instead of 11.1 s); False = working memory
             bounded by the tile alone.
     Returns:
         The model's output, assembled from the tiles.
