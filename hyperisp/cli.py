@@ -47,6 +47,8 @@ FormatOpt = typer.Option(None, "--format", "-f", help="Output format; default: f
 QualityOpt = typer.Option(95, "--quality", "-q", min=1, max=100, help="JPEG quality.")
 DeviceOpt = typer.Option(Device.auto, "--device", help="Where the network runs: auto picks CUDA when present.")
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace outputs that already exist.")
+TileOpt = typer.Option(None, "--tile", min=0, help="Tile size in pixels for exact tiled inference "
+                       "(bounded memory, same pixels); 0 = whole image at once. Default 4096.")
 
 
 def _fail(error: Exception) -> None:
@@ -163,6 +165,7 @@ def develop(
     quiet: bool = QuietOpt,
     as_json: bool = JsonOpt,
     failures: Optional[Path] = FailuresOpt,
+    tile: Optional[int] = TileOpt,
 ) -> None:
     """Develop RAW photos to JPEG, PNG or 16-bit TIFF (default: INPUT.jpg beside the input).
 
@@ -190,7 +193,7 @@ def develop(
             _fail(error)
             raise typer.Exit(2)
     spec_options = dict(quality=quality, overwrite=overwrite, model=model, device=device.value,
-                        options=dict(wb=white_balance, exposure=exposure_ev, linear=linear))
+                        options=dict(wb=white_balance, exposure=exposure_ev, linear=linear, tile=tile))
     with tempfile.TemporaryDirectory() as tmp:
         if sample:
             sample_path = write_sample_dng(Path(tmp) / "hyperisp_sample.dng")
@@ -258,13 +261,14 @@ def denoise(
     quiet: bool = QuietOpt,
     as_json: bool = JsonOpt,
     failures: Optional[Path] = FailuresOpt,
+    tile: Optional[int] = TileOpt,
 ) -> None:
     """Denoise sRGB photos (default: INPUT_denoised with the input's format, beside the input).
 
     Folders, globs, -o OUTDIR, resume and failure handling work as for develop.
     """
     _warn_if_untrained(model)
-    spec_options = dict(quality=quality, overwrite=overwrite, model=model, device=device.value)
+    spec_options = dict(quality=quality, overwrite=overwrite, model=model, device=device.value, options=dict(tile=tile))
     _run_batch("denoise", inputs, output, fmt, name, recursive, spec_options, engine, jobs, address, quiet,
                as_json, failures)
 
@@ -466,6 +470,44 @@ def eval_command(
                    for r in rows if r["method"] == name for key in ("psnr", "ssim", "ms_ssim", "cpu_s_per_mp")]
         path = update_card_metrics(model, metrics)
         err.print(f"wrote {len(metrics)} metrics to {path}")
+
+
+@app.command()
+def bench(
+    model: str = typer.Option("isp", "--model", "-m", help="Shipped model to time (an isp or denoise model)."),
+    megapixels: float = typer.Option(12.0, "--megapixels", "--mp", min=0.01, help="Output size in megapixels."),
+    device: Device = typer.Option(Device.cpu, "--device", help="Where the network runs."),
+    tile: Optional[int] = TileOpt,
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: torch's)."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also time the baselines."),
+    isolate: bool = typer.Option(True, "--isolate/--no-isolate", help="Each case in a fresh process (clean peak RSS)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Seconds per megapixel, GFLOP/s against the matmul peak and peak memory, with baselines, in one run."""
+    from .bench import run_bench
+    from .pipeline import resolve_device
+
+    try:
+        dev = resolve_device(device.value).type
+        report = run_bench(model, megapixels, dev, tile, threads, baselines, isolate)
+    except (HyperispError, ValueError) as error:
+        _fail(error)
+        raise typer.Exit(2)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    peak = report["matmul_peak_gflops"]
+    title = (f"{model} at {report['megapixels']:.1f} MP on {report['device']}, {report['threads']} threads"
+             + (f"; fp32 matmul peak {peak:.0f} GFLOP/s" if peak else ""))
+    table = Table(title=title)
+    for column in ("case", "s", "s / MP", "MP / s", "GFLOP/s", "% of peak", "peak RSS", "note"):
+        table.add_column(column, justify="left" if column in ("case", "note") else "right")
+    for case in report["cases"]:
+        gflops, frac = case["gflop_per_s"], case["peak_fraction"]
+        table.add_row(case["name"], f"{case['seconds']:.2f}", f"{case['s_per_mp']:.3f}", f"{case['mp_per_s']:.2f}",
+                      f"{gflops:.1f}" if gflops else "-", f"{100 * frac:.0f} %" if frac else "-",
+                      f"{case['peak_rss_mb'] / 1024:.2f} GB", case["note"])
+    out.print(table)
 
 
 if __name__ == "__main__":

@@ -146,9 +146,17 @@ class HyperUNet(nn.Module):
 
     def _encode(self, x: torch.Tensor, pooled: dict) -> tuple[torch.Tensor, ...]:
         """Down path on padded (N, 4, H, W); fills ``pooled`` with "e1", "e2", "e4", "e8"."""
+        y0 = self._stem(x, pooled)
+        return (y0, *self._down(y0, pooled))
+
+    def _stem(self, x: torch.Tensor, pooled: dict) -> torch.Tensor:
+        """Full-scale stage: padded (N, 4, H, W) -> y0 (N, n_fwd, H, W); fills ``pooled["e1"]``."""
         p1 = self._pool("e1", x, pooled)
         y0 = self.hc0(x, p1).clamp(0, 1)
-        y0 = (self.hc1(y0, p1) + y0).clamp(0, 1)
+        return (self.hc1(y0, p1) + y0).clamp(0, 1)
+
+    def _down(self, y0: torch.Tensor, pooled: dict) -> tuple[torch.Tensor, ...]:
+        """Scales 1/2 .. 1/16: y0 -> (y2, y4, y8, y16); fills "e2", "e4", "e8" (tiled inference calls the stages apart)."""
         y2 = F.gelu(self.hc1_2(F.max_pool2d(y0, 2), self._pool("e2", y0, pooled)))
         x4 = F.max_pool2d(y2, 2)
         y4 = F.gelu(self.hc1_4(x4, self._pool("e4", x4, pooled)))
@@ -156,7 +164,7 @@ class HyperUNet(nn.Module):
         p8 = self._pool("e8", x8, pooled)
         y8 = F.gelu(self.hc1_8(x8, p8))
         y16 = F.gelu(self.hc1_16(F.max_pool2d(y8, 2), p8))
-        return y0, y2, y4, y8, y16
+        return y2, y4, y8, y16
 
     def _decode(self, x: torch.Tensor, ys: tuple[torch.Tensor, ...], pooled: dict) -> torch.Tensor:
         """Up path and head: padded input and down-path maps -> (N, 3, 2H, 2W) head output."""

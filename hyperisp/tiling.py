@@ -1,0 +1,278 @@
+"""Exact tiled inference: full-resolution photos in bounded memory, same pixels as whole-image runs.
+
+Why it is not just "run the network on tiles": a HyperConv's filters come from a
+GLOBAL max-pool of an embedding of the whole image (SPEC §4), so independent tiles
+would each predict their own filters and show seams. Here the filters are computed
+once per image and reused for every tile:
+
+    HyperUNet, stage by stage (all coordinates in padded packed pixels):
+      pass 1  tiles of x:  E1(x)                         -> max over tiles -> p1
+      pass 2  tiles of x:  y0 = stem(x; p1);  E2(y0)     -> max over tiles -> p2
+                           and x2 = maxpool(y0) is kept (n_fwd x H/2 x W/2, = size of x),
+                           and y0 itself (keep_y0=True, default), so the final pass need not recompute it
+      pass 3  tiles of x2: x4 = maxpool(y2(x2; p2)); E4  -> max over tiles -> p4
+      pass 4  tiles of x2: x8 = maxpool(y4(...; p4)); E8 -> max over tiles -> p8
+      final   tiles of x:  the model's own forward with {p1, p2, p4, p8} given, cropped.
+
+Every tile is run on its core plus a halo of ``HALO`` pixels (clipped at the image
+border) and only the core of the result is kept. Exactness rests on three facts:
+  * the halo (96) exceeds the receptive-field radius of every pass (<= 94, worked out
+    in ``_UNET_RADIUS``), so corrupted margins (reflect/zero padding, bilinear edge
+    clamping at a tile's inner sides) never reach the core;
+  * tile origins and halos are multiples of 32, the largest pooling stride, so every
+    max-pool sees the same windows as in the whole image;
+  * a tile that reaches a true image border keeps it, so every layer pads there
+    exactly as whole-image inference does. The model's pad-to-16 is applied once to
+    the whole (small, 4-channel) input, not per tile.
+Max-pools reduce exactly in any order; average pools (VDN) agree to float rounding.
+
+HyperVDN predicts the filters of each of its 15 D-Net layers from the global average
+of that layer's OWN input: exact tiling would need 15 sequential passes (~8x the
+compute). :func:`run_tiled` therefore runs HyperVDN on the whole image (exact by
+construction); plain VDN is purely local and is tiled.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Callable, Iterator, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hyperisp.models.hyperunet import HyperUNet, _prepare
+from hyperisp.models.vdn import VDN, HyperVDN
+from hyperisp.nn import HyperConv
+from hyperisp.raw.bayer import demosaic_bilinear
+
+# Receptive-field radius of HyperUNet's final pass (packed pixels): stem 2, +1 pool, +2, +2, +4, +4, +8,
+# +8, +16 (y16: 47), up path +16+8, +8+4, +4+2, +2+1, head +1 (upsample head +1.5) -> 94 at most.
+# The embedding passes reach at most 79 (E1: 1+1+2+2+4+4+8+24+32 = 78).
+_UNET_RADIUS = 94
+UNET_ALIGN = 32  # largest pooling stride (E1..E8 end at 1/32); tile origins are multiples of it
+HALO = 96  # >= _UNET_RADIUS, multiple of UNET_ALIGN
+# Plain VDN: D-Net radius 2+1+4+2+8+4+16+8+4+2+1 = 52 < 64; pools are 2x2 (total 8), input padded to 16.
+_VDN_ALIGN, _VDN_HALO = 16, 64
+
+Span = tuple[int, int, int, int]  # core start, core end, extended start, extended end (one axis)
+
+
+def _spans(size: int, tile: int, halo: int, align: int) -> list[Span]:
+    """Cut [0, size) into as few cores as ``tile`` allows, of equal sizes rounded up to ``align``,
+    each extended by ``halo`` and clipped to the image (equal cores: no thin last tile paying a full halo)."""
+    count = -(-size // tile)
+    step = -(-size // (count * align)) * align
+    return [(a, min(a + step, size), max(0, a - halo), min(size, a + step + halo)) for a in range(0, size, step)]
+
+
+def _tiles(height: int, width: int, tile: int, halo: int, align: int) -> Iterator[tuple[Span, Span]]:
+    for ys in _spans(height, tile, halo, align):
+        for xs in _spans(width, tile, halo, align):
+            yield ys, xs
+
+
+def _extended(t: torch.Tensor, ys: Span, xs: Span, scale: float = 1.0) -> torch.Tensor:
+    """The extended tile of a whole map ``t`` stored at ``scale`` x the tiling grid, (N, C, h, w)."""
+    return t[..., int(ys[2] * scale) : math.ceil(ys[3] * scale), int(xs[2] * scale) : math.ceil(xs[3] * scale)].contiguous(
+        memory_format=torch.channels_last
+    )
+
+
+def _core(t: torch.Tensor, ys: Span, xs: Span, scale: float) -> torch.Tensor:
+    """The core of a map computed on an extended tile, ``scale`` = its size / the grid's size."""
+
+    def cut(span: Span) -> slice:
+        a, b, a0, _ = span
+        return slice(int((a - a0) * scale), math.ceil((b - a0) * scale))
+
+    return t[..., cut(ys), cut(xs)]
+
+
+def _check_tile(tile: int, align: int) -> None:
+    if tile < align or tile % align:
+        raise ValueError(f"expected a tile size that is a positive multiple of {align}, got {tile}")
+
+
+# -- HyperUNet ------------------------------------------------------------------------------------
+def _y2(model: HyperUNet, x2: torch.Tensor, pooled: dict) -> torch.Tensor:
+    # The inputs of E4 and E8, as in HyperUNet._down; the exactness tests catch any drift.
+    return F.gelu(model.hc1_2(x2, pooled["e2"]))
+
+
+def _y4(model: HyperUNet, x2: torch.Tensor, pooled: dict) -> torch.Tensor:
+    return F.gelu(model.hc1_4(F.max_pool2d(_y2(model, x2, pooled), 2), pooled["e4"]))
+
+
+def _max_over_tiles(
+    tiles: list[tuple[Span, Span]], embed: Callable[[Span, Span], torch.Tensor], scale: float
+) -> torch.Tensor:
+    """Global max-pool (N, C) of an embedding computed tile by tile; ``embed`` returns its extended maps."""
+    pooled: Optional[torch.Tensor] = None
+    for ys, xs in tiles:
+        part = _core(embed(ys, xs), ys, xs, scale).amax(dim=(2, 3))
+        pooled = part if pooled is None else torch.maximum(pooled, part)
+    assert pooled is not None
+    return pooled
+
+
+def hyperunet_pooled_tiled(
+    model: HyperUNet, x: torch.Tensor, tile: int, y0_out: Optional[torch.Tensor] = None
+) -> dict[str, torch.Tensor]:
+    """The pooled embeddings of the padded packed input ``x`` (N, 4, H, W), computed tile by tile.
+
+    Equal to ``model.pooled_embeddings`` of the unpadded input (``x`` = ``_prepare(packed)``).
+    ``y0_out`` (N, n_fwd, H, W), optional: filled with the full-scale maps y0 on the way.
+    Returns {"e1", "e2", "e4", "e8"} -> (N, C); {} for plain models.
+    """
+    if model.plain:
+        return {}
+    _check_tile(tile, UNET_ALIGN)
+    height, width = x.shape[-2:]
+    tiles = list(_tiles(height, width, tile, HALO, UNET_ALIGN))
+    s = 1 / UNET_ALIGN  # every embedding ends at 1/32 of the packed grid
+    pooled = {"e1": _max_over_tiles(tiles, lambda ys, xs: model.embed1(_extended(x, ys, xs)), s)}
+
+    # Pass 2 also keeps x2 = maxpool(y0) for the whole image: the later passes start from it.
+    x2 = x.new_empty(x.shape[0], model.config["n_fwd"], height // 2, width // 2)
+    x2 = x2.contiguous(memory_format=torch.channels_last)
+
+    def embed2(ys: Span, xs: Span) -> torch.Tensor:
+        y0 = model._stem(_extended(x, ys, xs), pooled)
+        if y0_out is not None:
+            y0_out[..., ys[0] : ys[1], xs[0] : xs[1]] = _core(y0, ys, xs, 1)
+        a, b, c, d = ys[0] // 2, ys[1] // 2, xs[0] // 2, xs[1] // 2
+        x2[..., a:b, c:d] = _core(F.max_pool2d(y0, 2), ys, xs, 0.5)
+        return model.embed2(y0)
+
+    pooled["e2"] = _max_over_tiles(tiles, embed2, s)
+    pooled["e4"] = _max_over_tiles(
+        tiles, lambda ys, xs: model.embed4(F.max_pool2d(_y2(model, _extended(x2, ys, xs, 0.5), pooled), 2)), s
+    )
+    pooled["e8"] = _max_over_tiles(
+        tiles, lambda ys, xs: model.embed8(F.max_pool2d(_y4(model, _extended(x2, ys, xs, 0.5), pooled), 2)), s
+    )
+    return pooled
+
+
+def _run_hyperunet(model: HyperUNet, packed: torch.Tensor, tile: int, keep_y0: bool) -> torch.Tensor:
+    h, w = packed.shape[-2:]
+    x = _prepare(packed)  # the model's pad-to-16, once, on the whole input
+    y0_all = None
+    if keep_y0 and not model.plain:  # pass 2 computes y0 anyway: keep it instead of recomputing it
+        y0_all = x.new_empty(x.shape[0], model.config["n_fwd"], *x.shape[-2:])
+        y0_all = y0_all.contiguous(memory_format=torch.channels_last)
+    pooled = hyperunet_pooled_tiled(model, x, tile, y0_all)
+    out = packed.new_empty(packed.shape[0], 3, 2 * h, 2 * w)
+    for ys, xs in _tiles(*x.shape[-2:], tile, HALO, UNET_ALIGN):
+        if ys[0] >= h or xs[0] >= w:  # a core entirely in the padding: nothing to output
+            continue
+        ys_out, xs_out = (ys[0], min(ys[1], h), ys[2], ys[3]), (xs[0], min(xs[1], w), xs[2], xs[3])
+        xt = _extended(x, ys, xs)
+        if y0_all is None:
+            maps = model._encode(xt, dict(pooled))
+        else:
+            y0 = _extended(y0_all, ys, xs)
+            maps = (y0, *model._down(y0, dict(pooled)))
+        head = _core(model._decode(xt, maps, pooled), ys_out, xs_out, 2)
+        if model.output == "sigmoid":
+            head = torch.sigmoid(head)
+        else:  # the bilinear demosaic of the UNPADDED input, as in HyperUNet.forward
+            ye, xe = (ys[0], min(ys[1], h), ys[2], min(ys[3], h)), (xs[0], min(xs[1], w), xs[2], min(xs[3], w))
+            base = demosaic_bilinear(packed[..., ye[2] : ye[3], xe[2] : xe[3]])
+            head = _core(base, ye, xe, 2) + model.residual_scale * head
+        out[..., 2 * ys_out[0] : 2 * ys_out[1], 2 * xs_out[0] : 2 * xs_out[1]] = head
+    return out
+
+
+# -- VDN --------------------------------------------------------------------------------------------
+def _run_vdn(model: VDN, x: torch.Tensor, tile: int) -> torch.Tensor:
+    """Plain VDN is local: the denoised image, tile by tile with a halo."""
+    _check_tile(tile, _VDN_ALIGN)
+    h, w = x.shape[-2:]
+    xp = model._prepare(x)  # pad-to-16 once, on the whole image
+    out = x.new_empty(x.shape)
+    for ys, xs in _tiles(*xp.shape[-2:], tile, _VDN_HALO, _VDN_ALIGN):
+        if ys[0] >= h or xs[0] >= w:
+            continue
+        ys_out, xs_out = (ys[0], min(ys[1], h), ys[2], ys[3]), (xs[0], min(xs[1], w), xs[2], xs[3])
+        xt = _extended(xp, ys, xs)
+        residual = _core(model.dnet(xt)[:, :3], ys_out, xs_out, 1)
+        out[..., ys_out[0] : ys_out[1], xs_out[0] : xs_out[1]] = _core(xt, ys_out, xs_out, 1) - residual
+    return out
+
+
+# -- dispatch -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def filters_once(model: nn.Module) -> Iterator[None]:
+    """Inside this block every HyperConv of ``model`` predicts its filters once per pooled vector.
+
+    The tiles of one image share the same pooled tensors, so their filters are predicted
+    once per image and reused for every tile (memoised on the pooled tensor's identity;
+    the tensor is kept alive in the cache so its id cannot be recycled).
+    """
+    patched = []
+    for module in model.modules():
+        if isinstance(module, HyperConv) and "predict" not in vars(module):
+            cache: dict[int, tuple] = {}
+
+            def predict(pooled: torch.Tensor, _predict=module.predict, _cache=cache):  # noqa: ANN001, ANN202
+                if id(pooled) not in _cache:
+                    _cache[id(pooled)] = (pooled, _predict(pooled))
+                return _cache[id(pooled)][1]
+
+            module.predict = predict
+            patched.append(module)
+    try:
+        yield
+    finally:
+        for module in patched:
+            del module.predict
+
+
+def supports_tiling(model: nn.Module) -> bool:
+    """Whether :func:`run_tiled` knows this model type."""
+    return isinstance(model, (HyperUNet, VDN, HyperVDN))
+
+
+def run_tiled_is_whole_image(model: nn.Module) -> bool:
+    """True for models that :func:`run_tiled` runs on the whole image at once (HyperVDN)."""
+    return isinstance(model, HyperVDN)
+
+
+def default_tile(model: nn.Module) -> int:
+    """A tile size in network-input pixels (as the pipeline's default: 4096 image pixels)."""
+    return 2048 if isinstance(model, HyperUNet) else 1024
+
+
+@torch.no_grad()
+def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, keep_y0: bool = True) -> torch.Tensor:
+    """Whole-image inference computed tile by tile; equals ``model(x)`` (max abs diff < 1e-4).
+
+    Args:
+        model: a HyperUNet (x: packed Bayer (N, 4, h, w) -> (N, 3, 2h, 2w)), a VDN or a
+            HyperVDN (x: (N, 3, H, W) -> (N, 3, H, W)); in eval mode.
+        x: the model's input.
+        tile: core tile size in input pixels, a multiple of 32 (HyperUNet) or 16 (VDN);
+            None = :func:`default_tile`. Each tile is run with a halo (96 / 64 pixels).
+        keep_y0: HyperUNet only: keep the full-scale maps y0 (n_fwd floats per packed pixel,
+            384 MB for a 24 MP raw at n_fwd = 16) from pass 2 instead of recomputing them in
+            the final pass (12 MP, 2 cores: 8.8 s instead of 11.1 s); False = working memory
+            bounded by the tile alone.
+    Returns:
+        The model's output, assembled from the tiles.
+    """
+    tile = default_tile(model) if tile is None else int(tile)
+    if isinstance(model, (HyperUNet, VDN)):
+        model._check(x)
+        _check_tile(tile, UNET_ALIGN if isinstance(model, HyperUNet) else _VDN_ALIGN)
+        if max(x.shape[-2:]) <= tile:  # one tile: the plain forward is the same computation
+            return model(x)
+        if isinstance(model, VDN):
+            return _run_vdn(model, x, tile)
+        with filters_once(model):
+            return _run_hyperunet(model, x, tile, keep_y0)
+    if isinstance(model, HyperVDN):
+        # Each layer's filters depend on the global pool of its own input (see the module doc).
+        return model(x)
+    raise TypeError(f"expected a HyperUNet, VDN or HyperVDN, got {type(model).__name__}")

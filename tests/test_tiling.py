@@ -1,0 +1,147 @@
+"""Exact tiled inference: tiles must give the same pixels as whole-image inference.
+
+The halo is 96 packed pixels, so images must be well over 96 + tile for the tiles to
+differ from the whole image; sizes here are odd and not multiples of 16 on purpose.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import hyperisp
+from hyperisp.models import create_model
+from hyperisp.raw import BAYER_PHASES
+from hyperisp.tiling import filters_once, hyperunet_pooled_tiled, run_tiled
+from hyperisp.models.hyperunet import _prepare
+
+TOL = 1e-4
+
+
+def _unet(config: str = "isp_small", seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = create_model(config, n_fwd=8, n_embed=4, n_hid=32).eval()  # small: the tests run many tiles
+    if model.residual_scale is not None:
+        with torch.no_grad():
+            model.residual_scale.fill_(0.8)  # let the network's head show in the output
+    return model
+
+
+@pytest.mark.parametrize(
+    "config, size", [("isp_small", (177, 203)), ("isp_small", (230, 141)), ("hyperunet_8_8_256", (163, 181))]
+)
+def test_hyperunet_tiles_equal_whole_image(config, size):
+    model = _unet(config)
+    x = torch.rand(1, 4, *size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole = model(x)
+    tiled = run_tiled(model, x, tile=64)
+    assert tiled.shape == whole.shape
+    assert (tiled - whole).abs().max().item() < TOL
+
+
+def test_pooled_embeddings_reduce_exactly_over_tiles():
+    model = _unet()
+    x = torch.rand(1, 4, 200, 190, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        whole = model.pooled_embeddings(x)
+        tiled = hyperunet_pooled_tiled(model, _prepare(x), tile=64)
+    assert set(tiled) == {"e1", "e2", "e4", "e8"}
+    for key in whole:
+        torch.testing.assert_close(tiled[key], whole[key], rtol=0, atol=1e-6)
+
+
+def test_naive_tiles_would_differ():
+    """Guard: the test images are big enough that per-tile filters really change the output."""
+    model = _unet()
+    x = torch.rand(1, 4, 177, 203, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole = model(x)
+        naive = model(x[..., :64, :64])
+    assert (naive - whole[..., :128, :128]).abs().max().item() > 1e-3
+
+
+def test_filters_are_predicted_once_per_image():
+    model = _unet()
+    calls = []
+    hooks = [m.register_forward_hook(lambda *_: calls.append(1)) for m in model.modules()
+             if isinstance(m, hyperisp.nn.FilterMLP)]
+    x = torch.rand(1, 4, 150, 170, generator=torch.Generator().manual_seed(3))
+    run_tiled(model, x, tile=64)
+    for h in hooks:
+        h.remove()
+    assert len(calls) == len(hooks) == 11  # every HyperConv once, not once per tile
+    assert all("predict" not in vars(m) for m in model.modules())  # the memo is undone afterwards
+    with filters_once(model):
+        pass
+
+
+def test_plain_vdn_tiles_equal_whole_image():
+    torch.manual_seed(0)
+    model = create_model("vdn", base_channels=8, snet_channels=8).eval()
+    with torch.no_grad():
+        model.dnet.last.weight.normal_(0, 0.1)
+    x = torch.rand(1, 3, 150, 141, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        whole = model(x)
+    assert (run_tiled(model, x, tile=32) - whole).abs().max().item() < TOL
+
+
+def test_hypervdn_runs_whole_image():
+    torch.manual_seed(0)
+    model = create_model("denoise_small").eval()
+    with torch.no_grad():
+        model.out_scale.fill_(1.0)
+    x = torch.rand(1, 3, 40, 52)
+    with torch.no_grad():
+        assert torch.equal(run_tiled(model, x, tile=16), model(x))
+
+
+def test_bad_tile_size_is_rejected():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        run_tiled(_unet(), torch.rand(1, 4, 100, 100), tile=48)
+
+
+@pytest.mark.parametrize("phase", BAYER_PHASES)
+def test_develop_tiled_equals_whole_for_every_bayer_phase(phase):
+    """Through develop(): odd sensor size, every CFA phase, tiles of 128 image pixels."""
+    model = _unet()
+    rng = np.random.default_rng(5)
+    mosaic = (rng.random((331, 405)) * 4000 + 64).astype(np.uint16)
+    kwargs = dict(model=model, device="cpu", cfa_phase=phase, black_level=64, white_level=4095, wb=[2.0, 1.0, 1.5])
+    whole = hyperisp.develop(mosaic, tile=0, **kwargs)
+    tiled = hyperisp.develop(mosaic, tile=128, **kwargs)
+    assert tiled.shape == whole.shape == (331, 405, 3)
+    assert np.abs(tiled - whole).max() < TOL
+
+
+def _demosaic_reference(packed: torch.Tensor) -> torch.Tensor:
+    """Textbook bilinear demosaic: masked mosaic planes, 3x3 kernels, mosaic reflected at the border."""
+    import torch.nn.functional as F
+
+    mosaic = F.pixel_shuffle(packed, 2)
+    h, w = mosaic.shape[-2:]
+    masks = torch.zeros(1, 3, h, w)
+    masks[:, 0, 0::2, 0::2] = 1
+    masks[:, 1, 0::2, 1::2] = masks[:, 1, 1::2, 0::2] = 1
+    masks[:, 2, 1::2, 1::2] = 1
+    k_g = torch.tensor([[0, 1, 0], [1, 4, 1], [0, 1, 0]]) / 4.0
+    k_rb = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 4.0
+    kernels = torch.stack([k_rb, k_g, k_rb]).unsqueeze(1)
+    return F.conv2d(F.pad(mosaic * masks, (1, 1, 1, 1), mode="reflect"), kernels, groups=3)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 7), (13, 10)])
+def test_fast_demosaic_bilinear_matches_the_textbook_conv(size):
+    from hyperisp.raw.bayer import demosaic_bilinear
+
+    packed = torch.rand(2, 4, *size, generator=torch.Generator().manual_seed(6))
+    torch.testing.assert_close(demosaic_bilinear(packed), _demosaic_reference(packed), rtol=0, atol=1e-6)
+
+
+def test_recomputing_y0_gives_the_same_pixels():
+    model = _unet()
+    x = torch.rand(1, 4, 170, 199, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        whole = model(x)
+    assert (run_tiled(model, x, tile=64, keep_y0=False) - whole).abs().max().item() < TOL
