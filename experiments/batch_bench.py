@@ -2,7 +2,7 @@
 
 Not a test: it prints a table and writes JSON. The full run (README numbers):
 
-    PYTHONPATH=. python experiments/batch_bench.py --files 20 --megapixels 12 --json experiments/batch_bench.json
+    PYTHONPATH=. python experiments/batch_bench.py --files 20 --megapixels 12 --json experiments/results/batch_bench.json
 
 Each raw is the built-in demo scene (colour chart, zone plate, ramp, stripes) at the
 asked size as a 12-bit RGGB DNG with its own shot + read noise. Every engine develops
