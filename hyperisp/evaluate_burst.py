@@ -16,7 +16,6 @@ extra resident memory of one CPU forward pass.
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import time
