@@ -368,6 +368,7 @@ def train_command(
     lr: float = typer.Option(1e-3, "--lr"),
     warmup: int = typer.Option(200, "--warmup", min=1, help="Linear warm-up iterations (then cosine decay)."),
     loss: Optional[str] = typer.Option(None, "--loss", help="mse_msssim (isp default), l1, or vdn (denoise default)."),
+    loss_space: str = typer.Option("developed", "--loss-space", help="isp: compare developed images (developed), camera RGB in sRGB gamma (srgb) or linear."),
     seed: int = typer.Option(0, "--seed"),
     validate_every: int = typer.Option(500, "--validate-every", min=1),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1),
@@ -388,6 +389,7 @@ def train_command(
     try:
         config = TrainConfig(task=task, model=model_config or "", data=[str(d) for d in data], crop=crop, batch=batch,
                              lr=lr, warmup=warmup, iters=iters or (0 if resume else 3000), seed=seed, loss=loss or "",
+                             loss_space=loss_space,
                              validate_every=validate_every, checkpoint_every=checkpoint_every,
                              val_images=val_images, init=init)
         result = train(config, out_dir, resume=resume, device=device.value, stop_at=stop_at)

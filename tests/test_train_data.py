@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from hyperisp.data import process
 from hyperisp.errors import HyperispError
 from hyperisp.train.datasets import DenoiseSampler, ImageCache, IspSampler, list_images, make_sampler, split_holdout
 from hyperisp.train.losses import estimate_sigma_map, mse_msssim_loss, vdn_loss
@@ -46,16 +47,37 @@ def test_list_and_cache_reads_png_jpg_webp(photo_folder):
 def test_isp_sampler_shapes_ranges_and_determinism(photo_folder):
     cache = ImageCache(list_images([photo_folder]))
     sampler = IspSampler(cache, crop=32, batch=5, clean_fraction=0.2)
-    packed, target = sampler.sample(torch.Generator().manual_seed(0))
+    packed, target, camera = sampler.sample(torch.Generator().manual_seed(0))
     assert packed.shape == (5, 4, 16, 16) and target.shape == (5, 3, 32, 32)
     assert packed.min() >= 0 and packed.max() <= 1 and target.min() >= 0 and target.max() <= 1
-    again, _ = sampler.sample(torch.Generator().manual_seed(0))
+    assert camera["cam2rgb"].shape == (5, 3, 3) and camera["red_gain"].shape == (5,)
+    again, _, _ = sampler.sample(torch.Generator().manual_seed(0))
     assert torch.equal(packed, again)
-    # All-clean, all-protocol samples: the packed input is exactly the target's RGGB samples (12-bit or finer).
+    # All-clean, all-protocol samples: the packed input is exactly the target's RGGB samples (12-bit or finer),
+    # and the camera that develops them is the identity.
     exact = IspSampler(cache, crop=32, batch=3, clean_fraction=1.0, protocol_fraction=1.0)
-    packed, target = exact.sample(torch.Generator().manual_seed(1))
+    packed, target, camera = exact.sample(torch.Generator().manual_seed(1))
     assert torch.allclose(packed[:, 0], target[:, 0, 0::2, 0::2], atol=1 / 1023)
     assert torch.allclose(packed[:, 3], target[:, 2, 1::2, 1::2], atol=1 / 1023)
+    assert torch.equal(camera["cam2rgb"], torch.eye(3).expand(3, 3, 3))
+    assert all(torch.equal(camera[k], torch.ones(3)) for k in ("red_gain", "blue_gain", "rgb_gain", "exposure"))
+
+
+def test_isp_sampler_camera_develops_target_back_to_the_photo(photo_folder):
+    """Unprocessed samples carry the random camera that made them: developing the clean target
+    with it gives back the sRGB crop (up to the highlight clipping of over-exposed draws)."""
+    cache = ImageCache(list_images([photo_folder]))
+    sampler = IspSampler(cache, crop=32, batch=6, protocol_fraction=0.0)
+    generator = torch.Generator().manual_seed(4)
+    state = generator.get_state()
+    _, target, camera = sampler.sample(generator)
+    generator.set_state(state)
+    srgb = cache.random_crops(6, 32, generator)
+    developed = process(target, camera)
+    assert camera["red_gain"].min() >= 1.9 and not torch.equal(camera["cam2rgb"][0], torch.eye(3))
+    unclipped = camera["exposure"] <= 1
+    assert unclipped.any()
+    assert (developed[unclipped] - srgb[unclipped]).abs().max() < 2e-3
 
 
 def test_denoise_sampler_adds_noise(photo_folder):

@@ -6,7 +6,8 @@ few hundred images, ~0.5 GB at most). Every batch is drawn from one
 
 isp:     random photo crop -> flips + 1-px phase offsets -> unprocess (random camera)
          -> raw noise (20 % clean) -> ADC quantization -> packed RGGB input;
-         target = clean linear camera RGB (N, 3, H, W).
+         target = clean linear camera RGB (N, 3, H, W), plus the camera parameters
+         that develop it (the loss compares developed images).
 denoise: random crop + flips -> srgb_realistic_noise -> noisy input; target = clean sRGB.
 """
 from __future__ import annotations
@@ -96,8 +97,21 @@ def split_holdout(paths: Sequence[Path], n_val: int, seed: int) -> tuple[list[Pa
     return [p for i, p in enumerate(paths) if i not in held], [p for i, p in enumerate(paths) if i in held]
 
 
+def identity_camera(metadata: dict[str, torch.Tensor], keep: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Camera parameters with the samples where ``keep`` is False set to the identity camera
+    (gains 1, exposure 1, cam2rgb = I), for mosaics made straight from linear sRGB."""
+    out = {}
+    for key in ("red_gain", "blue_gain", "rgb_gain", "exposure"):
+        out[key] = torch.where(keep, metadata[key], torch.ones_like(metadata[key]))
+    eye = torch.eye(3).expand_as(metadata["cam2rgb"])
+    out["cam2rgb"] = torch.where(keep[:, None, None], metadata["cam2rgb"], eye)
+    return out
+
+
 class IspSampler:
-    """Batches of (packed noisy RAW (N, 4, c/2, c/2), clean linear camera RGB (N, 3, c, c)).
+    """Batches of (packed noisy RAW (N, 4, c/2, c/2), clean linear camera RGB (N, 3, c, c),
+    camera parameters): the last is a dict for :func:`hyperisp.data.process` (red_gain,
+    blue_gain, rgb_gain, exposure (N,), cam2rgb (N, 3, 3)) that develops the target.
 
     Args:
         cache: the photos.
@@ -118,7 +132,7 @@ class IspSampler:
         self.cache, self.crop, self.batch = cache, crop, batch
         self.shot_range, self.clean_fraction, self.protocol_fraction = shot_range, clean_fraction, protocol_fraction
 
-    def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         srgb = self.cache.random_crops(self.batch, self.crop, generator)
         mosaic, metadata = unprocess(srgb, generator)
         target = metadata["clean_cam"]
@@ -132,7 +146,7 @@ class IspSampler:
         clean = torch.rand(self.batch, generator=generator) < self.clean_fraction
         shot, read = shot.masked_fill(clean, 0.0), read.masked_fill(clean, 0.0)
         noisy = quantize(add_raw_noise(mosaic, shot, read, generator), random_bits(self.batch, generator))
-        return pack_bayer(noisy), target
+        return pack_bayer(noisy), target, identity_camera(metadata, ~protocol)
 
 
 class DenoiseSampler:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..data import linear_to_srgb
+from ..data import linear_to_srgb, process
 from ..errors import HyperispError
 from ..metrics import psnr
 from ..models import create_model
@@ -41,7 +41,7 @@ class TrainConfig:
     iters: int = 3000  # schedule length
     seed: int = 0
     loss: str = ""  # "mse_msssim" | "l1" | "vdn"; default mse_msssim (isp), vdn (denoise)
-    loss_space: str = "srgb"  # isp: compare in sRGB gamma ("srgb") or linear ("linear")
+    loss_space: str = "developed"  # isp: compare developed images ("developed"), sRGB gamma ("srgb") or linear
     vdn_eps2: float = 5e-5  # VDN's prior variance around the clean image: 5e-5 synthetic, 1e-6 SIDD (Yue et al.)
     grad_clip: float = 1.0
     validate_every: int = 500
@@ -57,6 +57,8 @@ class TrainConfig:
         self.loss = self.loss or {"isp": "mse_msssim", "denoise": "vdn"}[self.task]
         if self.loss not in ("mse_msssim", "l1", "vdn") or (self.loss == "vdn" and self.task != "denoise"):
             raise HyperispError(None, f"loss {self.loss!r} does not fit task {self.task!r}")
+        if self.loss_space not in ("developed", "srgb", "linear"):
+            raise HyperispError(None, f"unknown loss_space {self.loss_space!r}; expected developed, srgb or linear")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -90,16 +92,21 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
 
 
 def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Tensor, config: TrainConfig,
-                 linear_target: bool = True) -> torch.Tensor:
+                 linear_target: bool = True, camera: Optional[dict[str, torch.Tensor]] = None) -> torch.Tensor:
     """The config's loss on one batch. ``linear_target``: isp targets are linear camera RGB
-    (synthetic data); False for sRGB targets (ZRR), which are compared as they are."""
+    (synthetic data); False for sRGB targets (ZRR), which are compared as they are.
+    ``camera``: the batch's camera parameters (from the isp sampler) for ``loss_space="developed"``."""
     if config.loss == "vdn":
         dnet_out, snet_out = model.forward_vdn(inputs)
         return vdn_loss(dnet_out, snet_out, inputs, target, eps2=config.vdn_eps2)
     pred = model(inputs)
-    if config.task == "isp" and config.loss_space == "srgb" and linear_target:
-        # The eval protocol scores sRGB-gamma images: matching it spends capacity where
-        # the metric (and the eye) sees errors, i.e. in the darks.
+    if config.task == "isp" and linear_target and config.loss_space == "developed" and camera is not None:
+        # Compare what the user sees: white balance (x2 on red) and the colour matrix amplify
+        # chroma errors that camera-RGB losses barely notice (a model trained in camera RGB
+        # left a red offset in the darks that became a magenta cast once developed).
+        pred, target = process(pred, camera), process(target, camera)
+    elif config.task == "isp" and linear_target and config.loss_space in ("srgb", "developed"):
+        # sRGB gamma spends capacity where the metric (and the eye) sees errors: the darks.
         pred, target = linear_to_srgb(pred), linear_to_srgb(target)
     return (mse_msssim_loss if config.loss == "mse_msssim" else l1_loss)(pred, target)
 
@@ -111,7 +118,7 @@ def validate(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], t
     was_training = model.training
     model.eval()
     values = []
-    inputs, targets = batch
+    inputs, targets = batch[:2]
     for i in range(0, len(inputs), chunk):
         pred = model(inputs[i:i + chunk].to(device)).float().cpu().clamp(0, 1)
         target = targets[i:i + chunk]
@@ -220,8 +227,9 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
     model.train()
     try:
         while step < end:
-            inputs, target = sampler.sample(generator)
-            loss = compute_loss(model, inputs.to(dev), target.to(dev), config, linear_target)
+            inputs, target, *camera = sampler.sample(generator)
+            camera = {k: v.to(dev) for k, v in camera[0].items()} if camera else None
+            loss = compute_loss(model, inputs.to(dev), target.to(dev), config, linear_target, camera)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
