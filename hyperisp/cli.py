@@ -426,6 +426,7 @@ def eval_command(
 
     from .evaluate import evaluate_denoise, evaluate_isp
     from .evaluate_burst import run_burst_eval
+    from .evaluate_colour import evaluate_colour
     from .pretrained import load_pretrained, update_card_metrics
 
     if task not in ("isp", "denoise", "burst"):
@@ -439,12 +440,14 @@ def eval_command(
     model = model or task
     default = {"isp": "bilinear,menon,libraw", "denoise": "nlm,bm3d", "burst": ""}[task]
     names = [b for b in (baselines or default).split(",") if b and b != "none"]
+    colour_rows: list[dict] = []
     try:
         net = load_pretrained(model)
         name = Path(model).stem
         with torch.no_grad():
             if task == "isp":
                 rows, notes = evaluate_isp(net, data, limit, names, model_name=name)
+                colour_rows = evaluate_colour(net, name, bilinear="bilinear" in names)
             elif task == "burst":  # its baselines (single frame, frame mean) always run
                 rows, notes = run_burst_eval(data, model, limit)
             else:
@@ -454,7 +457,7 @@ def eval_command(
         raise typer.Exit(2)
     command = "hyperisp " + " ".join(sys.argv[1:])
     if as_json:
-        print(json.dumps({"command": command, "rows": rows, "notes": notes}, indent=2))
+        print(json.dumps({"command": command, "rows": rows, "colour": colour_rows, "notes": notes}, indent=2))
     else:
         table = Table(title=f"eval {task} on {data or sidd}" + (f" (first {limit})" if limit else ""))
         for column in ("method", "level", "images", "PSNR", "SSIM", "MS-SSIM", "CPU s/MP", "wall s/MP"):
@@ -463,6 +466,13 @@ def eval_command(
             table.add_row(r["method"], r["level"], str(r["images"]), f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
                           f"{r['ms_ssim']:.4f}", f"{r['cpu_s_per_mp']:.2f}", f"{r['wall_s_per_mp']:.2f}")
         out.print(table)
+        if colour_rows:
+            table = Table(title="colour: synthetic ColorChecker DNGs developed (CIELAB D50)")
+            for column in ("method", "chart", "mean dE2000", "neutral chroma error"):
+                table.add_column(column, justify="left" if column in ("method", "chart") else "right")
+            for r in colour_rows:
+                table.add_row(r["method"], r["level"], f"{r['mean_de2000']:.2f}", f"{r['neutral_chroma']:.2f}")
+            out.print(table)
         for note in notes:
             err.print(f"note: {note}", soft_wrap=True)
     if write_card:
@@ -470,6 +480,9 @@ def eval_command(
         metrics = [{"name": f"{task} {r['level']} {key}", "value": round(float(r[key]), 4), "level": r["level"],
                     "data": dataset, "images": r["images"], "command": command}
                    for r in rows if r["method"] == name for key in ("psnr", "ssim", "ms_ssim", "cpu_s_per_mp")]
+        metrics += [{"name": f"{task} {r['level']} {key}", "value": round(float(r[key]), 4), "level": r["level"],
+                     "data": "synthetic ColorChecker DNG (hyperisp.raw.chart_dng)", "command": command}
+                    for r in colour_rows if r["method"] == name for key in ("mean_de2000", "neutral_chroma")]
         path = update_card_metrics(model, metrics)
         err.print(f"wrote {len(metrics)} metrics to {path}")
 

@@ -1,100 +1,25 @@
-"""Colour accuracy end to end: a ColorChecker rendered through a known camera into a DNG, then `develop`.
-
-The 24 reference patches (colour-science 'ColorChecker24 - After November 2014', D50)
-are lit by a scene illuminant, seen through a camera whose XYZ -> camera matrix differs
-between standard illuminant A and D65 (so the DNG's ColorMatrix1/2 interpolation by
-colour temperature matters), mosaicked, noised and written as a 12-bit DNG with a
-correct, missing or wrong as-shot white. The real pipeline (shipped `isp` model, white
-balance choice, colour matrices, tone) develops it; patch centres are compared with the
-reference in CIEDE2000 after an exposure match on the neutral row. Run with -s for the numbers.
+"""Colour accuracy end to end: a ColorChecker rendered through a known camera into a DNG
+(:mod:`hyperisp.raw.chart_dng`), then `develop` with the real pipeline (shipped `isp` model,
+white balance choice, colour matrices, tone). Run with -s for the numbers.
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 
 import hyperisp
 from hyperisp.raw import srgb_to_linear
-from hyperisp.raw.camera_colour import D50_XYZ, D65_XYZ, bradford, xy_to_xyz
-from hyperisp.raw.colorchecker import COLORCHECKER24_LAB_D50, NEUTRAL_ROW, colorchecker24_xyz_d50
+from hyperisp.raw import chart_dng
+from hyperisp.raw.camera_colour import D50_XYZ, D65_XYZ
+from hyperisp.raw.chart_dng import BLACK, CAMERA_D65, WHITE, render_chart, write_chart_dng
 from hyperisp.raw.colour_difference import ciede2000, lab_to_xyz, linear_srgb_to_lab_d50, xyz_to_lab
-from hyperisp.raw.dng import ILLUMINANT_D65, ILLUMINANT_STANDARD_A, write_dng
+from hyperisp.raw.dng import ILLUMINANT_D65, write_dng
 
-# XYZ -> camera under D65: Canon EOS 5D Mark II (Adobe DNG ColorMatrix2, as in dcraw's adobe_coeff).
-CAMERA_D65 = np.array([[0.4716, 0.0603, -0.0830], [-0.7798, 1.5474, 0.2480], [-0.1496, 0.1937, 0.6651]])
-# The same camera under illuminant A: a made-up but camera-like change (red more sensitive to
-# long wavelengths, less cross-talk into blue), so using the D65 matrix under A is measurably wrong.
-CAMERA_A = CAMERA_D65 @ np.array([[1.12, -0.06, 0.0], [0.02, 0.97, 0.03], [0.0, 0.08, 0.86]])
-XY = {"D65": (0.31271, 0.32902), "A": (0.44757, 0.40745)}
-PATCH, GAP, ROWS, COLS = 28, 8, 4, 6
-BLACK, WHITE = 128, 4095
-
-
-def render_chart(illuminant: str, seed: int = 0):
-    """(mosaic uint16, true camera neutral) of the chart on a black-2 frame under ``illuminant``."""
-    white = xy_to_xyz(XY[illuminant])
-    cam_matrix = CAMERA_D65 if illuminant == "D65" else CAMERA_A
-    xyz = colorchecker24_xyz_d50() @ bradford(D50_XYZ, white).T  # the patches under the scene light
-    frame_xyz = lab_to_xyz(COLORCHECKER24_LAB_D50[23]) @ bradford(D50_XYZ, white).T
-    cam = xyz @ cam_matrix.T
-    neutral = cam_matrix @ white
-    scale = 0.8 / max(cam.max(), neutral.max() * 0.9)  # white patch ~80 % of full scale, nothing clips
-    h, w = ROWS * (PATCH + GAP) + GAP, COLS * (PATCH + GAP) + GAP
-    image = np.broadcast_to(cam_matrix @ frame_xyz * scale, (h, w, 3)).copy()
-    for i in range(24):
-        y, x = GAP + (i // COLS) * (PATCH + GAP), GAP + (i % COLS) * (PATCH + GAP)
-        image[y : y + PATCH, x : x + PATCH] = cam[i] * scale
-    mosaic = np.empty((h, w))
-    for (dy, dx), c in zip([(0, 0), (0, 1), (1, 0), (1, 1)], [0, 1, 1, 2]):
-        mosaic[dy::2, dx::2] = image[dy::2, dx::2, c]
-    rng = np.random.default_rng(seed)
-    signal = mosaic * (WHITE - BLACK)
-    noisy = signal + rng.standard_normal(signal.shape) * np.sqrt(0.1 * signal + 1.0)
-    return np.clip(np.round(noisy + BLACK), 0, WHITE).astype(np.uint16), neutral / neutral[1]
-
-
-def forward_matrix(illuminant: str) -> np.ndarray:
-    """DNG ForwardMatrix of the test camera: white-balanced camera RGB -> XYZ D50 under ``illuminant``."""
-    white = xy_to_xyz(XY[illuminant])
-    matrix = CAMERA_D65 if illuminant == "D65" else CAMERA_A
-    return bradford(white, D50_XYZ) @ np.linalg.inv(matrix) @ np.diag(matrix @ white)
-
-
-def write_chart_dng(path, illuminant: str, as_shot: str):
-    mosaic, neutral = render_chart(illuminant)
-    extra = {}
-    if as_shot == "forward":  # correct neutral, and ForwardMatrix1/2 too (the DNG spec's preferred path)
-        extra = {"forward_matrix_1": forward_matrix("A"), "forward_matrix_2": forward_matrix("D65")}
-        as_shot = "correct"
-    if as_shot == "correct":
-        extra["as_shot_neutral"] = neutral
-    elif as_shot == "white_xy":
-        extra["as_shot_white_xy"] = XY[illuminant]
-    elif as_shot == "wrong":  # far too green for any real light (its gains would cast magenta): must be caught
-        extra["as_shot_neutral"] = neutral * np.array([0.6, 1.0, 0.55])
-    return write_dng(path, mosaic, cfa_phase="RGGB", black_level=BLACK, white_level=WHITE,
-                     color_matrix=CAMERA_A, calibration_illuminant=ILLUMINANT_STANDARD_A,
-                     color_matrix_2=CAMERA_D65, calibration_illuminant_2=ILLUMINANT_D65, **extra)
-
-
-def patch_lab(linear_rgb: np.ndarray) -> np.ndarray:
-    """(24, 3) L*a*b* (D50) of the patch centres of a linear sRGB rendering, exposure-matched on the neutral row."""
-    inner = PATCH // 4
-    means = np.array([
-        linear_rgb[GAP + (i // COLS) * (PATCH + GAP) + inner : GAP + (i // COLS) * (PATCH + GAP) + PATCH - inner,
-                   GAP + (i % COLS) * (PATCH + GAP) + inner : GAP + (i % COLS) * (PATCH + GAP) + PATCH - inner]
-        .reshape(-1, 3).mean(axis=0) for i in range(24)])
-    lab = linear_srgb_to_lab_d50(means)
-    reference_y = colorchecker24_xyz_d50()[NEUTRAL_ROW, 1]
-    measured_y = lab_to_xyz(lab)[NEUTRAL_ROW, 1]
-    return linear_srgb_to_lab_d50(means * (reference_y.sum() / measured_y.sum()))
 
 
 def chart_errors(rgb: np.ndarray, linear: bool) -> tuple[float, float]:
-    lab = patch_lab(rgb if linear else srgb_to_linear(rgb))
-    delta_e = ciede2000(lab, COLORCHECKER24_LAB_D50)
-    neutral_chroma = np.hypot(*(lab[NEUTRAL_ROW, 1:] - COLORCHECKER24_LAB_D50[NEUTRAL_ROW, 1:]).T)
-    return float(delta_e.mean()), float(neutral_chroma.mean())
+    return chart_dng.chart_errors(rgb if linear else srgb_to_linear(rgb))
 
 
 CASES = [  # (illuminant, as-shot metadata, wb mode, expected reason prefix, mean dE2000 bar)
@@ -160,3 +85,20 @@ def test_lab_round_trip_and_reference_whites():
     np.testing.assert_allclose(xyz_to_lab(lab_to_xyz(lab)), lab, atol=1e-9)
     # colour-science's xyY of 'dark skin' after Nov 2014 is derived from these Lab values.
     assert xyz_to_lab(D65_XYZ, D65_XYZ)[0] == pytest.approx(100)
+
+
+def test_eval_colour_catches_a_dark_red_offset():
+    """`hyperisp eval isp` develops the charts: a network adding a small red offset (as a badly
+    trained one did) shows as a neutral cast far above bilinear's, worst in the pushed darks."""
+    from hyperisp.evaluate_colour import evaluate_colour
+    from hyperisp.models import create_model
+
+    biased = create_model("isp_small").eval()
+    offset = torch.tensor([0.003, 0.0, 0.0]).view(1, 3, 1, 1)
+    biased.register_forward_hook(lambda module, inputs, output: output + offset)
+    rows = evaluate_colour(biased, "biased", charts=(("A", 1.0), ("A", 0.125)))
+    chroma = {(r["method"], r["level"]): r["neutral_chroma"] for r in rows}
+    assert set(chroma) == {(m, c) for m in ("biased", "bilinear") for c in ("chart A", "chart A -3EV")}
+    assert chroma[("bilinear", "chart A -3EV")] < 1.5
+    assert chroma[("biased", "chart A -3EV")] > chroma[("bilinear", "chart A -3EV")] + 2
+    assert chroma[("biased", "chart A -3EV")] > chroma[("biased", "chart A")]

@@ -91,8 +91,12 @@ def test_cli_train_and_eval_end_to_end(photos, tmp_path, monkeypatch):
     result = runner.invoke(app, ["eval", "isp", "--data", str(photos), "--limit", "1", "--baselines", "bilinear",
                                  "--json"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout[result.stdout.index("{"):])["rows"]
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    rows = report["rows"]
     by = {(r["method"], r["level"]): r["psnr"] for r in rows}
+    # The colour check develops ColorChecker DNGs with both; untrained isp and bilinear agree there too.
+    colour = {(r["method"], r["level"]): r["neutral_chroma"] for r in report["colour"]}
+    assert len(colour) == 8 and colour[("isp", "chart A -3EV")] == pytest.approx(colour[("bilinear", "chart A -3EV")])
     # The shipped isp model is a residual over bilinear: untrained it equals bilinear.
     assert set(by) == {(m, lv) for m in ("isp", "bilinear") for lv in ("clean", "moderate", "high")}
     assert by[("bilinear", "clean")] > by[("bilinear", "moderate")] > by[("bilinear", "high")]
@@ -109,6 +113,7 @@ def test_cli_train_and_eval_end_to_end(photos, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     card = json.loads((weights / "isp.json").read_text())
     clean = [m for m in card["metrics"] if m["name"] == "isp clean psnr"][0]
+    assert [m for m in card["metrics"] if m["name"] == "isp chart A -3EV neutral_chroma"]
     # (the recorded command is sys.argv: pytest's here, the real one from a shell)
     assert clean["value"] == pytest.approx(by[("isp", "clean")], abs=1e-3) and clean["command"].startswith("hyperisp")
     from hyperisp.pretrained import load_pretrained
