@@ -415,6 +415,7 @@ def eval_command(
     baselines: Optional[str] = typer.Option(None, "--baselines", help="Comma list (isp: bilinear,menon,libraw; denoise: nlm,bm3d); 'none' for none."),
     sidd: Optional[Path] = typer.Option(None, "--sidd", help="denoise: folder with the SIDD pair noisy.png + gt.png."),
     bm3d_limit: int = typer.Option(3, "--bm3d-limit", min=0, help="denoise: run BM3D on this many images only (slow)."),
+    noise: str = typer.Option("spec", "--noise", help="burst: noise form, 'spec' (SPEC §6 shot std) or 'mildenhall' (shot variance, paper B's Table 1)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     write_card: bool = typer.Option(False, "--write-card", help="Write the model's metrics and this command into its card."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the network."),
@@ -449,7 +450,9 @@ def eval_command(
                 rows, notes = evaluate_isp(net, data, limit, names, model_name=name)
                 colour_rows = evaluate_colour(net, name, bilinear="bilinear" in names)
             elif task == "burst":  # its baselines (single frame, frame mean) always run
-                rows, notes = run_burst_eval(data, model, limit)
+                if noise not in ("spec", "mildenhall"):
+                    raise HyperispError(None, f"unknown noise form {noise!r}; expected spec or mildenhall")
+                rows, notes = run_burst_eval(data, model, limit, shot_variance=noise == "mildenhall")
             else:
                 rows, notes = evaluate_denoise(net, data, limit, names, bm3d_limit, model_name=name, sidd=sidd)
     except HyperispError as error:

@@ -1,6 +1,7 @@
 """Burst evaluation protocol: deterministic bursts, PSNR after gamma, measured largest layer."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +58,23 @@ def test_run_burst_eval_with_the_shipped_model(photos: Path):
     assert [r["method"] for r in rows] == ["single frame", "mean of frames", "burst"]
     assert all(r["level"] == "spec" and r["images"] == 1 and r["cpu_s_per_mp"] >= 0 for r in rows)
     assert "fixed seed" in notes[0]
+
+
+def test_cli_eval_burst_noise_forms(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from hyperisp.cli import app
+
+    rng = np.random.default_rng(1)
+    write_image(tmp_path / "p.png", np.clip(0.5 + rng.normal(0, 0.1, (290, 290)), 0, 1))
+    runner = CliRunner()
+    psnr = {}
+    for noise in ("spec", "mildenhall"):
+        result = runner.invoke(app, ["eval", "burst", "--data", str(tmp_path), "--noise", noise, "--json"])
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.stdout[result.stdout.index("{"):])["rows"]
+        assert {r["level"] for r in rows} == {noise}
+        psnr[noise] = {r["method"]: r["psnr"] for r in rows}["single frame"]
+    assert psnr["mildenhall"] < psnr["spec"] - 3  # shot noise as a variance is far stronger at these levels
+    bad = runner.invoke(app, ["eval", "burst", "--data", str(tmp_path), "--noise", "gaussian"])
+    assert bad.exit_code == 2 and "unknown noise form" in bad.output
