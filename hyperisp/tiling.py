@@ -6,12 +6,12 @@ would each predict their own filters and show seams. Here the filters are comput
 once per image and reused for every tile:
 
     HyperUNet, stage by stage (all coordinates in padded packed pixels):
-      pass 1  tiles of x:  E1(x)                         -> max over tiles -> p1
-      pass 2  tiles of x:  y0 = stem(x; p1);  E2(y0)     -> max over tiles -> p2
+      pass 1  tiles of x:  E1(x)                         -> whole 1/32 map -> pool -> p1
+      pass 2  tiles of x:  y0 = stem(x; p1);  E2(y0)     -> whole 1/32 map -> pool -> p2
                            and x2 = maxpool(y0) is kept (n_fwd x H/2 x W/2, = size of x),
                            and y0 itself (keep_y0=True, default), so the final pass need not recompute it
-      pass 3  tiles of x2: x4 = maxpool(y2(x2; p2)); E4  -> max over tiles -> p4
-      pass 4  tiles of x2: x8 = maxpool(y4(...; p4)); E8 -> max over tiles -> p8
+      pass 3  tiles of x2: x4 = maxpool(y2(x2; p2)); E4  -> whole 1/32 map -> pool -> p4
+      pass 4  tiles of x2: x8 = maxpool(y4(...; p4)); E8 -> whole 1/32 map -> pool -> p8
       final   tiles of x:  the model's own forward with {p1, p2, p4, p8} given, cropped.
 
 Every tile is run on its core plus a halo of ``HALO`` pixels (clipped at the image
@@ -24,7 +24,9 @@ border) and only the core of the result is kept. Exactness rests on three facts:
   * a tile that reaches a true image border keeps it, so every layer pads there
     exactly as whole-image inference does. The model's pad-to-16 is applied once to
     the whole (small, 4-channel) input, not per tile.
-Max-pools reduce exactly in any order; average pools (VDN) agree to float rounding.
+The embedding maps end at 1/32 scale (tiny), so their tile cores are assembled into the
+whole map and pooled exactly as the model pools it (global max, or cell maxima with
+``pool_cell``); average pools (VDN) agree to float rounding.
 
 HyperVDN predicts the filters of each of its 15 D-Net layers from the global average
 of that layer's OWN input: exact tiling would need 15 sequential passes (~8x the
@@ -41,7 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hyperisp.models.hyperunet import HyperUNet, _prepare
+from hyperisp.models.hyperunet import EMBED_STRIDE, HyperUNet, _prepare
 from hyperisp.models.vdn import VDN, HyperVDN
 from hyperisp.nn import HyperConv
 from hyperisp.raw.bayer import demosaic_bilinear
@@ -50,7 +52,7 @@ from hyperisp.raw.bayer import demosaic_bilinear
 # +8, +16 (y16: 47), up path +16+8, +8+4, +4+2, +2+1, head +1 (upsample head +1.5) -> 94 at most.
 # The embedding passes reach at most 79 (E1: 1+1+2+2+4+4+8+24+32 = 78).
 _UNET_RADIUS = 94
-UNET_ALIGN = 32  # largest pooling stride (E1..E8 end at 1/32); tile origins are multiples of it
+UNET_ALIGN = EMBED_STRIDE  # largest pooling stride (E1..E8 end at 1/32); tile origins are multiples of it
 HALO = 96  # >= _UNET_RADIUS, multiple of UNET_ALIGN
 # Plain VDN: D-Net radius 2+1+4+2+8+4+16+8+4+2+1 = 52 < 64; pools are 2x2 (total 8), input padded to 16.
 _VDN_ALIGN, _VDN_HALO = 16, 64
@@ -104,16 +106,24 @@ def _y4(model: HyperUNet, x2: torch.Tensor, pooled: dict) -> torch.Tensor:
     return F.gelu(model.hc1_4(F.max_pool2d(_y2(model, x2, pooled), 2), pooled["e4"]))
 
 
-def _max_over_tiles(
-    tiles: list[tuple[Span, Span]], embed: Callable[[Span, Span], torch.Tensor], scale: float
+def _pool_over_tiles(
+    model: HyperUNet, tiles: list[tuple[Span, Span]], embed: Callable[[Span, Span], torch.Tensor], size: tuple[int, int]
 ) -> torch.Tensor:
-    """Global max-pool (N, C) of an embedding computed tile by tile; ``embed`` returns its extended maps."""
-    pooled: Optional[torch.Tensor] = None
+    """Pooled embedding (N, C) of an embedding computed tile by tile; ``embed`` returns its extended maps.
+
+    The tile cores are assembled into the whole (tiny, 1/32-scale) embedding map, which is then
+    pooled exactly as whole-image inference pools it (global max or cell maxima).
+    """
+    whole: Optional[torch.Tensor] = None
+    s = 1 / EMBED_STRIDE
     for ys, xs in tiles:
-        part = _core(embed(ys, xs), ys, xs, scale).amax(dim=(2, 3))
-        pooled = part if pooled is None else torch.maximum(pooled, part)
-    assert pooled is not None
-    return pooled
+        part = _core(embed(ys, xs), ys, xs, s)
+        if whole is None:
+            whole = part.new_empty(*part.shape[:2], math.ceil(size[0] * s), math.ceil(size[1] * s))
+        top, left = ys[0] // EMBED_STRIDE, xs[0] // EMBED_STRIDE
+        whole[..., top : top + part.shape[-2], left : left + part.shape[-1]] = part
+    assert whole is not None
+    return model.pool_embedding(whole)
 
 
 def hyperunet_pooled_tiled(
@@ -130,8 +140,8 @@ def hyperunet_pooled_tiled(
     _check_tile(tile, UNET_ALIGN)
     height, width = x.shape[-2:]
     tiles = list(_tiles(height, width, tile, HALO, UNET_ALIGN))
-    s = 1 / UNET_ALIGN  # every embedding ends at 1/32 of the packed grid
-    pooled = {"e1": _max_over_tiles(tiles, lambda ys, xs: model.embed1(_extended(x, ys, xs)), s)}
+    size = (height, width)
+    pooled = {"e1": _pool_over_tiles(model, tiles, lambda ys, xs: model.embed1(_extended(x, ys, xs)), size)}
 
     # Pass 2 also keeps x2 = maxpool(y0) for the whole image: the later passes start from it.
     x2 = x.new_empty(x.shape[0], model.config["n_fwd"], height // 2, width // 2)
@@ -145,12 +155,12 @@ def hyperunet_pooled_tiled(
         x2[..., a:b, c:d] = _core(F.max_pool2d(y0, 2), ys, xs, 0.5)
         return model.embed2(y0)
 
-    pooled["e2"] = _max_over_tiles(tiles, embed2, s)
-    pooled["e4"] = _max_over_tiles(
-        tiles, lambda ys, xs: model.embed4(F.max_pool2d(_y2(model, _extended(x2, ys, xs, 0.5), pooled), 2)), s
+    pooled["e2"] = _pool_over_tiles(model, tiles, embed2, size)
+    pooled["e4"] = _pool_over_tiles(
+        model, tiles, lambda ys, xs: model.embed4(F.max_pool2d(_y2(model, _extended(x2, ys, xs, 0.5), pooled), 2)), size
     )
-    pooled["e8"] = _max_over_tiles(
-        tiles, lambda ys, xs: model.embed8(F.max_pool2d(_y4(model, _extended(x2, ys, xs, 0.5), pooled), 2)), s
+    pooled["e8"] = _pool_over_tiles(
+        model, tiles, lambda ys, xs: model.embed8(F.max_pool2d(_y4(model, _extended(x2, ys, xs, 0.5), pooled), 2)), size
     )
     return pooled
 

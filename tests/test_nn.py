@@ -155,3 +155,28 @@ def test_padding_helpers():
     p = pad_to_multiple(torch.randn(1, 2, 17, 5), 16, min_size=32)
     assert p.shape == (1, 2, 32, 32)
     assert pad_to_multiple(torch.randn(1, 2, 48, 33), 16).shape == (1, 2, 48, 48)
+
+
+def test_cell_max_pool_is_the_mean_of_cell_maxima():
+    from hyperisp.nn import cell_max_pool, global_pool
+
+    e = torch.arange(2 * 5 * 6, dtype=torch.float32).view(1, 2, 5, 6)
+    # cells of 3: rows {0-2, 3-4}, cols {0-2, 3-5}; maxima at their bottom-right corners
+    expected = torch.stack([e[0, c, [2, 2, 4, 4], [2, 5, 2, 5]].mean() for c in range(2)])[None]
+    torch.testing.assert_close(cell_max_pool(e, 3), expected)
+    torch.testing.assert_close(cell_max_pool(e, 6), global_pool(e, "max"))  # one cell = the global max
+    # A photo made of repeats of one crop keeps the crop's statistics; the global max would too,
+    # but not for a larger photo of varied content, which only ever raises a max.
+    crop = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(cell_max_pool(crop.repeat(1, 1, 3, 3), 4), crop.amax(dim=(2, 3)))
+    with pytest.raises(ValueError, match="cell size"):
+        cell_max_pool(e, 0)
+
+
+def test_hyperunet_pool_cell_validated_and_kept_out_of_global_max_configs():
+    from hyperisp.models import create_model
+
+    assert "pool_cell" not in create_model("hyperunet_8_8_256").config  # the paper's global max
+    assert create_model("isp_small").config["pool_cell"] == 128
+    with pytest.raises(ValueError, match="pool_cell"):
+        create_model("isp_small", pool_cell=48)

@@ -18,9 +18,9 @@ from hyperisp.models.hyperunet import _prepare
 TOL = 1e-4
 
 
-def _unet(config: str = "isp_small", seed: int = 0) -> torch.nn.Module:
+def _unet(config: str = "isp_small", seed: int = 0, **overrides) -> torch.nn.Module:
     torch.manual_seed(seed)
-    model = create_model(config, n_fwd=8, n_embed=4, n_hid=32).eval()  # small: the tests run many tiles
+    model = create_model(config, n_fwd=8, n_embed=4, n_hid=32, **overrides).eval()  # small: the tests run many tiles
     if model.residual_scale is not None:
         with torch.no_grad():
             model.residual_scale.fill_(0.8)  # let the network's head show in the output
@@ -28,10 +28,12 @@ def _unet(config: str = "isp_small", seed: int = 0) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize(
-    "config, size", [("isp_small", (177, 203)), ("isp_small", (230, 141)), ("hyperunet_8_8_256", (163, 181))]
+    "config, size, pool_cell",
+    [("isp_small", (177, 203), None), ("isp_small", (230, 141), None), ("hyperunet_8_8_256", (163, 181), None),
+     ("isp_small", (177, 203), 64), ("isp_small", (230, 141), 96)],
 )
-def test_hyperunet_tiles_equal_whole_image(config, size):
-    model = _unet(config)
+def test_hyperunet_tiles_equal_whole_image(config, size, pool_cell):
+    model = _unet(config, pool_cell=pool_cell)
     x = torch.rand(1, 4, *size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         whole = model(x)
@@ -40,8 +42,9 @@ def test_hyperunet_tiles_equal_whole_image(config, size):
     assert (tiled - whole).abs().max().item() < TOL
 
 
-def test_pooled_embeddings_reduce_exactly_over_tiles():
-    model = _unet()
+@pytest.mark.parametrize("pool_cell", [None, 64])
+def test_pooled_embeddings_reduce_exactly_over_tiles(pool_cell):
+    model = _unet(pool_cell=pool_cell)
     x = torch.rand(1, 4, 200, 190, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         whole = model.pooled_embeddings(x)
@@ -49,6 +52,8 @@ def test_pooled_embeddings_reduce_exactly_over_tiles():
     assert set(tiled) == {"e1", "e2", "e4", "e8"}
     for key in whole:
         torch.testing.assert_close(tiled[key], whole[key], rtol=0, atol=1e-6)
+    if pool_cell:  # the cells matter on this size: the global max is different
+        assert not torch.allclose(whole["e1"], _unet(pool_cell=None).pooled_embeddings(x)["e1"])
 
 
 def test_naive_tiles_would_differ():

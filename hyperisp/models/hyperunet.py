@@ -31,12 +31,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from hyperisp.models.registry import register_arch
-from hyperisp.nn import EmbeddingNet, HyperConv, StaticConv, global_pool, pad_to_multiple
+from hyperisp.nn import EmbeddingNet, HyperConv, StaticConv, cell_max_pool, global_pool, pad_to_multiple
 from hyperisp.raw.bayer import demosaic_bilinear
 
 # Stride of the deepest forward maps (1/16 of the packed input); 32 keeps them >= 2 px,
 # which reflection padding needs.
 _MULTIPLE, _MIN_SIZE = 16, 32
+EMBED_STRIDE = 32  # every embedding map ends at 1/32 of the packed grid
 
 
 def _prepare(packed: torch.Tensor) -> torch.Tensor:
@@ -87,6 +88,12 @@ class HyperUNet(nn.Module):
             maps (4x fewer pixels for the widest layer) and no upsampling, so it is
             cheaper and stays local for tiling. Default for our models.
         plain: the plain-conv twin (StaticConv everywhere, no embedding nets).
+        pool_cell: None (paper: global max of each embedding) or a size in packed pixels,
+            a multiple of 32: the mean over a grid of such cells of each cell's max
+            (:func:`~hyperisp.nn.cell_max_pool`). Training crops no larger than a cell see
+            the global max either way; on big photos the global max drifts (it can only
+            grow with the area) while the cell statistics stay those of training.
+            experiments/train_test_scale.py measures both.
     """
 
     task = "isp"
@@ -99,6 +106,7 @@ class HyperUNet(nn.Module):
         output: str = "sigmoid",
         head: str = "pixel_shuffle",
         plain: bool = False,
+        pool_cell: Optional[int] = None,
     ) -> None:
         super().__init__()
         if output not in ("sigmoid", "residual"):
@@ -107,10 +115,15 @@ class HyperUNet(nn.Module):
             raise ValueError(f"expected head 'upsample' or 'pixel_shuffle', got {head!r}")
         if n_fwd < 2 or n_fwd % 2 or n_embed < 2 or n_embed % 2 or n_hid < 2 or n_hid % 2:
             raise ValueError(f"expected even n_fwd, n_embed, n_hid >= 2, got {n_fwd}, {n_embed}, {n_hid}")
+        if pool_cell is not None and (pool_cell < EMBED_STRIDE or pool_cell % EMBED_STRIDE):
+            raise ValueError(f"expected pool_cell None or a positive multiple of {EMBED_STRIDE}, got {pool_cell}")
         self.config = {
             "arch": "hyperunet", "n_fwd": n_fwd, "n_embed": n_embed, "n_hid": n_hid,
             "output": output, "head": head, "plain": plain,
         }
+        if pool_cell is not None:  # only then: configs (and cards) of global-max models stay as they were
+            self.config["pool_cell"] = pool_cell
+        self.pool_cell = pool_cell
         self.output, self.head, self.plain = output, head, plain
         nf, h, e = n_fwd, n_fwd // 2, n_embed
         c1, c2, c4, c8 = 16 * e, 8 * e, 4 * e, 2 * e  # pooled embedding sizes of E1, E2, E4, E8
@@ -141,8 +154,14 @@ class HyperUNet(nn.Module):
         if self.plain:
             return None
         if key not in pooled:
-            pooled[key] = global_pool(getattr(self, "embed" + key[1:])(maps), "max")
+            pooled[key] = self.pool_embedding(getattr(self, "embed" + key[1:])(maps))
         return pooled[key]
+
+    def pool_embedding(self, e: torch.Tensor) -> torch.Tensor:
+        """(N, Ce, H/32, W/32) embedding maps of a whole image -> (N, Ce) pooled vector."""
+        if self.pool_cell is None:
+            return global_pool(e, "max")
+        return cell_max_pool(e, self.pool_cell // EMBED_STRIDE)
 
     def _encode(self, x: torch.Tensor, pooled: dict) -> tuple[torch.Tensor, ...]:
         """Down path on padded (N, 4, H, W); fills ``pooled`` with "e1", "e2", "e4", "e8"."""

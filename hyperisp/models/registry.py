@@ -28,10 +28,11 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
     "hyperunet_8_8_256": {**_PAPER_UNET, "n_fwd": 8, "n_embed": 8, "n_hid": 256},
     # Paper A's "no HC (96)" baseline: same layout, plain convs, 96 forward maps.
     "plainunet_96": {**_PAPER_UNET, "n_fwd": 96, "n_embed": 8, "n_hid": 256, "plain": True},
-    # Our default ISP: residual over bilinear demosaic, sub-pixel head (see hyperunet.py).
+    # Our default ISP: residual over bilinear demosaic, sub-pixel head, filters pooled as the
+    # mean of 256 px cell maxima (same statistics at 12 MP as on training crops; see hyperunet.py).
     "isp_small": {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
-        "output": "residual", "head": "pixel_shuffle", "plain": False,
+        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128,
     },
     # Plain-conv twin of isp_small for ablations.
     "plainunet_small": {

@@ -89,6 +89,21 @@ def global_pool(e: torch.Tensor, mode: str = "max") -> torch.Tensor:
     raise ValueError(f"expected mode 'max' or 'avg', got {mode!r}")
 
 
+def cell_max_pool(e: torch.Tensor, cell: int) -> torch.Tensor:
+    """Mean over a grid of ``cell`` x ``cell`` cells of each cell's max: (N, Ce, H, W) -> (N, Ce).
+
+    Why: a global max over a whole photo keeps growing with its size, while a model trained
+    on crops has only seen maxima over crop-sized areas; the mean of per-cell maxima has
+    the same statistics at any size. Maps no larger than one cell give the global max
+    (the last row/column of cells may be partial).
+    """
+    if e.ndim != 4:
+        raise ValueError(f"expected embedding maps of shape (N, Ce, H, W), got {tuple(e.shape)}")
+    if cell < 1:
+        raise ValueError(f"expected a cell size >= 1, got {cell}")
+    return F.max_pool2d(e, cell, ceil_mode=True).mean(dim=(2, 3))
+
+
 def normalize_filters(raw: torch.Tensor, const: Optional[torch.Tensor] = None) -> torch.Tensor:
     """SPEC §2 step 3: scale, per-filter L1 normalisation to 1/2, plus the static filter.
 
