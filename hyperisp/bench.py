@@ -207,9 +207,7 @@ def run_bench(
             row["peak_fraction"] = row["gflop_per_s"] / peak if peak else None
         cases.append(row)
 
-    from hyperisp.tiling import run_tiled_is_whole_image
-
-    how = "whole image" if run_tiled_is_whole_image(net) else "exact tiled inference"
+    how = "exact tiled inference"
     add(f"{model}: network", run_case(_network_case, model, shape, device, tile, threads), model_flops,
         how if device == "cpu" else f"{how}, fp16 autocast")
     if baselines:

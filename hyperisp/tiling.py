@@ -28,10 +28,25 @@ The embedding maps end at 1/32 scale (tiny), so their tile cores are assembled i
 whole map and pooled exactly as the model pools it (global max, or cell maxima with
 ``pool_cell``); average pools (VDN) agree to float rounding.
 
-HyperVDN predicts the filters of each of its 15 D-Net layers from the global average
-of that layer's OWN input: exact tiling would need 15 sequential passes (~8x the
-compute). :func:`run_tiled` therefore runs HyperVDN on the whole image (exact by
-construction); plain VDN is purely local and is tiled.
+Plain VDN is purely local: tiles with a halo of 64 (D-Net's receptive-field radius is
+under 64 at depth 4, each 3x3 conv counting 1 whether it pads with zeros or, as
+HyperConvEmbed, by reflection), origins multiples of 16 (its 2x2 average pools), and
+the pad-to-16 applied once to the whole image.
+
+HyperVDN predicts each layer's filters from the global AVERAGE of an embedding of that
+layer's OWN input (SPEC §5). Pooled over the whole photo, exact tiling would need one
+pass over the photo per layer (15 D-Net layers, ~8x the compute). Instead, a photo
+larger than the model's filter view (``view_size``, 128 px by default; see
+:mod:`hyperisp.models.vdn`) has all its filters predicted from a fixed-size view:
+a batch of up to 3 x 3 patches of 128 x 128 spread over the photo, each layer
+averaging its embedding over the whole batch. ``model(x)`` does the same, so:
+    filters  = model.view_filters(x)          once per image (a fixed 147 k pixels)
+    tiles    : model.dnet(tile) with ``fixed_filters(model, filters)``, as plain VDN.
+This also fixes a train/test mismatch: the model trains on small crops, and an
+average over 12 MP is a statistic it never saw; the view keeps the pooled area at
+training scale whatever the photo size. An image that fits in one patch is its own
+view (the exact per-sample pooling used in training) and is run whole: memory is
+then bounded by the view size.
 """
 from __future__ import annotations
 
@@ -45,7 +60,7 @@ import torch.nn.functional as F
 
 from hyperisp.models.hyperunet import EMBED_STRIDE, HyperUNet, _prepare
 from hyperisp.models.vdn import VDN, HyperVDN
-from hyperisp.nn import HyperConv
+from hyperisp.nn import HyperConv, fixed_filters
 from hyperisp.raw.bayer import demosaic_bilinear
 
 # Receptive-field radius of HyperUNet's final pass (packed pixels): stem 2, +1 pool, +2, +2, +4, +4, +8,
@@ -196,9 +211,12 @@ def _run_hyperunet(model: HyperUNet, packed: torch.Tensor, tile: int, keep_y0: b
 
 
 # -- VDN --------------------------------------------------------------------------------------------
-def _run_vdn(model: VDN, x: torch.Tensor, tile: int) -> torch.Tensor:
-    """Plain VDN is local: the denoised image, tile by tile with a halo."""
+def _run_vdn(model: VDN | HyperVDN, x: torch.Tensor, tile: int) -> torch.Tensor:
+    """Plain VDN (or HyperVDN with fixed filters) is local: the denoised image, tile by tile with a halo."""
     _check_tile(tile, _VDN_ALIGN)
+    if model.config["depth"] > 4:  # _VDN_HALO covers D-Net's radius up to depth 4 only
+        return model(x)
+    scale = model.out_scale  # None for VDN
     h, w = x.shape[-2:]
     xp = model._prepare(x)  # pad-to-16 once, on the whole image
     out = x.new_empty(x.shape)
@@ -208,6 +226,7 @@ def _run_vdn(model: VDN, x: torch.Tensor, tile: int) -> torch.Tensor:
         ys_out, xs_out = (ys[0], min(ys[1], h), ys[2], ys[3]), (xs[0], min(xs[1], w), xs[2], xs[3])
         xt = _extended(xp, ys, xs)
         residual = _core(model.dnet(xt)[:, :3], ys_out, xs_out, 1)
+        residual = residual if scale is None else scale * residual
         out[..., ys_out[0] : ys_out[1], xs_out[0] : xs_out[1]] = _core(xt, ys_out, xs_out, 1) - residual
     return out
 
@@ -245,11 +264,6 @@ def supports_tiling(model: nn.Module) -> bool:
     return isinstance(model, (HyperUNet, VDN, HyperVDN))
 
 
-def run_tiled_is_whole_image(model: nn.Module) -> bool:
-    """True for models that :func:`run_tiled` runs on the whole image at once (HyperVDN)."""
-    return isinstance(model, HyperVDN)
-
-
 def default_tile(model: nn.Module) -> int:
     """A tile size in network-input pixels (as the pipeline's default: 4096 image pixels)."""
     return 2048 if isinstance(model, HyperUNet) else 1024
@@ -265,6 +279,8 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
         x: the model's input.
         tile: core tile size in input pixels, a multiple of 32 (HyperUNet) or 16 (VDN);
             None = :func:`default_tile`. Each tile is run with a halo (96 / 64 pixels).
+            HyperVDN: filters from the model's filter view, predicted once per image; an
+            image no larger than the view (``view_size``) is run whole.
         keep_y0: HyperUNet only: keep the full-scale maps y0 (n_fwd floats per packed pixel,
             384 MB for a 24 MP raw at n_fwd = 16) from pass 2 instead of recomputing them in
             the final pass (12 MP, 2 cores: 8.8 s instead of 11.1 s); False = working memory
@@ -283,6 +299,11 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
         with filters_once(model):
             return _run_hyperunet(model, x, tile, keep_y0)
     if isinstance(model, HyperVDN):
-        # Each layer's filters depend on the global pool of its own input (see the module doc).
-        return model(x)
+        model._check(x)
+        _check_tile(tile, _VDN_ALIGN)
+        if max(x.shape[-2:]) <= tile or model.view_patches(*x.shape[-2:]) is None:
+            return model(x)  # one tile, or an image that is its own filter view (at most view_size)
+        filters = model.view_filters(x)  # once per image, shared by every tile (see the module doc)
+        with fixed_filters(model, filters):
+            return _run_vdn(model, x, tile)
     raise TypeError(f"expected a HyperUNet, VDN or HyperVDN, got {type(model).__name__}")

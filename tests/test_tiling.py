@@ -92,7 +92,7 @@ def test_plain_vdn_tiles_equal_whole_image():
     assert (run_tiled(model, x, tile=32) - whole).abs().max().item() < TOL
 
 
-def test_hypervdn_runs_whole_image():
+def test_hypervdn_within_its_filter_view_runs_whole_image():  # larger images: tests/test_tiling_vdn.py
     torch.manual_seed(0)
     model = create_model("denoise_small").eval()
     with torch.no_grad():

@@ -13,17 +13,35 @@ convolutions and cost little. Param counts this gives: VDN 7,816,780 (SPEC 7.8 M
 HyperVDN c/3 54.41 M (SPEC 55.0 M), c/2 120.65 M (SPEC 119.6 M). No variant we tried
 (hyper transposed convs, plain S-Net, no bias heads, rounding) matches both SPEC numbers;
 the paper's exact layer list is not published.
+
+The filter view (HyperVDN). Each HyperConvEmbed predicts its filters from the global
+AVERAGE of an embedding of its own input. On an image larger than ``view_size``
+pixels, HyperVDN predicts all its filters from a fixed-size VIEW of the image instead:
+up to ``view_grid`` x ``view_grid`` patches of ``view_size`` x ``view_size`` pixels,
+spread evenly over the image (deterministic corners, multiples of 16), run through the
+network as one batch in which every layer averages its pooled embedding over all the
+patches of an image (= over their union), giving one set of filters per layer and
+image. The image is then run with those filters fixed: purely local, like plain VDN.
+Why: (1) tiled inference becomes exact and cheap (filters once, then halo tiles;
+:mod:`hyperisp.tiling`), where pooling each layer's own input over a whole photo needs
+one pass over the photo per layer; (2) the model trains on small crops, and an average
+over a 12 MP photo is not the statistic it was trained on: the view keeps the area the
+filters see at the scale of training crops, whatever the photo size. An image that
+fits in one patch (both sides <= ``view_size`` after the pad to 16) is its own view:
+the forward is then exactly the per-sample pooling of SPEC §5, as in training on
+crops; ``view_size=0`` uses that for every size (global pooling, the previous behaviour).
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import contextlib
+from typing import Callable, ContextManager, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from hyperisp.models.registry import register_arch
-from hyperisp.nn import HyperConvEmbed, pad_to_multiple
+from hyperisp.nn import HyperConvEmbed, HyperFilters, fixed_filters, pad_to_multiple, shared_filters
 
 ConvFactory = Callable[[int, int], nn.Module]  # (cin, cout) -> 3x3 'same' conv module
 
@@ -99,9 +117,15 @@ class _VariationalDenoiser(nn.Module):
         # channels_last: oneDNN's NHWC convolutions make CPU inference ~2x faster.
         return pad_to_multiple(x, self._multiple).contiguous(memory_format=torch.channels_last)
 
+    def _filters_for(self, xp: torch.Tensor, height: int, width: int, net: str) -> ContextManager:
+        """Where ``net``'s filters come from for ``xp``, an image of ``height`` x ``width`` padded: VDN has none."""
+        return contextlib.nullcontext()
+
     def _dnet(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        out = self.dnet(self._prepare(x))[..., :h, :w].contiguous()
+        xp = self._prepare(x)
+        with self._filters_for(xp, h, w, "dnet"):
+            out = self.dnet(xp)[..., :h, :w].contiguous()
         scale = self.out_scale  # None for VDN (its last conv starts at zero instead)
         return out if scale is None else scale * out
 
@@ -113,7 +137,10 @@ class _VariationalDenoiser(nn.Module):
         """
         self._check(x)
         h, w = x.shape[-2:]
-        return self._dnet(x), self.snet(self._prepare(x))[..., :h, :w].contiguous()
+        xp = self._prepare(x)
+        with self._filters_for(xp, h, w, "snet"):
+            snet_out = self.snet(xp)[..., :h, :w].contiguous()
+        return self._dnet(x), snet_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) noisy sRGB in [0, 1] -> (N, 3, H, W) denoised (not clamped).
@@ -154,6 +181,9 @@ class HyperVDN(_VariationalDenoiser):
     Zeroing a HyperConv's MLP would put the L1 normalisation at 0/0 (gradients ~1e12),
     so instead D-Net's output is multiplied by a learnable scalar ``out_scale``
     initialised to 0: an untrained model returns its input.
+
+    ``view_size`` (a multiple of 16, or 0 for none) and ``view_grid``: the filter view
+    (module doc). Configs without them (older model cards) get the defaults.
     """
 
     def __init__(
@@ -166,15 +196,22 @@ class HyperVDN(_VariationalDenoiser):
         snet_layers: int = 5,
         slope: float = 0.2,
         embed_channels: Sequence[int] = (32, 64, 128),
+        view_size: int = 128,
+        view_grid: int = 3,
     ) -> None:
         super().__init__()
         if not 0 < ratio <= 1:
             raise ValueError(f"expected 0 < ratio <= 1, got {ratio}")
+        if view_size < 0 or view_size % self._multiple or view_grid < 1:
+            raise ValueError(
+                f"expected view_size a multiple of {self._multiple} (0: no view) and view_grid >= 1, "
+                f"got {view_size} and {view_grid}"
+            )
         embed_channels = [int(c) for c in embed_channels]
         self.config = {
             "arch": "hypervdn", "ratio": ratio, "n_hid": n_hid, "base_channels": base_channels, "depth": depth,
             "snet_channels": snet_channels, "snet_layers": snet_layers, "slope": slope,
-            "embed_channels": embed_channels,
+            "embed_channels": embed_channels, "view_size": int(view_size), "view_grid": int(view_grid),
         }
 
         def conv(cin: int, cout: int) -> nn.Module:
@@ -186,3 +223,52 @@ class HyperVDN(_VariationalDenoiser):
         self.dnet = DNet(conv, widths, slope)
         self.snet = SNet(conv, int(snet_channels * ratio), snet_layers, slope)
         self.out_scale = nn.Parameter(torch.zeros(()))
+
+    def view_patches(self, height: int, width: int) -> Optional[list[tuple[int, int, int, int]]]:
+        """The filter view of an (unpadded) ``height`` x ``width`` image: (top, left, h, w) boxes.
+
+        Boxes are in the image padded to 16 (as the network sees it); None when the image
+        fits in one patch (it is then its own view: per-sample pooling).
+        """
+        size, grid, m = self.config["view_size"], self.config["view_grid"], self._multiple
+
+        def axis(length: int) -> tuple[int, list[int]]:
+            padded = -(-length // m) * m
+            if padded <= size:  # this side fits: the patch spans it, padding included
+                return padded, [0]
+            count = min(grid, -(-length // size))
+            starts = [(length - size) // 2] if count == 1 else [
+                round(i * (length - size) / (count - 1)) for i in range(count)
+            ]
+            return size, sorted({a // m * m for a in starts})  # inside the unpadded image, multiples of 16
+
+        if size == 0 or -(-height // m) * m <= size and -(-width // m) * m <= size:
+            return None
+        (ph, tops), (pw, lefts) = axis(height), axis(width)
+        return [(top, left, ph, pw) for top in tops for left in lefts]
+
+    def view_filters(self, x: torch.Tensor, nets: Sequence[str] = ("dnet",)) -> dict[str, HyperFilters]:
+        """The filters of every HyperConvEmbed of ``nets``, predicted from the filter view of x.
+
+        x: (N, 3, H, W). Returns {module name, e.g. "dnet.down.0.0": HyperFilters for N
+        images}; usable with :func:`hyperisp.nn.fixed_filters` on this model. For an image
+        that fits in one patch, these are the filters the plain forward predicts.
+        """
+        self._check(x)
+        return self._view_filters(self._prepare(x), *x.shape[-2:], nets)
+
+    def _view_filters(self, xp: torch.Tensor, height: int, width: int, nets: Sequence[str]) -> dict:
+        boxes = self.view_patches(height, width) or [(0, 0, *xp.shape[-2:])]
+        patches = torch.stack([xp[..., t : t + h, l : l + w] for t, l, h, w in boxes], dim=1)
+        patches = patches.flatten(0, 1).contiguous(memory_format=torch.channels_last)  # image-major
+        filters: dict[str, HyperFilters] = {}
+        for name in nets:
+            with shared_filters(self, len(boxes)) as found:
+                getattr(self, name)(patches)
+            filters.update(found)
+        return filters
+
+    def _filters_for(self, xp: torch.Tensor, height: int, width: int, net: str) -> ContextManager:
+        if self.view_patches(height, width) is None:
+            return contextlib.nullcontext()  # its own view: per-sample pooling, as in training
+        return fixed_filters(self, self._view_filters(xp, height, width, (net,)))

@@ -13,7 +13,7 @@ from hyperisp.nn.hyperconv import (
     normalize_filters,
     predict_filters,
 )
-from hyperisp.nn.hyperconv_embed import HyperConvEmbed, conv_embedding
+from hyperisp.nn.hyperconv_embed import HyperConvEmbed, conv_embedding, fixed_filters, repeat_filters, shared_filters
 from hyperisp.nn.padding import pad_to_multiple, reflect_pad
 
 __all__ = [
@@ -27,10 +27,13 @@ __all__ = [
     "StaticConv",
     "conv_embedding",
     "cell_max_pool",
+    "fixed_filters",
     "global_pool",
     "hyper_conv2d",
     "normalize_filters",
     "pad_to_multiple",
     "predict_filters",
     "reflect_pad",
+    "repeat_filters",
+    "shared_filters",
 ]

@@ -4,10 +4,18 @@ The filters are predicted from the layer's OWN input: three 3x3 stride-2 convs
 (32, 64, 128 channels, ReLU) -> global average pool -> MLP (LeakyReLU) -> filters,
 applied with reflection 'same' padding. Prediction and application reuse
 :mod:`hyperisp.nn.hyperconv`, so the normalisation lives in one place.
+
+Two context managers change where the filters come from, without any parameter or
+buffer (the state_dict is the same): :func:`shared_filters` pools each layer's
+embedding over runs of consecutive samples (the patches of one image's filter view,
+see :mod:`hyperisp.models.vdn`) and records the filters it predicts;
+:func:`fixed_filters` makes each layer apply given filters instead of predicting
+(whole-image inference and the tiles of :func:`hyperisp.tiling.run_tiled`).
 """
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -43,12 +51,87 @@ class HyperConvEmbed(nn.Module):
         self.hyper = HyperConv(
             in_channels, out_channels, embed_channels[-1], n_hid, kernel_size, bias, gain, activation="leaky_relu"
         )
+        # Plain attributes (not in the state_dict), set only inside shared_filters() / fixed_filters().
+        self.fixed: Optional[HyperFilters] = None
+        self.share: Optional[tuple[int, dict, str]] = None  # (group, sink for the filters, name in the sink)
 
-    def predict(self, x: torch.Tensor) -> HyperFilters:
-        """(N, Cin, H, W) -> filters predicted from the average-pooled embedding of x."""
+    def predict(self, x: torch.Tensor, group: int = 1) -> HyperFilters:
+        """(N*group, Cin, H, W) -> filters for N, from the average-pooled embedding of x.
+
+        With ``group`` > 1, the pooled embeddings of each run of ``group`` consecutive
+        samples (equal-size patches of one image) are averaged: the average over their union.
+        """
         if x.ndim != 4:
             raise ValueError(f"expected input of shape (N, Cin, H, W), got {tuple(x.shape)}")
-        return self.hyper.predict(global_pool(self.embed(x), "avg"))
+        pooled = global_pool(self.embed(x), "avg")
+        if group > 1:
+            if pooled.shape[0] % group:
+                raise ValueError(f"expected a batch that is a multiple of {group} patches, got {pooled.shape[0]}")
+            pooled = pooled.reshape(-1, group, pooled.shape[1]).mean(dim=1)
+        return self.hyper.predict(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return hyper_conv2d(x, self.predict(x))
+        if self.fixed is not None:  # filters given from outside (see fixed_filters)
+            return hyper_conv2d(x, repeat_filters(self.fixed, x.shape[0]))
+        if self.share is None:  # the ordinary path: per-sample filters
+            return hyper_conv2d(x, self.predict(x))
+        group, sink, name = self.share
+        filters = self.predict(x, group)
+        sink[name] = filters
+        return hyper_conv2d(x, repeat_filters(filters, x.shape[0]))
+
+
+def repeat_filters(filters: HyperFilters, n: int) -> HyperFilters:
+    """Filters for Nf images -> for n = Nf*k samples (k consecutive samples per image); Nf == 1 stays shared."""
+    nf = filters.weight.shape[0]
+    if nf == 1 or nf == n:
+        return filters
+    if n % nf:
+        raise ValueError(f"expected a batch that is a multiple of {nf} images, got {n}")
+    return HyperFilters(*(None if t is None else t.repeat_interleave(n // nf, dim=0) for t in filters))
+
+
+def _layers(model: nn.Module) -> list[tuple[str, HyperConvEmbed]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, HyperConvEmbed)]
+
+
+@contextlib.contextmanager
+def shared_filters(model: nn.Module, group: int) -> Iterator[dict[str, HyperFilters]]:
+    """Inside: every HyperConvEmbed of ``model`` pools over runs of ``group`` consecutive samples.
+
+    Yields a dict that fills up, as layers run, with {module name in ``model``: the
+    HyperFilters it predicted (one set per run of ``group`` samples)}. Each layer applies
+    its run's filters to all the samples of the run, so later layers see the same
+    network as with fixed filters.
+    """
+    if group < 1:
+        raise ValueError(f"expected a group of at least 1 sample, got {group}")
+    sink: dict[str, HyperFilters] = {}
+    layers = _layers(model)
+    for name, layer in layers:
+        layer.share = (group, sink, name)
+    try:
+        yield sink
+    finally:
+        for _, layer in layers:
+            layer.share = None
+
+
+@contextlib.contextmanager
+def fixed_filters(model: nn.Module, filters: Mapping[str, HyperFilters]) -> Iterator[None]:
+    """Inside: the HyperConvEmbeds of ``model`` named in ``filters`` apply those filters.
+
+    ``filters`` as yielded by :func:`shared_filters` (names relative to ``model``); the
+    layers not named keep predicting their own filters.
+    """
+    layers = dict(_layers(model))
+    unknown = sorted(set(filters) - set(layers))
+    if unknown:
+        raise ValueError(f"no HyperConvEmbed named {unknown[:3]} in {type(model).__name__}")
+    try:
+        for name, given in filters.items():
+            layers[name].fixed = given
+        yield
+    finally:
+        for name in filters:
+            layers[name].fixed = None
