@@ -187,8 +187,10 @@ def develop(
     _warn_if_untrained(model)
 
     if linear:
+        from .pipeline import linear_output_format
+
         try:
-            fmt = _linear_format(fmt, output)
+            fmt = OutputFormat(linear_output_format(output, fmt and fmt.value))
         except HyperispError as error:
             _fail(error)
             raise typer.Exit(2)
@@ -201,15 +203,6 @@ def develop(
             output = output or Path.cwd()
         _run_batch("develop", inputs, output, fmt, name, recursive, spec_options, engine, jobs, address, quiet,
                    as_json, failures, verbose=verbose)
-
-
-def _linear_format(fmt: Optional[OutputFormat], output: Optional[Path]) -> OutputFormat:
-    """Scene-linear output needs 16 bits: TIFF by default, 16-bit PNG for a .png output."""
-    if fmt is None:
-        return OutputFormat.png16 if output is not None and output.suffix.lower() == ".png" else OutputFormat.tiff
-    if fmt in (OutputFormat.jpeg, OutputFormat.png):
-        raise HyperispError(None, "--linear needs 16-bit output: --format tiff or png16")
-    return fmt
 
 
 def _describe_colour(source: str, info: dict) -> str:

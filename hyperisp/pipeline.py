@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .errors import HyperispError
-from .io.images import read_image, write_image
+from .io.images import output_format, read_image, write_image
 from .pretrained import load_pretrained
 from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_array, read_raw
 from .raw.bayer import pack_bayer
@@ -191,6 +191,24 @@ def output_icc_profile(linear: bool) -> bytes | None:
     return linear_srgb_icc_profile()
 
 
+LINEAR_FORMATS = ("tiff", "png16")  # scene-linear output needs 16 bits: 8 would band the shadows
+
+
+def linear_output_format(output_path: PathType | None, fmt: str | None = None) -> str:
+    """The 16-bit format ("tiff" or "png16") a scene-linear image is written in.
+
+    An explicit ``fmt`` must be 16-bit; without one a .png output is 16-bit PNG, a
+    .jpg output an error, and anything else (a .tif file, a folder, no output) TIFF.
+    """
+    if fmt is None:
+        suffix = "" if output_path is None else Path(output_path).suffix.lower()
+        fmt = {".png": "png16", ".jpg": "jpeg", ".jpeg": "jpeg"}.get(suffix, "tiff")
+    fmt = output_format(output_path, fmt)  # "tif", "jpg": the canonical name; an unknown name is an error
+    if fmt not in LINEAR_FORMATS:
+        raise HyperispError(output_path, "linear output needs 16 bits: use a .tif file or --format png16/tiff")
+    return fmt
+
+
 def develop_file(
     input_path: PathType,
     output_path: PathType,
@@ -202,15 +220,12 @@ def develop_file(
 ) -> Developed:
     """Develop ``input_path`` and write it atomically to ``output_path`` with sRGB ICC and EXIF.
 
-    With ``linear=True`` the output must be 16-bit (``fmt`` "tiff" or "png16") and carries
+    With ``linear=True`` the output must be 16-bit (:func:`linear_output_format`) and carries
     a linear-sRGB ICC profile instead.
     """
     linear = bool(options.get("linear"))
     if linear:
-        from .io.images import output_format
-
-        if output_format(output_path, fmt) not in ("tiff", "png16"):
-            raise HyperispError(output_path, "linear output needs 16 bits: use a .tif file or --format png16/tiff")
+        fmt = linear_output_format(output_path, fmt)
     developed = develop_raw(read_raw(input_path), **options)
     write_image(
         output_path, developed.rgb, fmt=fmt, quality=quality, metadata=developed.metadata, overwrite=overwrite,

@@ -1,0 +1,39 @@
+"""One code path for single files and batches: the linear-format check, the shared read/network/write steps."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hyperisp.cli import app
+from hyperisp.errors import HyperispError
+from hyperisp.io.images import read_image
+from hyperisp.pipeline import develop_file, linear_output_format
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("output, fmt, expected", [
+    (None, None, "tiff"), ("outdir", None, "tiff"), ("a.TIF", None, "tiff"), ("a.png", None, "png16"),
+    ("a.png", "tif", "tiff"), ("a.jpg", "png16", "png16"),
+])
+def test_linear_output_format_picks_16_bits(output, fmt, expected):
+    assert linear_output_format(output, fmt) == expected
+
+
+@pytest.mark.parametrize("output, fmt", [("a.jpg", None), ("a.JPEG", None), ("a.tif", "png"), (None, "jpeg")])
+def test_linear_output_format_refuses_8_bits(output, fmt):
+    with pytest.raises(HyperispError, match="linear output needs 16 bits"):
+        linear_output_format(output, fmt)
+
+
+def test_cli_and_api_share_the_linear_check(small_dng: Path, tmp_path: Path):
+    for args in (["--format", "jpeg"], ["-o", str(tmp_path / "a.jpg")]):
+        result = runner.invoke(app, ["develop", str(small_dng), "--linear", *args])
+        assert result.exit_code == 2 and "linear output needs 16 bits" in result.output, result.output
+    assert not list(tmp_path.glob("a.*"))
+    with pytest.raises(HyperispError, match="linear output needs 16 bits"):
+        develop_file(small_dng, tmp_path / "b.png", fmt="png", linear=True, device="cpu")
+    develop_file(small_dng, tmp_path / "c.png", linear=True, device="cpu")  # .png: 16-bit PNG, as in the CLI
+    assert read_image(tmp_path / "c.png").bit_depth == 16
