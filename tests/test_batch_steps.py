@@ -37,3 +37,18 @@ def test_cli_and_api_share_the_linear_check(small_dng: Path, tmp_path: Path):
         develop_file(small_dng, tmp_path / "b.png", fmt="png", linear=True, device="cpu")
     develop_file(small_dng, tmp_path / "c.png", linear=True, device="cpu")  # .png: 16-bit PNG, as in the CLI
     assert read_image(tmp_path / "c.png").bit_depth == 16
+
+
+def test_develop_and_denoise_take_the_same_batch_options():
+    import typer.main
+
+    commands = typer.main.get_command(app).commands
+    flags = {name: {p.name: (tuple(p.opts), p.help, p.default) for p in commands[name].params}
+             for name in ("develop", "denoise")}
+    shared = ["output", "fmt", "quality", "device", "overwrite", "recursive", "jobs", "engine", "address", "quiet",
+              "as_json", "failures", "tile"]
+    for option in shared:
+        assert flags["develop"][option] == flags["denoise"][option]
+    assert flags["develop"]["jobs"] == (("--jobs", "-j"), "Worker processes (capped by available memory).", 1)
+    assert flags["develop"]["model"][2] == "isp" and flags["denoise"]["model"][2] == "denoise"
+    assert "linear" in flags["develop"] and "linear" not in flags["denoise"]
