@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .errors import HyperispError
-from .io.images import output_format, read_image, write_image
+from .io.images import Photo, output_format, read_image, write_image
 from .pretrained import load_pretrained
 from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_array, read_raw
 from .raw.bayer import pack_bayer
@@ -209,6 +209,42 @@ def linear_output_format(output_path: PathType | None, fmt: str | None = None) -
     return fmt
 
 
+# ----------------------------------------------------------------------------- file steps
+# develop_file / denoise_file and every batch engine (hyperisp.batch) run the same three steps,
+# so a file developed alone and one developed in a batch come out byte-identical.
+
+@dataclass
+class Rendered:
+    """A network's result, ready to encode: what :func:`write_output` writes."""
+
+    pixels: np.ndarray  # (H, W, 3) float32 sRGB in [0, 1]
+    metadata: dict  # EXIF fields carried from the input
+    icc_profile: bytes | None = None  # None: sRGB
+    info: dict = field(default_factory=dict)  # per-file extras (develop: Developed.summary())
+    developed: Developed | None = None  # develop: the full result
+
+
+def read_input(command: str, input_path: PathType) -> RawImage | Photo:
+    """Decode an input: a :class:`RawImage` for "develop", a :class:`Photo` for "denoise"."""
+    return read_raw(input_path) if command == "develop" else read_image(input_path)
+
+
+def run_network(command: str, decoded: RawImage | Photo, **options) -> Rendered:
+    """Develop a RawImage (:func:`develop_raw`) or denoise a Photo (:func:`denoise`); ``options`` go to those."""
+    if command == "develop":
+        developed = develop_raw(decoded, **options)
+        return Rendered(developed.rgb, developed.metadata, output_icc_profile(developed.linear), developed.summary(),
+                        developed)
+    return Rendered(denoise(decoded.pixels, **options), decoded.metadata)
+
+
+def write_output(output_path: PathType, rendered: Rendered, *, fmt: str | None = None, quality: int = 95,
+                 overwrite: bool = False) -> Path:
+    """Encode ``rendered`` and write it atomically with its EXIF and ICC profile."""
+    return write_image(output_path, rendered.pixels, fmt=fmt, quality=quality, metadata=rendered.metadata,
+                       overwrite=overwrite, icc_profile=rendered.icc_profile)
+
+
 def develop_file(
     input_path: PathType,
     output_path: PathType,
@@ -223,15 +259,11 @@ def develop_file(
     With ``linear=True`` the output must be 16-bit (:func:`linear_output_format`) and carries
     a linear-sRGB ICC profile instead.
     """
-    linear = bool(options.get("linear"))
-    if linear:
+    if options.get("linear"):
         fmt = linear_output_format(output_path, fmt)
-    developed = develop_raw(read_raw(input_path), **options)
-    write_image(
-        output_path, developed.rgb, fmt=fmt, quality=quality, metadata=developed.metadata, overwrite=overwrite,
-        icc_profile=output_icc_profile(linear),
-    )
-    return developed
+    rendered = run_network("develop", read_input("develop", input_path), **options)
+    write_output(output_path, rendered, fmt=fmt, quality=quality, overwrite=overwrite)
+    return rendered.developed
 
 
 def _as_unit_float(image: np.ndarray) -> np.ndarray:
@@ -278,6 +310,5 @@ def denoise_file(
     tile: int | None = None,
 ) -> Path:
     """Denoise ``input_path`` and write it atomically, keeping its EXIF fields."""
-    photo = read_image(input_path)
-    clean = denoise(photo.pixels, model=model, device=device, tile=tile)
-    return write_image(output_path, clean, fmt=fmt, quality=quality, metadata=photo.metadata, overwrite=overwrite)
+    rendered = run_network("denoise", read_input("denoise", input_path), model=model, device=device, tile=tile)
+    return write_output(output_path, rendered, fmt=fmt, quality=quality, overwrite=overwrite)

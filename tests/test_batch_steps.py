@@ -52,3 +52,21 @@ def test_develop_and_denoise_take_the_same_batch_options():
     assert flags["develop"]["jobs"] == (("--jobs", "-j"), "Worker processes (capped by available memory).", 1)
     assert flags["develop"]["model"][2] == "isp" and flags["denoise"]["model"][2] == "denoise"
     assert "linear" in flags["develop"] and "linear" not in flags["denoise"]
+
+
+def test_batch_and_single_file_give_the_same_bytes(small_dng: Path, small_png: Path, tmp_path: Path):
+    """The batch engine runs pipeline.read_input / run_network / write_output, as develop_file and denoise_file do."""
+    from hyperisp.pipeline import denoise_file
+
+    batch_out = tmp_path / "batch"
+    batch_out.mkdir()
+    for args in (["develop", small_dng, "-o", batch_out / "a.jpg"],
+                 ["develop", small_dng, "-o", batch_out / "lin.png", "--linear", "--wb", "auto"],
+                 ["denoise", small_png, "-o", batch_out / "n.png"]):
+        result = runner.invoke(app, [str(a) for a in args] + ["--device", "cpu"])
+        assert result.exit_code == 0, result.output
+    develop_file(small_dng, tmp_path / "a.jpg", device="cpu")
+    develop_file(small_dng, tmp_path / "lin.png", linear=True, wb="auto", device="cpu")
+    denoise_file(small_png, tmp_path / "n.png", device="cpu")
+    for name in ("a.jpg", "lin.png", "n.png"):
+        assert (batch_out / name).read_bytes() == (tmp_path / name).read_bytes(), name
