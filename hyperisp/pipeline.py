@@ -235,7 +235,17 @@ def run_network(command: str, decoded: RawImage | Photo, **options) -> Rendered:
         developed = develop_raw(decoded, **options)
         return Rendered(developed.rgb, developed.metadata, output_icc_profile(developed.linear), developed.summary(),
                         developed)
-    return Rendered(denoise(decoded.pixels, **options), decoded.metadata)
+    return Rendered(denoise(decoded.pixels, **options), decoded.metadata, input_icc_profile(decoded))
+
+
+def input_icc_profile(photo: Photo) -> bytes | None:
+    """The input's ICC profile when it describes RGB data, else None (sRGB).
+
+    Denoising keeps the pixels' colour space, so the input's profile (Adobe RGB, Display P3...)
+    still describes them; a grey or CMYK profile does not fit the RGB pixels written.
+    """
+    icc = photo.icc_profile
+    return icc if icc is not None and icc[16:20] == b"RGB " else None  # bytes 16-19: the data colour space
 
 
 def write_output(output_path: PathType, rendered: Rendered, *, fmt: str | None = None, quality: int = 95,
@@ -309,6 +319,6 @@ def denoise_file(
     device: str | torch.device = "auto",
     tile: int | None = None,
 ) -> Path:
-    """Denoise ``input_path`` and write it atomically, keeping its EXIF fields."""
+    """Denoise ``input_path`` and write it atomically, keeping its EXIF fields and RGB ICC profile."""
     rendered = run_network("denoise", read_input("denoise", input_path), model=model, device=device, tile=tile)
     return write_output(output_path, rendered, fmt=fmt, quality=quality, overwrite=overwrite)

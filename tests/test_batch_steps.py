@@ -70,3 +70,31 @@ def test_batch_and_single_file_give_the_same_bytes(small_dng: Path, small_png: P
     denoise_file(small_png, tmp_path / "n.png", device="cpu")
     for name in ("a.jpg", "lin.png", "n.png"):
         assert (batch_out / name).read_bytes() == (tmp_path / name).read_bytes(), name
+
+
+def test_denoise_keeps_the_input_icc_profile_alone_and_in_a_batch(small_png: Path, tmp_path: Path):
+    """A wide-gamut (here: linear sRGB) RGB profile still describes the denoised pixels; a grey one is dropped."""
+    import io
+
+    from PIL import Image, ImageCms
+
+    from hyperisp.io.linear_icc import linear_srgb_icc_profile
+    from hyperisp.io.metadata import srgb_icc_profile
+    from hyperisp.pipeline import denoise_file
+
+    profile = linear_srgb_icc_profile()
+    tagged = tmp_path / "in" / "tagged.png"
+    tagged.parent.mkdir()
+    Image.open(small_png).save(tagged, icc_profile=profile)
+    grey = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    grey = grey[:16] + b"GRAY" + grey[20:]  # the header's data colour space is all that is checked
+    grey_tagged = tmp_path / "in" / "grey.png"
+    Image.open(small_png).save(grey_tagged, icc_profile=grey)
+    result = runner.invoke(app, ["denoise", str(tmp_path / "in"), "-o", str(tmp_path / "batch"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    denoise_file(tagged, tmp_path / "alone.png", device="cpu")
+    for path in (tmp_path / "batch" / "tagged_denoised.png", tmp_path / "alone.png"):
+        assert read_image(path).icc_profile == profile, path
+    assert read_image(tmp_path / "batch" / "grey_denoised.png").icc_profile == srgb_icc_profile()
+    assert (tmp_path / "batch" / "tagged_denoised.png").read_bytes() == (tmp_path / "alone.png").read_bytes()
+    assert "Linear" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(profile)))
