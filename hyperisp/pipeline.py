@@ -217,7 +217,7 @@ def linear_output_format(output_path: PathType | None, fmt: str | None = None) -
 class Rendered:
     """A network's result, ready to encode: what :func:`write_output` writes."""
 
-    pixels: np.ndarray  # (H, W, 3) float32 sRGB in [0, 1]
+    pixels: np.ndarray  # (H, W, 3) float32 in [0, 1], in the colour space icc_profile names
     metadata: dict  # EXIF fields carried from the input
     icc_profile: bytes | None = None  # None: sRGB
     info: dict = field(default_factory=dict)  # per-file extras (develop: Developed.summary())
