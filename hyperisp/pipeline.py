@@ -270,6 +270,7 @@ def develop_file(
     a linear-sRGB ICC profile instead.
     """
     if options.get("linear"):
+        output_format(output_path, fmt)  # an unknown extension fails here as it does without linear
         fmt = linear_output_format(output_path, fmt)
     rendered = run_network("develop", read_input("develop", input_path), **options)
     write_output(output_path, rendered, fmt=fmt, quality=quality, overwrite=overwrite)

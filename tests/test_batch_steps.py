@@ -35,6 +35,8 @@ def test_cli_and_api_share_the_linear_check(small_dng: Path, tmp_path: Path):
     assert not list(tmp_path.glob("a.*"))
     with pytest.raises(HyperispError, match="linear output needs 16 bits"):
         develop_file(small_dng, tmp_path / "b.png", fmt="png", linear=True, device="cpu")
+    with pytest.raises(HyperispError, match="unknown image extension"):
+        develop_file(small_dng, tmp_path / "b.raw", linear=True, device="cpu")
     develop_file(small_dng, tmp_path / "c.png", linear=True, device="cpu")  # .png: 16-bit PNG, as in the CLI
     assert read_image(tmp_path / "c.png").bit_depth == 16
 
