@@ -75,10 +75,11 @@ class FileResult:
         return asdict(self)
 
 
-def _done(item: PlanItem, pixels: Any, info: dict, stages: dict[str, float]) -> FileResult:
-    info = {**info, "stage_seconds": {k: round(v, 4) for k, v in stages.items()}}
+def _done(item: PlanItem, rendered: Any, stages: dict[str, float]) -> FileResult:
+    info = {**rendered.info, "stage_seconds": {k: round(v, 4) for k, v in stages.items()}}
+    height, width = rendered.pixels.shape[:2]
     return FileResult(str(item.source), str(item.target), "done", seconds=round(sum(stages.values()), 4),
-                      megapixels=pixels.shape[0] * pixels.shape[1] / 1e6, info=info)
+                      megapixels=height * width / 1e6, info=info)
 
 
 def _failed(item: PlanItem, error: BaseException, seconds: float = 0.0) -> FileResult:
@@ -91,41 +92,33 @@ def _failed(item: PlanItem, error: BaseException, seconds: float = 0.0) -> FileR
 
 # ----------------------------------------------------------------------------- the three stages
 
+# The steps are pipeline.read_input / run_network / write_output, the ones develop_file and
+# denoise_file run: a file comes out of a batch with the same bytes as alone.
+
 def read_stage(item: PlanItem, spec: JobSpec) -> Any:
     """Decode the input: a RawImage (develop) or a Photo (denoise)."""
-    if spec.command == "develop":
-        from .raw import read_raw
+    from .pipeline import read_input
 
-        return read_raw(item.source)
-    from .io.images import read_image
-
-    return read_image(item.source)
+    return read_input(spec.command, item.source)
 
 
-def compute_stage(decoded: Any, spec: JobSpec) -> tuple[Any, dict, dict]:
-    """Network and colour: (pixels (H, W, 3) float32 in [0, 1], EXIF metadata, per-file info)."""
-    from . import pipeline
+def compute_stage(decoded: Any, spec: JobSpec) -> Any:
+    """Network and colour: a :class:`hyperisp.pipeline.Rendered` (pixels, EXIF, ICC, per-file info)."""
+    from .pipeline import run_network
 
-    if spec.command == "develop":
-        developed = pipeline.develop_raw(decoded, model=spec.model, device=spec.device, **spec.options)
-        return developed.rgb, developed.metadata, developed.summary()
-    clean = pipeline.denoise(decoded.pixels, model=spec.model, device=spec.device, **spec.options)
-    return clean, decoded.metadata, {}
+    return run_network(spec.command, decoded, model=spec.model, device=spec.device, **spec.options)
 
 
-def write_stage(item: PlanItem, spec: JobSpec, pixels: Any, metadata: dict) -> None:
+def write_stage(item: PlanItem, spec: JobSpec, rendered: Any) -> None:
     """Encode and write atomically (the output's folder is made when the tree is mirrored)."""
-    from .io.images import write_image
-    from .pipeline import output_icc_profile
+    from .pipeline import write_output
 
     if item.make_folder:
         try:
             item.target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise HyperispError(item.target, f"cannot create its folder: {err.strerror or err}") from None
-    icc = output_icc_profile(spec.options.get("linear", False)) if spec.command == "develop" else None
-    write_image(item.target, pixels, fmt=spec.fmt, quality=spec.quality, metadata=metadata, overwrite=spec.overwrite,
-                icc_profile=icc)
+    write_output(item.target, rendered, fmt=spec.fmt, quality=spec.quality, overwrite=spec.overwrite)
 
 
 def process_item(item: PlanItem, spec: JobSpec) -> FileResult:
@@ -134,13 +127,13 @@ def process_item(item: PlanItem, spec: JobSpec) -> FileResult:
     try:
         decoded = read_stage(item, spec)
         read_end = time.perf_counter()
-        pixels, metadata, info = compute_stage(decoded, spec)
+        rendered = compute_stage(decoded, spec)
         network_end = time.perf_counter()
-        write_stage(item, spec, pixels, metadata)
+        write_stage(item, spec, rendered)
     except Exception as error:
         return _failed(item, error, time.perf_counter() - start)
     stages = {"read": read_end - start, "network": network_end - read_end, "write": time.perf_counter() - network_end}
-    return _done(item, pixels, info, stages)
+    return _done(item, rendered, stages)
 
 
 # ----------------------------------------------------------------------------- memory guard
@@ -234,10 +227,10 @@ def _run_pipelined(items: list[PlanItem], spec: JobSpec, on_result: OnResult) ->
         while (job := to_write.get()) is not _DONE:
             if fatal:
                 continue  # drain, so the main thread never blocks on a dead writer
-            item, pixels, metadata, info, stages = job
+            item, rendered, stages = job
             start = time.perf_counter()
             try:
-                write_stage(item, spec, pixels, metadata)
+                write_stage(item, spec, rendered)
             except Exception as error:
                 on_result(_failed(item, error, sum(stages.values()) + time.perf_counter() - start))
                 continue
@@ -245,7 +238,7 @@ def _run_pipelined(items: list[PlanItem], spec: JobSpec, on_result: OnResult) ->
                 fatal.append(error)
                 stop.set()
                 continue
-            on_result(_done(item, pixels, info, {**stages, "write": time.perf_counter() - start}))
+            on_result(_done(item, rendered, {**stages, "write": time.perf_counter() - start}))
 
     threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
     for thread in threads:
@@ -256,14 +249,14 @@ def _run_pipelined(items: list[PlanItem], spec: JobSpec, on_result: OnResult) ->
             start = time.perf_counter()
             if error is None:
                 try:
-                    pixels, metadata, info = compute_stage(raw, spec)
+                    rendered = compute_stage(raw, spec)
                 except Exception as err:
                     error = err
             stages["network"] = time.perf_counter() - start
             if error is not None:
                 on_result(_failed(item, error, sum(stages.values())))
                 continue
-            to_write.put((item, pixels, metadata, info, stages))
+            to_write.put((item, rendered, stages))
     finally:
         # On Ctrl-C: stop reading, let the writer finish what is computed (a finished file is never lost).
         stop.set()

@@ -5,12 +5,15 @@ exit code; a list of files keeps going past a bad one.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import tempfile
+from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, get_type_hints
 
 import typer
 from rich.console import Console
@@ -87,9 +90,53 @@ def _name_opt(default: str) -> typer.Option:
                                                 "its extension picks the format unless --format is given.")
 
 
-def _run_batch(command: str, inputs: List[str], output: Optional[Path], fmt: Optional[OutputFormat], name: str,
-               recursive: bool, spec_options: dict, engine: Engine, jobs: int, address: Optional[str], quiet: bool,
-               as_json: bool, failures: Optional[Path], verbose: bool = False) -> None:
+def _model_opt(default: str) -> typer.Option:
+    return typer.Option(default, "--model", "-m", help="Shipped model name or model card path.")
+
+
+@dataclass
+class BatchOptions:
+    """The options develop and denoise share, declared once (see :func:`_with_batch_options`)."""
+
+    output: Optional[Path] = OutputOpt
+    fmt: Optional[OutputFormat] = FormatOpt
+    quality: int = QualityOpt
+    device: Device = DeviceOpt
+    overwrite: bool = OverwriteOpt
+    recursive: bool = RecursiveOpt
+    jobs: int = JobsOpt
+    engine: Engine = EngineOpt
+    address: Optional[str] = AddressOpt
+    quiet: bool = QuietOpt
+    as_json: bool = JsonOpt
+    failures: Optional[Path] = FailuresOpt
+    tile: Optional[int] = TileOpt
+
+
+def _with_batch_options(command):
+    """Give a command the :class:`BatchOptions` fields as Typer options, in place of its ``batch`` parameter.
+
+    Typer reads options from the function's signature, so the fields are spliced into it;
+    the command receives them back as one ``batch: BatchOptions``.
+    """
+    hints = get_type_hints(BatchOptions)
+    shared = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+              for f in fields(BatchOptions)]
+    own = list(inspect.signature(command).parameters.values())
+    at = [p.name for p in own].index("batch")
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+    @functools.wraps(command)
+    def with_options(**kwargs):
+        batch = BatchOptions(**{f.name: kwargs.pop(f.name) for f in fields(BatchOptions)})
+        return command(batch=batch, **kwargs)
+
+    with_options.__signature__ = inspect.Signature(own[:at] + shared + own[at + 1:])
+    return with_options
+
+
+def _run_batch(command: str, inputs: List[str], name: str, batch: BatchOptions, model: str, options: dict,
+               verbose: bool = False) -> None:
     """Plan, run and report a batch; exit 1 when any file failed, 2 for bad options."""
     import time
 
@@ -98,10 +145,11 @@ def _run_batch(command: str, inputs: List[str], output: Optional[Path], fmt: Opt
     from .batch_report import BatchReporter, summarize, summary_line, write_failures
 
     develop = command == "develop"
+    output, fmt, engine, jobs = batch.output, batch.fmt, batch.engine, batch.jobs
     try:
         items = plan_batch(inputs, extensions=RAW_EXTENSIONS if develop else IMAGE_EXTENSIONS, pattern=name,
                            ext=FORMAT_EXTENSIONS[fmt.value] if fmt else ("jpg" if develop else None),
-                           output=output, recursive=recursive, overwrite=spec_options["overwrite"])
+                           output=output, recursive=batch.recursive, overwrite=batch.overwrite)
     except HyperispError as error:
         _fail(error)
         raise typer.Exit(2)
@@ -112,12 +160,13 @@ def _run_batch(command: str, inputs: List[str], output: Optional[Path], fmt: Opt
         jobs, note = cap_jobs(jobs, estimate_megapixels(todo, command), command)
         if note:
             err.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
-    spec = JobSpec(command, fmt=fmt and fmt.value, **spec_options)
+    spec = JobSpec(command, model=model, device=batch.device.value, fmt=fmt and fmt.value, quality=batch.quality,
+                   overwrite=batch.overwrite, options={**options, "tile": batch.tile})
     verb = "developed" if develop else "denoised"
     start = time.perf_counter()
-    with BatchReporter(err, len(items), verb, quiet=quiet) as reporter:
+    with BatchReporter(err, len(items), verb, quiet=batch.quiet) as reporter:
         try:
-            results = run_batch(items, spec, engine=engine.value, jobs=jobs, address=address, on_result=reporter)
+            results = run_batch(items, spec, engine=engine.value, jobs=jobs, address=batch.address, on_result=reporter)
         except HyperispError as error:
             _fail(error)
             raise typer.Exit(2)
@@ -131,11 +180,11 @@ def _run_batch(command: str, inputs: List[str], output: Optional[Path], fmt: Opt
                 err.print(_describe_colour(result.input, result.info), soft_wrap=True)
     if len(items) > 1 or summary["counts"]["skipped"]:
         err.print(summary_line(summary, verb), soft_wrap=True)
-    if as_json:
+    if batch.as_json:
         print(json.dumps(summary, indent=2))
-    if failures is not None:
+    if batch.failures is not None:
         try:
-            write_failures(failures, results)
+            write_failures(batch.failures, results)
         except HyperispError as error:
             _fail(error)
             raise typer.Exit(2)
@@ -144,28 +193,17 @@ def _run_batch(command: str, inputs: List[str], output: Optional[Path], fmt: Opt
 
 
 @app.command()
+@_with_batch_options
 def develop(
     inputs: List[str] = typer.Argument(None, help="RAW files, folders or globs: DNG or any Bayer format LibRaw reads."),
-    output: Optional[Path] = OutputOpt,
-    fmt: Optional[OutputFormat] = FormatOpt,
-    quality: int = QualityOpt,
-    model: str = typer.Option("isp", "--model", "-m", help="Shipped model name or model card path."),
-    device: Device = DeviceOpt,
+    model: str = _model_opt("isp"),
     wb: str = typer.Option("camera", "--wb", help="White balance: camera, auto, daylight, or R,G,B gains."),
     exposure: str = typer.Option("0", "--exposure", help="Exposure correction in EV, or 'auto' (brighten, keeping highlights)."),
     linear: bool = typer.Option(False, "--linear", help="Scene-linear 16-bit output (linear sRGB, no tone curve); default .tif."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the white balance (gains, why, CCT) and exposure used."),
-    overwrite: bool = OverwriteOpt,
     sample: bool = typer.Option(False, "--sample", help="Develop the built-in synthetic sample raw (a DNG)."),
-    recursive: bool = RecursiveOpt,
     name: str = _name_opt("{stem}.{ext}"),
-    jobs: int = JobsOpt,
-    engine: Engine = EngineOpt,
-    address: Optional[str] = AddressOpt,
-    quiet: bool = QuietOpt,
-    as_json: bool = JsonOpt,
-    failures: Optional[Path] = FailuresOpt,
-    tile: Optional[int] = TileOpt,
+    batch: BatchOptions = None,
 ) -> None:
     """Develop RAW photos to JPEG, PNG or 16-bit TIFF (default: INPUT.jpg beside the input).
 
@@ -187,29 +225,20 @@ def develop(
     _warn_if_untrained(model)
 
     if linear:
+        from .pipeline import linear_output_format
+
         try:
-            fmt = _linear_format(fmt, output)
+            batch.fmt = OutputFormat(linear_output_format(batch.output, batch.fmt and batch.fmt.value))
         except HyperispError as error:
             _fail(error)
             raise typer.Exit(2)
-    spec_options = dict(quality=quality, overwrite=overwrite, model=model, device=device.value,
-                        options=dict(wb=white_balance, exposure=exposure_ev, linear=linear, tile=tile))
     with tempfile.TemporaryDirectory() as tmp:
         if sample:
             sample_path = write_sample_dng(Path(tmp) / "hyperisp_sample.dng")
             inputs.append(str(sample_path))
-            output = output or Path.cwd()
-        _run_batch("develop", inputs, output, fmt, name, recursive, spec_options, engine, jobs, address, quiet,
-                   as_json, failures, verbose=verbose)
-
-
-def _linear_format(fmt: Optional[OutputFormat], output: Optional[Path]) -> OutputFormat:
-    """Scene-linear output needs 16 bits: TIFF by default, 16-bit PNG for a .png output."""
-    if fmt is None:
-        return OutputFormat.png16 if output is not None and output.suffix.lower() == ".png" else OutputFormat.tiff
-    if fmt in (OutputFormat.jpeg, OutputFormat.png):
-        raise HyperispError(None, "--linear needs 16-bit output: --format tiff or png16")
-    return fmt
+            batch.output = batch.output or Path.cwd()
+        _run_batch("develop", inputs, name, batch, model, dict(wb=white_balance, exposure=exposure_ev, linear=linear),
+                   verbose=verbose)
 
 
 def _describe_colour(source: str, info: dict) -> str:
@@ -245,32 +274,19 @@ def _parse_exposure(value: str):
 
 
 @app.command()
+@_with_batch_options
 def denoise(
     inputs: List[str] = typer.Argument(..., help="sRGB photos, folders or globs: PNG, JPEG or TIFF, 8 or 16 bit."),
-    output: Optional[Path] = OutputOpt,
-    fmt: Optional[OutputFormat] = FormatOpt,
-    quality: int = QualityOpt,
-    model: str = typer.Option("denoise", "--model", "-m", help="Shipped model name or model card path."),
-    device: Device = DeviceOpt,
-    overwrite: bool = OverwriteOpt,
-    recursive: bool = RecursiveOpt,
+    model: str = _model_opt("denoise"),
     name: str = _name_opt("{stem}_denoised.{ext}"),
-    jobs: int = JobsOpt,
-    engine: Engine = EngineOpt,
-    address: Optional[str] = AddressOpt,
-    quiet: bool = QuietOpt,
-    as_json: bool = JsonOpt,
-    failures: Optional[Path] = FailuresOpt,
-    tile: Optional[int] = TileOpt,
+    batch: BatchOptions = None,
 ) -> None:
     """Denoise sRGB photos (default: INPUT_denoised with the input's format, beside the input).
 
     Folders, globs, -o OUTDIR, resume and failure handling work as for develop.
     """
     _warn_if_untrained(model)
-    spec_options = dict(quality=quality, overwrite=overwrite, model=model, device=device.value, options=dict(tile=tile))
-    _run_batch("denoise", inputs, output, fmt, name, recursive, spec_options, engine, jobs, address, quiet,
-               as_json, failures)
+    _run_batch("denoise", inputs, name, batch, model, {})
 
 
 @app.command()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .errors import HyperispError
-from .io.images import read_image, write_image
+from .io.images import Photo, output_format, read_image, write_image
 from .pretrained import load_pretrained
 from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_array, read_raw
 from .raw.bayer import pack_bayer
@@ -191,6 +191,70 @@ def output_icc_profile(linear: bool) -> bytes | None:
     return linear_srgb_icc_profile()
 
 
+LINEAR_FORMATS = ("tiff", "png16")  # scene-linear output needs 16 bits: 8 would band the shadows
+
+
+def linear_output_format(output_path: PathType | None, fmt: str | None = None) -> str:
+    """The 16-bit format ("tiff" or "png16") a scene-linear image is written in.
+
+    An explicit ``fmt`` must be 16-bit; without one a .png output is 16-bit PNG, a
+    .jpg output an error, and anything else (a .tif file, a folder, no output) TIFF.
+    """
+    if fmt is None:
+        suffix = "" if output_path is None else Path(output_path).suffix.lower()
+        fmt = {".png": "png16", ".jpg": "jpeg", ".jpeg": "jpeg"}.get(suffix, "tiff")
+    fmt = output_format(output_path, fmt)  # "tif", "jpg": the canonical name; an unknown name is an error
+    if fmt not in LINEAR_FORMATS:
+        raise HyperispError(output_path, "linear output needs 16 bits: use a .tif file or --format png16/tiff")
+    return fmt
+
+
+# ----------------------------------------------------------------------------- file steps
+# develop_file / denoise_file and every batch engine (hyperisp.batch) run the same three steps,
+# so a file developed alone and one developed in a batch come out byte-identical.
+
+@dataclass
+class Rendered:
+    """A network's result, ready to encode: what :func:`write_output` writes."""
+
+    pixels: np.ndarray  # (H, W, 3) float32 in [0, 1], in the colour space icc_profile names
+    metadata: dict  # EXIF fields carried from the input
+    icc_profile: bytes | None = None  # None: sRGB
+    info: dict = field(default_factory=dict)  # per-file extras (develop: Developed.summary())
+    developed: Developed | None = None  # develop: the full result
+
+
+def read_input(command: str, input_path: PathType) -> RawImage | Photo:
+    """Decode an input: a :class:`RawImage` for "develop", a :class:`Photo` for "denoise"."""
+    return read_raw(input_path) if command == "develop" else read_image(input_path)
+
+
+def run_network(command: str, decoded: RawImage | Photo, **options) -> Rendered:
+    """Develop a RawImage (:func:`develop_raw`) or denoise a Photo (:func:`denoise`); ``options`` go to those."""
+    if command == "develop":
+        developed = develop_raw(decoded, **options)
+        return Rendered(developed.rgb, developed.metadata, output_icc_profile(developed.linear), developed.summary(),
+                        developed)
+    return Rendered(denoise(decoded.pixels, **options), decoded.metadata, input_icc_profile(decoded))
+
+
+def input_icc_profile(photo: Photo) -> bytes | None:
+    """The input's ICC profile when it describes RGB data, else None (sRGB).
+
+    Denoising keeps the pixels' colour space, so the input's profile (Adobe RGB, Display P3...)
+    still describes them; a grey or CMYK profile does not fit the RGB pixels written.
+    """
+    icc = photo.icc_profile
+    return icc if icc is not None and icc[16:20] == b"RGB " else None  # bytes 16-19: the data colour space
+
+
+def write_output(output_path: PathType, rendered: Rendered, *, fmt: str | None = None, quality: int = 95,
+                 overwrite: bool = False) -> Path:
+    """Encode ``rendered`` and write it atomically with its EXIF and ICC profile."""
+    return write_image(output_path, rendered.pixels, fmt=fmt, quality=quality, metadata=rendered.metadata,
+                       overwrite=overwrite, icc_profile=rendered.icc_profile)
+
+
 def develop_file(
     input_path: PathType,
     output_path: PathType,
@@ -202,21 +266,15 @@ def develop_file(
 ) -> Developed:
     """Develop ``input_path`` and write it atomically to ``output_path`` with sRGB ICC and EXIF.
 
-    With ``linear=True`` the output must be 16-bit (``fmt`` "tiff" or "png16") and carries
+    With ``linear=True`` the output must be 16-bit (:func:`linear_output_format`) and carries
     a linear-sRGB ICC profile instead.
     """
-    linear = bool(options.get("linear"))
-    if linear:
-        from .io.images import output_format
-
-        if output_format(output_path, fmt) not in ("tiff", "png16"):
-            raise HyperispError(output_path, "linear output needs 16 bits: use a .tif file or --format png16/tiff")
-    developed = develop_raw(read_raw(input_path), **options)
-    write_image(
-        output_path, developed.rgb, fmt=fmt, quality=quality, metadata=developed.metadata, overwrite=overwrite,
-        icc_profile=output_icc_profile(linear),
-    )
-    return developed
+    if options.get("linear"):
+        output_format(output_path, fmt)  # an unknown extension fails here as it does without linear
+        fmt = linear_output_format(output_path, fmt)
+    rendered = run_network("develop", read_input("develop", input_path), **options)
+    write_output(output_path, rendered, fmt=fmt, quality=quality, overwrite=overwrite)
+    return rendered.developed
 
 
 def _as_unit_float(image: np.ndarray) -> np.ndarray:
@@ -262,7 +320,6 @@ def denoise_file(
     device: str | torch.device = "auto",
     tile: int | None = None,
 ) -> Path:
-    """Denoise ``input_path`` and write it atomically, keeping its EXIF fields."""
-    photo = read_image(input_path)
-    clean = denoise(photo.pixels, model=model, device=device, tile=tile)
-    return write_image(output_path, clean, fmt=fmt, quality=quality, metadata=photo.metadata, overwrite=overwrite)
+    """Denoise ``input_path`` and write it atomically, keeping its EXIF fields and RGB ICC profile."""
+    rendered = run_network("denoise", read_input("denoise", input_path), model=model, device=device, tile=tile)
+    return write_output(output_path, rendered, fmt=fmt, quality=quality, overwrite=overwrite)
