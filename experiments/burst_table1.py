@@ -63,7 +63,7 @@ def train(model: torch.nn.Module, images: list[torch.Tensor], steps: int, batch:
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if step % max(1, steps // 10) == 0:
             print(f"  step {step}/{steps} loss {sum(losses[-50:]) / len(losses[-50:]):.4f}", flush=True)
     return losses
@@ -84,7 +84,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (1 is fastest on a busy 2-core machine)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -1,0 +1,50 @@
+"""Write a training run's best weights (RUN/best.pt) as a model card + safetensors, for evaluation.
+
+``hyperisp train --export`` does this at the end of a run when held-out PSNR improves; this
+script does it for a run stopped early or scored first with ``hyperisp eval --model CARD``
+before it replaces a shipped model (copy the two files into weights/ only if it wins).
+
+    PYTHONPATH=. python experiments/export_checkpoint.py runs/dn2 denoise --out runs/dn2/card \
+        --recipe "hyperisp train denoise --data ... --out runs/dn2 ..." [--set pool_cell=128]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from hyperisp.models import create_model
+from hyperisp.pretrained import save_pretrained
+from hyperisp.train.trainer import TrainConfig
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("name")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--recipe", required=True, help="the command(s) that trained the run")
+    parser.add_argument("--init", default=None, help="what the run started from, for the card")
+    parser.add_argument("--set", nargs="*", default=[], help="config overrides KEY=INT (e.g. pool_cell=128)")
+    args = parser.parse_args()
+    config = TrainConfig(**json.loads((args.run / "config.json").read_text()))
+    overrides = {**config.model_overrides, **{k: int(v) for k, v in (s.split("=") for s in args.set)}}
+    model = create_model(config.model, **overrides)
+    model.load_state_dict(torch.load(args.run / "best.pt", map_location="cpu"))
+    log = [json.loads(line) for line in (args.run / "log.jsonl").read_text().splitlines()]
+    validated = [e for e in log if e.get("val_psnr") is not None]
+    best = max(validated, key=lambda e: e["val_psnr"])
+    training = {"data": list(config.data), "iterations": best["iteration"], "recipe": args.recipe,
+                "config": asdict(config), "val_psnr_heldout": round(best["val_psnr"], 3),
+                "started_from": args.init or config.init or "random initialisation"}
+    card = save_pretrained(model.eval(), args.name, trained=True, directory=args.out, training=training,
+                           description=f"{config.model} trained on {', '.join(Path(d).name for d in config.data)} "
+                                       f"(best held-out PSNR at iteration {best['iteration']})")
+    print(f"wrote {args.out / card.file} and its card ({best['val_psnr']:.2f} dB held out at {best['iteration']})")
+
+
+if __name__ == "__main__":
+    main()
