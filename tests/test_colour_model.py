@@ -25,11 +25,12 @@ from hyperisp.raw.camera_colour import (
     planckian_xy,
     xy_to_xyz,
 )
+from hyperisp.raw.chart_dng import CAMERA_A, CAMERA_D65, render_chart
+from hyperisp.raw.chart_dng import ILLUMINANT_XY as XY
 from hyperisp.raw.dng import ILLUMINANT_D65, ILLUMINANT_STANDARD_A, write_dng
 from hyperisp.raw.exposure import auto_exposure
 from hyperisp.raw.tiff_tags import read_ifd0_tags
 from hyperisp.raw.white_balance import implausible_as_shot, project_to_locus
-from test_colour_checker import CAMERA_A, CAMERA_D65, XY, render_chart
 
 MODEL = CameraColour((CAMERA_A, CAMERA_D65), (2856.0, 6504.0))
 

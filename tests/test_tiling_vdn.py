@@ -168,12 +168,22 @@ def test_view_filters_are_predicted_once_per_image():
     assert all(m.fixed is None and m.share is None for m in model.modules() if isinstance(m, HyperConvEmbed))
 
 
-def test_old_card_configs_get_the_view_defaults_and_the_shipped_model_is_identity():
-    card = json.loads((hyperisp.pretrained.weights_dir() / "denoise.json").read_text())
-    assert "view_size" not in card["config"]  # written before the view existed
-    model = hyperisp.pretrained.load_pretrained("denoise")  # state_dict unchanged: the weights still fit
-    assert model.config["view_size"] == 128 and model.config["view_grid"] == 3
+def test_old_card_configs_get_the_view_defaults(tmp_path):
+    """A card written before the view existed (no view keys) still loads, with the view defaults."""
+    model = create_model("denoise_small")
+    card = hyperisp.pretrained.save_pretrained(model, "old", trained=False, description="test", directory=tmp_path)
+    path = tmp_path / "old.json"
+    data = json.loads(path.read_text())
+    for key in ("view_size", "view_grid"):
+        data["config"].pop(key)
+    path.write_text(json.dumps(data))
+    loaded = hyperisp.pretrained.load_pretrained(str(path))
+    assert card.name == "old" and loaded.config["view_size"] == 128 and loaded.config["view_grid"] == 3
+
+
+def test_shipped_denoise_tiles_exactly():
+    model = hyperisp.pretrained.load_pretrained("denoise")
     x = _image(150, 141)
     with torch.no_grad():
-        assert torch.equal(model(x), x)
-        assert torch.equal(run_tiled(model, x, 64), x)
+        whole = model(x)
+        assert (run_tiled(model, x, 64) - whole).abs().max() < 1e-4
