@@ -29,20 +29,26 @@ def main() -> None:
     parser.add_argument("--recipe", required=True, help="the command(s) that trained the run")
     parser.add_argument("--init", default=None, help="what the run started from, for the card")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides KEY=INT (e.g. pool_cell=128)")
+    parser.add_argument("--last", action="store_true", help="the last checkpoint instead of the best validated weights")
     args = parser.parse_args()
     config = TrainConfig(**json.loads((args.run / "config.json").read_text()))
     overrides = {**config.model_overrides, **{k: int(v) for k, v in (s.split("=") for s in args.set)}}
     model = create_model(config.model, **overrides)
-    model.load_state_dict(torch.load(args.run / "best.pt", map_location="cpu"))
     log = [json.loads(line) for line in (args.run / "log.jsonl").read_text().splitlines()]
     validated = [e for e in log if e.get("val_psnr") is not None]
-    best = max(validated, key=lambda e: e["val_psnr"])
+    if args.last:
+        state = torch.load(args.run / "checkpoint.pt", map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        best = [e for e in validated if e["iteration"] == state["iteration"]][-1]
+    else:
+        model.load_state_dict(torch.load(args.run / "best.pt", map_location="cpu"))
+        best = max(validated, key=lambda e: e["val_psnr"])
     training = {"data": list(config.data), "iterations": best["iteration"], "recipe": args.recipe,
                 "config": asdict(config), "val_psnr_heldout": round(best["val_psnr"], 3),
                 "started_from": args.init or config.init or "random initialisation"}
     card = save_pretrained(model.eval(), args.name, trained=True, directory=args.out, training=training,
                            description=f"{config.model} trained on {', '.join(Path(d).name for d in config.data)} "
-                                       f"(best held-out PSNR at iteration {best['iteration']})")
+                                       f"({'last' if args.last else 'best'} held-out PSNR at iteration {best['iteration']})")
     print(f"wrote {args.out / card.file} and its card ({best['val_psnr']:.2f} dB held out at {best['iteration']})")
 
 
