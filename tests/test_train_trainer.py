@@ -129,7 +129,7 @@ def test_zrr_training_compares_srgb_targets_directly(tmp_path):
         Image.fromarray(g.integers(0, 1024, (32, 32)).astype(np.uint16)).save(root / "huawei_raw" / f"{i}.png")
         Image.fromarray(g.integers(0, 256, (32, 32, 3)).astype(np.uint8)).save(root / "canon" / f"{i}.jpg")
     config = TrainConfig(task="isp", model="hyperunet_8_8_256", data=[str(root)], crop=32, batch=2, iters=2,
-                         warmup=1, val_images=1, model_overrides=TINY_ISP)
+                         warmup=1, val_images=1, model_overrides=TINY_ISP, loss="mse_msssim")
     result = train(config, tmp_path / "run", progress=False)
     assert result["linear_target"] is False and np.isfinite(result["val_psnr"])
     from hyperisp.train.trainer import compute_loss

@@ -40,7 +40,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
     iters: int = 3000  # schedule length
     seed: int = 0
-    loss: str = ""  # "mse_msssim" | "l1" | "vdn"; default mse_msssim (isp), vdn (denoise)
+    loss: str = ""  # "mse_msssim" | "l1" | "vdn"; default l1 (isp, see docs/training.md), vdn (denoise)
     loss_space: str = "developed"  # isp: compare developed images ("developed"), sRGB gamma ("srgb") or linear
     vdn_eps2: float = 5e-5  # VDN's prior variance around the clean image: 5e-5 synthetic, 1e-6 SIDD (Yue et al.)
     grad_clip: float = 1.0
@@ -54,7 +54,7 @@ class TrainConfig:
         if self.task not in ("isp", "denoise"):
             raise HyperispError(None, f"unknown task {self.task!r}; expected isp or denoise")
         self.model = self.model or {"isp": "isp_small", "denoise": "denoise_small"}[self.task]
-        self.loss = self.loss or {"isp": "mse_msssim", "denoise": "vdn"}[self.task]
+        self.loss = self.loss or {"isp": "l1", "denoise": "vdn"}[self.task]
         if self.loss not in ("mse_msssim", "l1", "vdn") or (self.loss == "vdn" and self.task != "denoise"):
             raise HyperispError(None, f"loss {self.loss!r} does not fit task {self.task!r}")
         if self.loss_space not in ("developed", "srgb", "linear"):
