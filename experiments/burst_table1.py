@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -85,6 +86,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (1 is fastest on a busy 2-core machine)")
+    parser.add_argument("--score-only", action="store_true",
+                        help="no training: load OUT/burst_<model>.pt of an earlier run (its train time and loss "
+                             "from OUT/burst_table1.json), re-measure and re-score")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -98,25 +102,32 @@ def main() -> None:
         raise SystemExit(f"no training photos of at least {args.size + 32} px in {[str(t) for t in args.train]}")
     print(f"{len(images)} training photos", flush=True)
     methods, info = dict(baseline_methods()), {}
+    earlier = json.loads((args.out / "burst_table1.json").read_text())["models"] if args.score_only else {}
     for name in args.models:
         torch.manual_seed(0)
         model = create_model(name).to(device)
-        start = time.time()
-        losses = train(model, images, args.steps, args.batch, args.size, args.lr, args.shot_variance, device)
-        train_s = round(time.time() - start, 1)
+        if args.score_only:
+            model.load_state_dict(torch.load(args.out / f"burst_{name}.pt", map_location=device))
+            train_s, final_loss = earlier[name]["train_s"], earlier[name]["final_loss"]
+        else:
+            start = time.time()
+            losses = train(model, images, args.steps, args.batch, args.size, args.lr, args.shot_variance, device)
+            train_s, final_loss = round(time.time() - start, 1), sum(losses[-50:]) / len(losses[-50:])
         model.eval().cpu()
         torch.save(model.state_dict(), args.out / f"burst_{name}.pt")
         methods[name] = model
         info[name] = {"largest_layer": f"{largest_layer(model)}xHxW", "peak_mb_512px": round(peak_memory_mb(model.config), 1),
-                      "params": sum(p.numel() for p in model.parameters()),
-                      "train_s": train_s, "final_loss": sum(losses[-50:]) / len(losses[-50:])}
+                      "params": sum(p.numel() for p in model.parameters()), "train_s": train_s, "final_loss": final_loss}
         print(name, info[name], flush=True)
     rows = evaluate_burst(methods, args.data, args.limit, shot_variance=args.shot_variance)
     scale = (f"{args.steps} steps x batch {args.batch} of {args.size}px 8-frame crops from {len(images)} grey "
              f"training photos ({', '.join(p.name for p in args.train)}), Adam lr {args.lr} + cosine, L1 after gamma; "
              f"test: {rows[0]['images']} photos of {args.data.name} (grey, 256px centre crops), noise form "
              f"{'Mildenhall (variance)' if args.shot_variance else 'SPEC §6 (std)'}; device {device}")
+    command = "PYTHONPATH=. python experiments/burst_table1.py " + " ".join(sys.argv[1:])
     lines = ["# Table 1 (scaled down): burst denoising, 8 grey frames", "", f"Scale: {scale}.", "",
+             f"Command: `{command}`" + (" (scores the weights of the training run with the same options "
+                                         "minus --score-only)" if args.score_only else ""), "",
              "| method | largest layer | peak MB (512x512, CPU) | params | test PSNR (dB) |", "|---|---|---|---|---|"]
     for r in rows:
         i = info.get(r["method"], {"largest_layer": "1xHxW", "peak_mb_512px": "-", "params": 0})

@@ -129,7 +129,7 @@ def largest_layer(model: torch.nn.Module, size: int = 64) -> int:
 
 
 _PEAK_SCRIPT = """
-import json, resource, sys, torch
+import json, sys, torch
 from hyperisp.models import create_model
 torch.set_num_threads(1)
 config, size = json.loads(sys.argv[1]), int(sys.argv[2])
@@ -137,18 +137,27 @@ model = create_model(config).eval()
 x = torch.rand(1, model.frames, size, size)
 with torch.inference_mode():
     model(x[..., :16, :16])  # warm-up: allocator and kernels
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def status_kb(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1])
+
+# Reset the high-water mark (Linux clear_refs 5): ru_maxrss would keep the peak of the imports.
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+before = status_kb("VmRSS:")
 with torch.inference_mode():
     model(x)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps((after - before) / 1024))
+print(json.dumps((status_kb("VmHWM:") - before) / 1024))
 """
 
 
 def peak_memory_mb(config: Mapping, size: int = 512) -> float:
-    """Peak extra resident memory (MB, Linux ru_maxrss) of one CPU forward pass on a size x size burst.
+    """Peak extra resident memory (MB, Linux VmHWM after a reset) of one CPU forward pass on a size x size burst.
 
-    Measured in a fresh process so earlier allocations do not hide it.
+    Measured in a fresh process, with the high-water mark reset after the warm-up, so earlier
+    allocations (imports, the warm-up itself) neither hide it nor count.
     """
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, json.dumps(dict(config)), str(size)],
