@@ -30,6 +30,7 @@ from hyperisp.train.trainer import TrainConfig, train
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 HERE = Path(__file__).resolve().parent
+RUNS = HERE.parents[1] / "runs" / "double_descent"  # checkpoints of the runs (git-ignored)
 BASE = {"arch": "hyperunet", "n_embed": 8, "output": "residual", "head": "pixel_shuffle"}
 HYPER_N_HID = (16, 64, 256, 1024)
 PLAIN_WIDTHS = (8, 16, 32)  # n_fwd = n_embed
@@ -49,7 +50,7 @@ def run_one(name: str, config: dict, args: argparse.Namespace) -> dict:
                                crop=args.crop, batch=args.batch, iters=args.steps, lr=args.lr, warmup=min(200, args.steps),
                                val_images=0, validate_every=10**9, checkpoint_every=10**9, seed=args.seed)
     start = time.time()
-    result = train(train_config, args.out / "runs" / name.replace(" ", "_").replace("=", ""), progress=False)
+    result = train(train_config, RUNS / name.replace(" ", "_").replace("=", ""), progress=False)
     minutes = (time.time() - start) / 60
     model = result["model"].eval()
     with torch.no_grad():
@@ -65,6 +66,7 @@ def run_one(name: str, config: dict, args: argparse.Namespace) -> dict:
 
 def write_outputs(results: list[dict], args: argparse.Namespace) -> None:
     scale = (f"{args.steps} steps of batch {args.batch}, {args.crop}x{args.crop} crops, lr {args.lr}, seed {args.seed}, "
+             f"loss {TrainConfig(task='isp').loss} on developed images (the isp default), "
              f"1 CPU thread; scored on the first {args.limit} images of {args.data.name}")
     (args.out / "double_descent.json").write_text(json.dumps({"scale": scale, "results": results}, indent=2) + "\n")
     lines = ["# Validation error against parameter count (paper A's claim, scaled down)", "",
@@ -132,6 +134,7 @@ def main() -> None:
         print(f"{name}: {r['params'] / 1e6:.3f} M params, {r['gflops_12mp']:.0f} GFLOP, "
               f"1-MS-SSIM {r['val_error']:.4f}, PSNR {r['psnr']}, {r['train_minutes']:.1f} min", flush=True)
         write_outputs(results, args)
+    write_outputs(results, args)
 
 
 if __name__ == "__main__":
