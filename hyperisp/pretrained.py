@@ -169,12 +169,15 @@ def save_pretrained(
 
 def update_card_metrics(name_or_path: str | Path, metrics: list[dict[str, Any]],
                         directory: Path | None = None) -> Path:
-    """Replace a card's metrics (e.g. those measured by ``hyperisp eval --write-card``).
+    """Record metrics in a card (e.g. those measured by ``hyperisp eval --write-card``).
 
-    The weights are unchanged, so the sha256 stays valid. Returns the card path.
+    A metric replaces the card's metric of the same name; others are kept, so evaluations of
+    different protocols (e.g. both burst noise forms) add up. The weights are unchanged, so
+    the sha256 stays valid. Returns the card path.
     """
     path = _card_path(name_or_path, directory)
     card = get_card(path)
-    card.metrics = list(metrics)
+    names = {m["name"] for m in metrics}
+    card.metrics = [m for m in card.metrics if m.get("name") not in names] + list(metrics)
     path.write_text(card.to_json())
     return path

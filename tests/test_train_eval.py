@@ -111,6 +111,13 @@ def test_update_card_metrics_keeps_hash(tmp_path):
                         directory=tmp_path)
     card = json.loads((tmp_path / "m.json").read_text())
     assert card["metrics"][0]["value"] == 30.0
+    # Same name: replaced; other names (another protocol or level) are kept.
+    update_card_metrics("m", [{"name": "isp clean psnr", "value": 31.0, "command": "c"},
+                              {"name": "isp chart A neutral_chroma", "value": 0.9, "command": "c"}], directory=tmp_path)
+    update_card_metrics("m", [{"name": "burst spec psnr", "value": 27.0, "command": "c"}], directory=tmp_path)
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert {m["name"]: m["value"] for m in card["metrics"]} == {
+        "isp clean psnr": 31.0, "isp chart A neutral_chroma": 0.9, "burst spec psnr": 27.0}
     load_pretrained("m", directory=tmp_path)  # sha256 still matches
 
 

@@ -94,10 +94,9 @@ def test_cli_train_and_eval_end_to_end(photos, tmp_path, monkeypatch):
     report = json.loads(result.stdout[result.stdout.index("{"):])
     rows = report["rows"]
     by = {(r["method"], r["level"]): r["psnr"] for r in rows}
-    # The colour check develops ColorChecker DNGs with both; untrained isp and bilinear agree there too.
+    # The colour check develops ColorChecker DNGs with both (4 charts each).
     colour = {(r["method"], r["level"]): r["neutral_chroma"] for r in report["colour"]}
-    assert len(colour) == 8 and colour[("isp", "chart A -3EV")] == pytest.approx(colour[("bilinear", "chart A -3EV")])
-    # The shipped isp model is a residual over bilinear: untrained it equals bilinear.
+    assert {m for m, _ in colour} == {"isp", "bilinear"} and len(colour) == 8
     assert set(by) == {(m, lv) for m in ("isp", "bilinear") for lv in ("clean", "moderate", "high")}
     assert by[("bilinear", "clean")] > by[("bilinear", "moderate")] > by[("bilinear", "high")]
     bad = runner.invoke(app, ["eval", "isp", "--data", str(photos), "--baselines", "nonsense"])
