@@ -28,23 +28,15 @@ from pathlib import Path
 
 import torch
 
-from hyperisp.data import add_raw_noise, linear_to_srgb, srgb_to_linear
-from hyperisp.evaluate import ISP_BORDER, ISP_LEVELS, load_eval_images, read_variance, stable_seed
+from hyperisp.data import linear_to_srgb
+from hyperisp.evaluate import ISP_BORDER, ISP_LEVELS, load_eval_images, protocol_mosaic
 from hyperisp.metrics import psnr
 from hyperisp.pretrained import load_pretrained
-from hyperisp.raw.bayer import mosaic_rgb, pack_bayer
+from hyperisp.raw.bayer import pack_bayer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 RESULTS = Path(__file__).resolve().parent / "results"
 LEVELS = {k: v for k, v in ISP_LEVELS.items() if k in ("clean", "moderate")}
-
-
-def noisy_packed(name: str, clean: torch.Tensor, index: int, shot: float) -> torch.Tensor:
-    """The protocol's noisy packed mosaic (1, 4, h, w) of a clean sRGB image (1, 3, H, W)."""
-    mosaic = mosaic_rgb(srgb_to_linear(clean))
-    if shot > 0:
-        mosaic = add_raw_noise(mosaic, shot, read_variance(shot), torch.Generator().manual_seed(stable_seed(name, index)))
-    return pack_bayer(mosaic)
 
 
 def collage(tiles: list[torch.Tensor], side: int) -> torch.Tensor:
@@ -74,7 +66,7 @@ def main() -> None:
     with torch.no_grad():
         for (design, cell), (index, (level, shot)) in itertools.product(designs.items(), enumerate(LEVELS.items())):
             model.pool_cell = cell
-            packed = [noisy_packed(n, c, index, shot) for n, c in images]
+            packed = [pack_bayer(protocol_mosaic(n, c, index, shot)) for n, c in images]
             pools = {"128 px crop (training scale)": [], "whole image (0.15 MP)": [], "4x4 collage (2.5 MP)": [],
                      "8x8 collage (9.8 MP)": []}
             ph, pw = packed[0].shape[-2:]

@@ -195,6 +195,15 @@ def _baselines(names: Sequence[str], factories: dict[str, Callable[[], Method]],
     return methods
 
 
+def protocol_mosaic(name: str, clean: torch.Tensor, index: int, shot: float) -> torch.Tensor:
+    """The isp protocol's input for image ``name`` at level ``index``: (1, 3, H, W) clean sRGB ->
+    (1, 1, H, W) linear RGGB mosaic with raw noise at ``shot`` (none at 0), seeded per image and level."""
+    mosaic = mosaic_rgb(srgb_to_linear(clean))
+    if shot <= 0:
+        return mosaic
+    return add_raw_noise(mosaic, shot, read_variance(shot), torch.Generator().manual_seed(stable_seed(name, index)))
+
+
 def evaluate_isp(model: Optional[torch.nn.Module], folder: str | Path, limit: Optional[int] = None,
                  baselines: Sequence[str] = ("bilinear", "menon", "libraw"), model_name: str = "model",
                  levels: dict[str, float] = ISP_LEVELS) -> tuple[list[dict[str, object]], list[str]]:
@@ -207,11 +216,8 @@ def evaluate_isp(model: Optional[torch.nn.Module], folder: str | Path, limit: Op
         methods = ({model_name: model_method(model, "isp")} if model is not None else {})
         methods.update(_baselines(baselines, factories, notes))
         for name, clean in load_eval_images(folder, limit):
-            linear = srgb_to_linear(clean)
-            mosaic = mosaic_rgb(linear)
             for index, (level, shot) in enumerate(levels.items()):
-                generator = torch.Generator().manual_seed(stable_seed(name, index))
-                noisy = add_raw_noise(mosaic, shot, read_variance(shot), generator) if shot > 0 else mosaic
+                noisy = protocol_mosaic(name, clean, index, shot)
                 for method_name, method in methods.items():
                     pred, cpu, wall = _timed(method, noisy)
                     scores.add(method_name, level, linear_to_srgb(pred), clean, ISP_BORDER, cpu, wall)
