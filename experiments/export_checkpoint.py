@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from hyperisp.models import create_model
 from hyperisp.pretrained import save_pretrained
-from hyperisp.train.trainer import TrainConfig
+from hyperisp.train.trainer import TrainConfig, training_record
 
 
 def main() -> None:
@@ -43,9 +42,7 @@ def main() -> None:
     else:
         model.load_state_dict(torch.load(args.run / "best.pt", map_location="cpu"))
         best = max(validated, key=lambda e: e["val_psnr"])
-    training = {"data": list(config.data), "iterations": best["iteration"], "recipe": args.recipe,
-                "config": asdict(config), "val_psnr_heldout": round(best["val_psnr"], 3),
-                "started_from": args.init or config.init or "random initialisation"}
+    training = training_record(config, best["iteration"], args.recipe, best["val_psnr"], args.init)
     card = save_pretrained(model.eval(), args.name, trained=True, directory=args.out, training=training,
                            description=f"{config.model} trained on {', '.join(Path(d).name for d in config.data)} "
                                        f"({'last' if args.last else 'best'} held-out PSNR at iteration {best['iteration']})")

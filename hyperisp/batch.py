@@ -281,8 +281,10 @@ def _init_worker(spec: JobSpec, threads: int) -> None:
     import torch
 
     from . import pipeline
+    from .runtime import keep_freed_memory
 
     torch.set_num_threads(threads)
+    keep_freed_memory()
     _worker_spec = spec
     try:
         pipeline.get_model(spec.model, "isp" if spec.command == "develop" else "denoise",

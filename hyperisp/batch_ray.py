@@ -24,7 +24,10 @@ __all__ = ["run_ray"]
 def _process_remote(item: PlanItem, spec: JobSpec) -> FileResult:
     import torch
 
+    from .runtime import keep_freed_memory
+
     torch.set_num_threads(1)  # one CPU per task, as Ray scheduled it
+    keep_freed_memory()
     return process_item(item, spec)
 
 

@@ -72,20 +72,30 @@ def _time(fn: Callable[[], Any], device: str) -> float:
     return time.perf_counter() - start
 
 
-def _network_case(config: Any, shape: tuple[int, ...], device: str, tile: Optional[int], threads: int) -> dict:
+def _setup_process(threads: int, keep_memory: bool) -> None:
+    """Per-case process settings, as the CLI makes them (see :mod:`hyperisp.runtime`)."""
+    from hyperisp.runtime import keep_freed_memory
+
+    torch.set_num_threads(threads)
+    if keep_memory:
+        keep_freed_memory()
+
+
+def _network_case(config: Any, shape: tuple[int, ...], device: str, tile: Optional[int], threads: int,
+                  keep_memory: bool = True) -> dict:
     from hyperisp.models import create_model
-    from hyperisp.pipeline import _network_tile
+    from hyperisp.pipeline import _network_tile, inference_autocast
     from hyperisp.pretrained import load_pretrained
     from hyperisp.tiling import run_tiled
 
-    torch.set_num_threads(threads)
+    _setup_process(threads, keep_memory)
     torch.manual_seed(0)
     net = load_pretrained(config, device) if isinstance(config, str) else create_model(config).eval().to(device)
     x = torch.rand(shape, device=device)
     net_tile = _network_tile(net, tile)
 
     def run() -> None:
-        with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=device == "cuda"):
+        with torch.inference_mode(), inference_autocast(device):
             net(x) if net_tile is None else run_tiled(net, x, net_tile)
 
     # Warm up at the timed shapes: oneDNN builds its kernels per input shape on first use,
@@ -95,19 +105,19 @@ def _network_case(config: Any, shape: tuple[int, ...], device: str, tile: Option
     return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
 
 
-def _develop_case(dng: str, out: str, model: str, tile: Optional[int], threads: int) -> dict:
+def _develop_case(dng: str, out: str, model: str, tile: Optional[int], threads: int, keep_memory: bool = True) -> dict:
     from hyperisp.pipeline import develop_file
 
-    torch.set_num_threads(threads)
+    _setup_process(threads, keep_memory)
     start = time.perf_counter()
     develop_file(dng, out, model=model, device="cpu", tile=tile, overwrite=True)
     return {"seconds": time.perf_counter() - start, "peak_rss_mb": _peak_rss_mb()}
 
 
-def _denoise_case(png: str, out: str, model: str, tile: Optional[int], threads: int) -> dict:
+def _denoise_case(png: str, out: str, model: str, tile: Optional[int], threads: int, keep_memory: bool = True) -> dict:
     from hyperisp.pipeline import denoise_file
 
-    torch.set_num_threads(threads)
+    _setup_process(threads, keep_memory)
     start = time.perf_counter()
     denoise_file(png, out, model=model, device="cpu", tile=tile, overwrite=True)
     return {"seconds": time.perf_counter() - start, "peak_rss_mb": _peak_rss_mb()}
@@ -173,13 +183,15 @@ def run_bench(
     threads: Optional[int] = None,
     baselines: bool = True,
     isolate: bool = True,
+    keep_memory: bool = True,
 ) -> dict:
     """Benchmark a shipped model (``isp`` or ``denoise`` task) at ``megapixels`` output size.
 
     Returns a JSON-serialisable dict: model, task, megapixels, device, threads, matmul_peak_gflops,
     cases (list of {name, seconds, s_per_mp, mp_per_s, gflop_per_s, peak_fraction, peak_rss_mb, flops,
     note}). ``isolate``: each case in a fresh process (clean peak RSS); otherwise in this process
-    (peak RSS is then the process's running maximum).
+    (peak RSS is then the process's running maximum). ``keep_memory``: the CLI's allocator setting
+    (:func:`hyperisp.runtime.keep_freed_memory`); False times glibc's default.
     """
     from hyperisp.models import count_flops
     from hyperisp.models.counting import input_shape_for
@@ -208,7 +220,7 @@ def run_bench(
         cases.append(row)
 
     how = "exact tiled inference"
-    add(f"{model}: network", run_case(_network_case, model, shape, device, tile, threads), model_flops,
+    add(f"{model}: network", run_case(_network_case, model, shape, device, tile, threads, keep_memory), model_flops,
         how if device == "cpu" else f"{how}, fp16 autocast")
     if baselines:
         from hyperisp.models import create_model
@@ -217,7 +229,7 @@ def run_bench(
         with torch.device("meta"):
             twin_flops = count_flops(create_model(twin), shape).total
         twin_name = f"plain-conv twin ({twin.get('n_fwd', twin.get('base_channels'))} ch)"
-        add(twin_name, run_case(_network_case, twin, shape, device, tile, threads), twin_flops,
+        add(twin_name, run_case(_network_case, twin, shape, device, tile, threads, keep_memory), twin_flops,
             f"equal FLOPs ({twin_flops / model_flops:.2f}x)")
     if device == "cpu":
         with tempfile.TemporaryDirectory() as tmp:
@@ -226,7 +238,8 @@ def run_bench(
 
                 dng = str(Path(tmp) / "bench.dng")
                 write_dng(dng, synthetic_mosaic(height, width), black_level=512, white_level=16383)
-                add(f"{model}: end to end", run_case(_develop_case, dng, str(Path(tmp) / "o.jpg"), model, tile, threads),
+                add(f"{model}: end to end", run_case(_develop_case, dng, str(Path(tmp) / "o.jpg"), model, tile, threads,
+                                                              keep_memory),
                     note="read DNG, network, colour, write JPEG")
                 if baselines:
                     add("rawpy postprocess", run_case(_rawpy_case, dng), note="LibRaw AHD, no encode")
@@ -236,7 +249,8 @@ def run_bench(
                 png = str(Path(tmp) / "bench.png")
                 rgb = synthetic_mosaic(height, 3 * width).reshape(height, width, 3).astype(np.float32) / 16383
                 write_image(png, rgb, fmt="png")
-                add(f"{model}: end to end", run_case(_denoise_case, png, str(Path(tmp) / "o.png"), model, tile, threads),
+                add(f"{model}: end to end", run_case(_denoise_case, png, str(Path(tmp) / "o.png"), model, tile, threads,
+                                                              keep_memory),
                     note="read PNG, network, write PNG")
                 if baselines:
                     try:
@@ -247,5 +261,5 @@ def run_bench(
                         add("OpenCV NLM", run_case(_nlm_case, png), note="fastNlMeansDenoisingColored h=5")
     return {
         "model": model, "task": task, "megapixels": out_mp, "output_size": [height, width], "device": device,
-        "threads": threads, "matmul_peak_gflops": peak, "cases": cases,
+        "threads": threads, "keep_memory": keep_memory, "matmul_peak_gflops": peak, "cases": cases,
     }

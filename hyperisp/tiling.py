@@ -8,11 +8,12 @@ once per image and reused for every tile:
     HyperUNet, stage by stage (all coordinates in padded packed pixels):
       pass 1  tiles of x:  E1(x)                         -> whole 1/32 map -> pool -> p1
       pass 2  tiles of x:  y0 = stem(x; p1);  E2(y0)     -> whole 1/32 map -> pool -> p2
-                           and x2 = maxpool(y0) is kept (n_fwd x H/2 x W/2, = size of x),
+                           and x2 = maxpool(y0) is kept whole (n_fwd x H/2 x W/2, = size of x),
                            and y0 itself (keep_y0=True, default), so the final pass need not recompute it
-      pass 3  tiles of x2: x4 = maxpool(y2(x2; p2)); E4  -> whole 1/32 map -> pool -> p4
-      pass 4  tiles of x2: x8 = maxpool(y4(...; p4)); E8 -> whole 1/32 map -> pool -> p8
-      final   tiles of x:  the model's own forward with {p1, p2, p4, p8} given, cropped.
+      pass 3  tiles of x2: y2 = y2(x2; p2), kept whole;  E4(maxpool(y2)) -> pool -> p4
+      pass 4  tiles of y2: y4 = y4(y2; p4), kept whole;  E8(maxpool(y4)) -> pool -> p8
+      final   tiles of x:  y8, y16 from y4, then the model's decoder and head, cropped.
+    y2 and y4 (n_fwd/2 channels at 1/2 and 1/4 scale) cost 1/8 and 1/32 of y0's memory.
 
 Every tile is run on its core plus a halo of ``HALO`` pixels (clipped at the image
 border) and only the core of the result is kept. Exactness rests on three facts:
@@ -112,15 +113,6 @@ def _check_tile(tile: int, align: int) -> None:
 
 
 # -- HyperUNet ------------------------------------------------------------------------------------
-def _y2(model: HyperUNet, x2: torch.Tensor, pooled: dict) -> torch.Tensor:
-    # The inputs of E4 and E8, as in HyperUNet._down; the exactness tests catch any drift.
-    return F.gelu(model.hc1_2(x2, pooled["e2"]))
-
-
-def _y4(model: HyperUNet, x2: torch.Tensor, pooled: dict) -> torch.Tensor:
-    return F.gelu(model.hc1_4(F.max_pool2d(_y2(model, x2, pooled), 2), pooled["e4"]))
-
-
 def _pool_over_tiles(
     model: HyperUNet, tiles: list[tuple[Span, Span]], embed: Callable[[Span, Span], torch.Tensor], size: tuple[int, int]
 ) -> torch.Tensor:
@@ -141,71 +133,89 @@ def _pool_over_tiles(
     return model.pool_embedding(whole)
 
 
+def _whole_map(like: torch.Tensor, channels: int, height: int, width: int) -> torch.Tensor:
+    return like.new_empty(like.shape[0], channels, height, width).contiguous(memory_format=torch.channels_last)
+
+
+def _store_core(whole: torch.Tensor, t: torch.Tensor, ys: Span, xs: Span, scale: float) -> None:
+    """Write the core of ``t`` (computed on an extended tile) into ``whole``, both at ``scale`` x the grid."""
+    a, b, c, d = int(ys[0] * scale), math.ceil(ys[1] * scale), int(xs[0] * scale), math.ceil(xs[1] * scale)
+    whole[..., a:b, c:d] = _core(t, ys, xs, scale)
+
+
 def hyperunet_pooled_tiled(
-    model: HyperUNet, x: torch.Tensor, tile: int, y0_out: Optional[torch.Tensor] = None
-) -> dict[str, torch.Tensor]:
+    model: HyperUNet, x: torch.Tensor, tile: int, keep_y0: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """The pooled embeddings of the padded packed input ``x`` (N, 4, H, W), computed tile by tile.
 
     Equal to ``model.pooled_embeddings`` of the unpadded input (``x`` = ``_prepare(packed)``).
-    ``y0_out`` (N, n_fwd, H, W), optional: filled with the full-scale maps y0 on the way.
-    Returns {"e1", "e2", "e4", "e8"} -> (N, C); {} for plain models.
+    Returns ({"e1", "e2", "e4", "e8"} -> (N, C), maps): ``maps`` holds the whole down-path maps
+    the passes computed on the way, "y2" (N, n_fwd/2, H/2, W/2) and "y4" (N, n_fwd/2, H/4, W/4),
+    plus "y0" (N, n_fwd, H, W) if ``keep_y0``, so the final pass need not recompute them.
+    Both dicts are empty for plain models.
     """
     if model.plain:
-        return {}
+        return {}, {}
     _check_tile(tile, UNET_ALIGN)
     height, width = x.shape[-2:]
     tiles = list(_tiles(height, width, tile, HALO, UNET_ALIGN))
     size = (height, width)
+    nf, half = model.config["n_fwd"], model.config["n_fwd"] // 2
     pooled = {"e1": _pool_over_tiles(model, tiles, lambda ys, xs: model.embed1(_extended(x, ys, xs)), size)}
-
-    # Pass 2 also keeps x2 = maxpool(y0) for the whole image: the later passes start from it.
-    x2 = x.new_empty(x.shape[0], model.config["n_fwd"], height // 2, width // 2)
-    x2 = x2.contiguous(memory_format=torch.channels_last)
+    maps = {"y0": _whole_map(x, nf, height, width)} if keep_y0 else {}
+    x2 = _whole_map(x, nf, height // 2, width // 2)  # maxpool(y0): where the next passes start
 
     def embed2(ys: Span, xs: Span) -> torch.Tensor:
         y0 = model._stem(_extended(x, ys, xs), pooled)
-        if y0_out is not None:
-            y0_out[..., ys[0] : ys[1], xs[0] : xs[1]] = _core(y0, ys, xs, 1)
-        a, b, c, d = ys[0] // 2, ys[1] // 2, xs[0] // 2, xs[1] // 2
-        x2[..., a:b, c:d] = _core(F.max_pool2d(y0, 2), ys, xs, 0.5)
+        if keep_y0:
+            _store_core(maps["y0"], y0, ys, xs, 1)
+        _store_core(x2, F.max_pool2d(y0, 2), ys, xs, 0.5)
         return model.embed2(y0)
 
     pooled["e2"] = _pool_over_tiles(model, tiles, embed2, size)
-    pooled["e4"] = _pool_over_tiles(
-        model, tiles, lambda ys, xs: model.embed4(F.max_pool2d(_y2(model, _extended(x2, ys, xs, 0.5), pooled), 2)), size
-    )
-    pooled["e8"] = _pool_over_tiles(
-        model, tiles, lambda ys, xs: model.embed8(F.max_pool2d(_y4(model, _extended(x2, ys, xs, 0.5), pooled), 2)), size
-    )
-    return pooled
+    maps["y2"] = _whole_map(x, half, height // 2, width // 2)
+
+    def embed4(ys: Span, xs: Span) -> torch.Tensor:
+        y2 = model._y2(_extended(x2, ys, xs, 0.5), pooled["e2"])
+        _store_core(maps["y2"], y2, ys, xs, 0.5)
+        return model.embed4(F.max_pool2d(y2, 2))
+
+    pooled["e4"] = _pool_over_tiles(model, tiles, embed4, size)
+    x2 = None  # freed: the next pass starts from y2
+    maps["y4"] = _whole_map(x, half, height // 4, width // 4)
+
+    def embed8(ys: Span, xs: Span) -> torch.Tensor:
+        y4 = model._y4(_extended(maps["y2"], ys, xs, 0.5), pooled)
+        _store_core(maps["y4"], y4, ys, xs, 0.25)
+        return model.embed8(F.max_pool2d(y4, 2))
+
+    pooled["e8"] = _pool_over_tiles(model, tiles, embed8, size)
+    return pooled, maps
 
 
 def _run_hyperunet(model: HyperUNet, packed: torch.Tensor, tile: int, keep_y0: bool) -> torch.Tensor:
     h, w = packed.shape[-2:]
     x = _prepare(packed)  # the model's pad-to-16, once, on the whole input
-    y0_all = None
-    if keep_y0 and not model.plain:  # pass 2 computes y0 anyway: keep it instead of recomputing it
-        y0_all = x.new_empty(x.shape[0], model.config["n_fwd"], *x.shape[-2:])
-        y0_all = y0_all.contiguous(memory_format=torch.channels_last)
-    pooled = hyperunet_pooled_tiled(model, x, tile, y0_all)
+    pooled, maps = hyperunet_pooled_tiled(model, x, tile, keep_y0)
     out = packed.new_empty(packed.shape[0], 3, 2 * h, 2 * w)
     for ys, xs in _tiles(*x.shape[-2:], tile, HALO, UNET_ALIGN):
         if ys[0] >= h or xs[0] >= w:  # a core entirely in the padding: nothing to output
             continue
         ys_out, xs_out = (ys[0], min(ys[1], h), ys[2], ys[3]), (xs[0], min(xs[1], w), xs[2], xs[3])
         xt = _extended(x, ys, xs)
-        if y0_all is None:
-            maps = model._encode(xt, dict(pooled))
+        if model.plain:
+            tile_maps = model._encode(xt, {})
         else:
-            y0 = _extended(y0_all, ys, xs)
-            maps = (y0, *model._down(y0, dict(pooled)))
-        head = _core(model._decode(xt, maps, pooled), ys_out, xs_out, 2)
+            y0 = _extended(maps["y0"], ys, xs) if "y0" in maps else model._stem(xt, pooled)
+            y4 = _extended(maps["y4"], ys, xs, 0.25)
+            tile_maps = (y0, _extended(maps["y2"], ys, xs, 0.5), y4, *model._deep(y4, pooled))
+        head = _core(model._decode(xt, tile_maps, pooled), ys_out, xs_out, 2)
         if model.output == "sigmoid":
             head = torch.sigmoid(head)
         else:  # the bilinear demosaic of the UNPADDED input, as in HyperUNet.forward
             ye, xe = (ys[0], min(ys[1], h), ys[2], min(ys[3], h)), (xs[0], min(xs[1], w), xs[2], min(xs[3], w))
             base = demosaic_bilinear(packed[..., ye[2] : ye[3], xe[2] : xe[3]])
-            head = _core(base, ye, xe, 2) + model.residual_scale * head
+            head = torch.addcmul(_core(base, ye, xe, 2), model.residual_scale, head)
         out[..., 2 * ys_out[0] : 2 * ys_out[1], 2 * xs_out[0] : 2 * xs_out[1]] = head
     return out
 
@@ -284,7 +294,7 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
         keep_y0: HyperUNet only: keep the full-scale maps y0 (n_fwd floats per packed pixel,
             384 MB for a 24 MP raw at n_fwd = 16) from pass 2 instead of recomputing them in
             the final pass (12 MP, 2 cores: 8.8 s instead of 11.1 s); False = working memory
-            bounded by the tile alone.
+            of the tile plus the whole maps at 1/2 scale and below (a quarter of y0's size).
     Returns:
         The model's output, assembled from the tiles.
     """

@@ -180,3 +180,43 @@ def test_hyperunet_pool_cell_validated_and_kept_out_of_global_max_configs():
     assert create_model("isp_small").config["pool_cell"] == 128
     with pytest.raises(ValueError, match="pool_cell"):
         create_model("isp_small", pool_cell=48)
+
+
+@pytest.mark.parametrize("size", [(130, 129), (128, 128), (3, 200)])
+@pytest.mark.parametrize("kernel, groups", [(3, 1), (5, 1), (3, 2)])
+def test_reflect_conv2d_equals_conv_of_the_padded_copy(size, kernel, groups):
+    from hyperisp.nn import reflect_conv2d
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, *size, generator=g)
+    weight, bias = torch.randn(6, 4 // groups, kernel, kernel, generator=g), torch.randn(6, generator=g)
+    p = kernel // 2
+    expected = F.conv2d(reflect_pad(x, (p,) * 4), weight, bias, groups=groups)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        got = reflect_conv2d(x.contiguous(memory_format=layout), weight, bias, groups=groups)
+        assert got.shape == expected.shape
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
+
+
+def test_reflect_conv2d_gradients_match_the_padded_copy():
+    from hyperisp.nn import reflect_conv2d
+
+    x = torch.randn(1, 2, 140, 131, requires_grad=True)
+    weight = torch.randn(3, 2, 3, 3, requires_grad=True)
+    (reflect_conv2d(x, weight) ** 2).sum().backward()
+    gx, gw = x.grad.clone(), weight.grad.clone()
+    x.grad = weight.grad = None
+    (F.conv2d(reflect_pad(x, (1,) * 4), weight) ** 2).sum().backward()
+    torch.testing.assert_close(gx, x.grad, atol=1e-3, rtol=1e-4)
+    torch.testing.assert_close(gw, weight.grad, atol=1e-2, rtol=1e-4)
+
+
+def test_hyperunet_pixel_shuffle_equals_torch_in_every_layout():
+    from hyperisp.models.hyperunet import pixel_shuffle
+
+    x = torch.randn(2, 12, 5, 7)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        torch.testing.assert_close(pixel_shuffle(x.contiguous(memory_format=layout), 2), F.pixel_shuffle(x, 2),
+                                   atol=0, rtol=0)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        pixel_shuffle(torch.randn(1, 6, 4, 4).contiguous(memory_format=torch.channels_last), 2)

@@ -48,7 +48,7 @@ def test_pooled_embeddings_reduce_exactly_over_tiles(pool_cell):
     x = torch.rand(1, 4, 200, 190, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         whole = model.pooled_embeddings(x)
-        tiled = hyperunet_pooled_tiled(model, _prepare(x), tile=64)
+        tiled, _ = hyperunet_pooled_tiled(model, _prepare(x), tile=64)
     assert set(tiled) == {"e1", "e2", "e4", "e8"}
     for key in whole:
         torch.testing.assert_close(tiled[key], whole[key], rtol=0, atol=1e-6)

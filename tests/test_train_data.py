@@ -1,4 +1,5 @@
 """Training data: photo cache, synthetic isp/denoise batches, ZRR and SIDD loaders, losses."""
+import math
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +173,15 @@ def test_pillow_reads_shared_lossless_webp():
     path = sorted((SHARED / "datasets" / "train" / "urban100").glob("*.webp"))[0]
     image = ImageCache([path]).images[0]
     assert image.shape[0] == 3 and min(image.shape[-2:]) > 256 and image.float().std() > 10
+
+
+def test_vdn_loss_log_variance_is_relative_to_the_prior():
+    # HyperVDN's D-Net starts at exactly zero: that must mean q(z)'s variance = eps2 (the prior),
+    # not variance 1, which cost a KL term near 1e4 at the first iteration.
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(2, 3, 16, 16, generator=g)
+    noisy = clean + 0.01 * torch.randn(clean.shape, generator=g)
+    snet = torch.zeros(2, 6, 16, 16)
+    start = vdn_loss(torch.zeros(2, 6, 16, 16), snet, noisy, clean, eps2=5e-5)
+    variance_one = torch.cat([torch.zeros(2, 3, 16, 16), torch.full((2, 3, 16, 16), -math.log(5e-5))], 1)
+    assert start < 1e3 < vdn_loss(variance_one, snet, noisy, clean, eps2=5e-5)

@@ -88,14 +88,20 @@ def _save_jpeg(temp: Path, pixels: np.ndarray, quality: int, icc: bytes | None, 
     )
 
 
+# zlib level of PNG outputs. Measured on 10 sun_hays80 photos: level 3 writes them 2.6x faster
+# than zlib's default 6 for files 2.8 % larger (level 1: 3.6x faster, 6 % larger).
+PNG_COMPRESS_LEVEL = 3
+
+
 def _save_png(temp: Path, pixels: np.ndarray, quality: int, icc: bytes | None, metadata: dict | None) -> None:
     options = {"icc_profile": icc} if icc else {}
-    Image.fromarray(pixels).save(temp, format="PNG", exif=build_exif(metadata), **options)
+    Image.fromarray(pixels).save(temp, format="PNG", exif=build_exif(metadata), compress_level=PNG_COMPRESS_LEVEL,
+                                 **options)
 
 
 def _save_png16(temp: Path, pixels: np.ndarray, quality: int, icc: bytes | None, metadata: dict | None) -> None:
     with open(temp, "wb") as f:
-        write_png16(f, pixels, icc_profile=icc, exif=build_exif(metadata))
+        write_png16(f, pixels, icc_profile=icc, exif=build_exif(metadata), compress_level=PNG_COMPRESS_LEVEL)
 
 
 def _save_tiff(temp: Path, pixels: np.ndarray, quality: int, icc: bytes | None, metadata: dict | None) -> None:

@@ -14,7 +14,7 @@ from hyperisp.nn.hyperconv import (
     predict_filters,
 )
 from hyperisp.nn.hyperconv_embed import HyperConvEmbed, conv_embedding, fixed_filters, repeat_filters, shared_filters
-from hyperisp.nn.padding import pad_to_multiple, reflect_pad
+from hyperisp.nn.padding import pad_to_multiple, reflect_conv2d, reflect_pad
 
 __all__ = [
     "EmbeddingNet",
@@ -33,6 +33,7 @@ __all__ = [
     "normalize_filters",
     "pad_to_multiple",
     "predict_filters",
+    "reflect_conv2d",
     "reflect_pad",
     "repeat_filters",
     "shared_filters",

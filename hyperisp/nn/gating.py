@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hyperisp.nn.padding import reflect_pad
+from hyperisp.nn.padding import reflect_conv2d, reflect_pad
 
 Activation = Optional[Callable[[torch.Tensor], torch.Tensor]]
 
@@ -135,8 +135,7 @@ class GatedConvDoubleLayer(nn.Module):
 
     @staticmethod
     def _same_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-        p = conv.kernel_size[0] // 2
-        return conv(reflect_pad(x, (p,) * 4))
+        return reflect_conv2d(x, conv.weight, conv.bias)
 
     def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.F.in_channels:

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hyperisp.nn.padding import reflect_pad
+from hyperisp.nn.padding import reflect_conv2d
 
 L1_EPS = 1e-12
 
@@ -184,20 +184,18 @@ def hyper_conv2d(x: torch.Tensor, filters: HyperFilters, path: str = "auto") -> 
         raise ValueError(f"expected path 'auto', 'per_image' or 'grouped', got {path!r}")
     if gain is not None:
         weight = weight * gain[:, :, None, None, None]
-    x = reflect_pad(x, (f // 2,) * 4)
-
     if nf == 1 and (n == 1 or path != "grouped"):  # one filter set: a single plain conv
-        return F.conv2d(x, weight[0], None if bias is None else bias[0])
+        return reflect_conv2d(x, weight[0], None if bias is None else bias[0])
     if nf == 1:
         weight = weight.expand(n, -1, -1, -1, -1)
         bias = None if bias is None else bias.expand(n, -1)
     if path == "per_image":
         return torch.cat(
-            [F.conv2d(x[i : i + 1], weight[i], None if bias is None else bias[i]) for i in range(n)]
+            [reflect_conv2d(x[i : i + 1], weight[i], None if bias is None else bias[i]) for i in range(n)]
         )
     # One grouped conv: sample i's Cin channels form group i, convolved with its own Cout filters.
-    y = F.conv2d(
-        x.reshape(1, n * cin, *x.shape[-2:]),
+    y = reflect_conv2d(
+        x.reshape(1, n * cin, h, w),
         weight.reshape(n * cout, cin, f, f),
         None if bias is None else bias.reshape(n * cout),
         groups=n,
@@ -268,5 +266,4 @@ class StaticConv(nn.Module):
     def forward(self, x: torch.Tensor, pooled: Optional[torch.Tensor] = None) -> torch.Tensor:
         if x.ndim != 4:
             raise ValueError(f"expected input of shape (N, Cin, H, W), got {tuple(x.shape)}")
-        p = self.conv.kernel_size[0] // 2
-        return self.conv(reflect_pad(x, (p, p, p, p)))
+        return reflect_conv2d(x, self.conv.weight, self.conv.bias)

@@ -31,6 +31,46 @@ def reflect_pad(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor
     return F.pad(x, pad, mode="replicate")
 
 
+_BORDER_FIX_MIN_AREA = 128 * 128
+
+
+def reflect_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                   groups: int = 1) -> torch.Tensor:
+    """'Same' convolution with reflection padding, without a padded copy of the input.
+
+    Equal to ``F.conv2d(reflect_pad(x, (p,) * 4), weight, bias, groups=groups)`` with
+    p = f // 2. Padding a whole feature map is a full extra pass over memory (it cost as
+    much as the 16-channel convolution itself), so the convolution runs with oneDNN's
+    built-in zero padding and only the p-pixel border, the part that saw the zeros, is
+    recomputed from thin reflection-padded strips.
+
+    Args:
+        x: (N, Cin, H, W).
+        weight: (Cout, Cin / groups, f, f), f odd.
+        bias: (Cout,) or None.
+        groups: as in :func:`torch.nn.functional.conv2d`.
+    Returns:
+        (N, Cout, H, W).
+    """
+    p = weight.shape[-1] // 2
+    h, w = x.shape[-2:]
+    if p == 0 or h < 2 * p or w < 2 * p or h * w < _BORDER_FIX_MIN_AREA or x.device.type == "meta":
+        # Small maps (training crops, deep UNet levels): the copy is cheap, four extra convolutions are not.
+        # Meta tensors (FLOP counting): count the convolution, not how its border is computed.
+        return F.conv2d(reflect_pad(x, (p, p, p, p)), weight, bias, groups=groups)
+    y = F.conv2d(x, weight, bias, padding=p, groups=groups)
+
+    def border(strip: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(strip, (p, p, p, p), mode="reflect"), weight, bias, groups=groups)
+
+    # Output rows/columns within p of an edge read input rows/columns up to 2p - 1 from it.
+    y[..., :p, :] = border(x[..., : 2 * p, :])[..., :p, :]
+    y[..., -p:, :] = border(x[..., -2 * p :, :])[..., -p:, :]
+    y[..., :, :p] = border(x[..., :, : 2 * p])[..., :, :p]
+    y[..., :, -p:] = border(x[..., :, -2 * p :])[..., :, -p:]
+    return y
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 0) -> torch.Tensor:
     """Pad (N, C, H, W) at the bottom and right to H', W' divisible by ``multiple``.
 

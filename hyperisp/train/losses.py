@@ -51,8 +51,11 @@ def vdn_loss(dnet_out: torch.Tensor, snet_out: torch.Tensor, noisy: torch.Tensor
     """Variational loss of VDN (Yue et al. 2019, their ``loss_fn``): negative ELBO per pixel.
 
     Args:
-        dnet_out: (N, 6, H, W) from ``forward_vdn``: noise mean m (3) and log variance (3) of q(z),
-            with z = noisy - m the clean image.
+        dnet_out: (N, 6, H, W) from ``forward_vdn``: noise mean m (3) and log(variance / eps2) (3)
+            of q(z), with z = noisy - m the clean image. VDN's D-Net outputs the log variance
+            itself; ours are measured from the prior's ln(eps2) because HyperVDN's D-Net starts
+            at exactly zero (``out_scale`` = 0): as a plain log variance that is variance 1 against
+            a prior of 5e-5, a KL term near 1e4 that wrecked the first iterations.
         snet_out: (N, 6, H, W): log alpha (3) and log beta (3) of the inverse-gamma q(sigma^2).
         noisy, clean: (N, 3, H, W).
         sigma_map: (N, 3, H, W) prior noise variance; estimated from the pair when None.
@@ -68,7 +71,7 @@ def vdn_loss(dnet_out: torch.Tensor, snet_out: torch.Tensor, noisy: torch.Tensor
     alpha0 = torch.tensor(0.5 * (p2 - 2), dtype=noisy.dtype, device=noisy.device)
     beta0 = 0.5 * p2 * sigma_map
     err_mean = dnet_out[:, :c]
-    m2 = dnet_out[:, c:].clamp(_LOG_MIN, _LOG_MAX).exp()
+    m2 = (dnet_out[:, c:] + math.log(eps2)).clamp(_LOG_MIN, _LOG_MAX).exp()
     snet_out = snet_out.clamp(_LOG_MIN, _LOG_MAX)
     log_alpha, log_beta = snet_out[:, :c], snet_out[:, c:]
     alpha = log_alpha.exp()

@@ -263,6 +263,14 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
             "linear_target": linear_target}
 
 
+def training_record(config: TrainConfig, iterations: int, recipe: str, val_psnr: float,
+                    started_from: Optional[str] = None) -> dict[str, Any]:
+    """The ``training`` section of a model card: data, iterations, recipe, config, held-out PSNR, start."""
+    return {"data": list(config.data), "iterations": iterations, "recipe": recipe, "config": asdict(config),
+            "val_psnr_heldout": round(val_psnr, 3),
+            "started_from": started_from or config.init or "random initialisation"}
+
+
 def export_if_better(result: dict[str, Any], name: str, command: str, directory: Optional[Path] = None
                      ) -> tuple[bool, float, Optional[float]]:
     """Write ``result``'s model as shipped model ``name`` only if it beats the current one.
@@ -286,8 +294,7 @@ def export_if_better(result: dict[str, Any], name: str, command: str, directory:
         shipped = None
     if shipped is not None and new <= shipped:
         return False, new, shipped
-    training = {"data": list(config.data), "iterations": result["iteration"], "recipe": command,
-                "config": asdict(config), "val_psnr_heldout": round(new, 3)}
+    training = training_record(config, result["iteration"], command, new)
     save_pretrained(result["model"], name, trained=True, directory=directory, training=training,
                     description=f"{config.model} trained {result['iteration']} iterations on {', '.join(config.data)}")
     return True, new, shipped
