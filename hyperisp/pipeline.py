@@ -25,6 +25,7 @@ from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_a
 from .raw.bayer import pack_bayer
 from .raw.exposure import auto_exposure
 from .raw.white_balance import choose_white_balance as choose_wb
+from .runtime import release_freed_memory
 from .tiling import run_tiled, supports_tiling
 
 PathType = Union[str, PathLike]
@@ -83,6 +84,7 @@ def _run(net: torch.nn.Module, x: np.ndarray, device: torch.device, tile: int | 
     network_tile = _network_tile(net, tile)
     with inference_autocast(device):
         y = net(inp) if network_tile is None else run_tiled(net, inp, network_tile)
+    release_freed_memory()  # the network's freed maps, kept for reuse while it ran (hyperisp.runtime)
     return y[0].float().cpu().numpy()
 
 

@@ -11,9 +11,11 @@ than with freed memory kept for reuse (``hyperisp bench`` measures both:
 
 :func:`keep_freed_memory` tells glibc to serve large blocks from the heap and to keep
 freed memory (up to ``trim`` bytes at the top of the heap) for the next allocation.
-Peak memory stays the same (the maps are freed before the next ones are allocated),
-only the process's resident size stays near its peak between images instead of
-shrinking. The CLI turns it on; library users call it once if they want it.
+The price is memory held between stages: freed blocks of the network stay resident while
+the colour pipeline allocates its own, and a 24 MP develop peaked at 3.34 GB instead of
+2.35 GB. :func:`release_freed_memory` (glibc's ``malloc_trim``) hands them back once the
+network is done; the pipeline calls it after every network run. The CLI turns
+:func:`keep_freed_memory` on; library users call it once if they want it.
 """
 from __future__ import annotations
 
@@ -24,6 +26,15 @@ import sys
 # mallopt parameter numbers from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 _applied = False
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
 
 
 def keep_freed_memory(trim: int = 1 << 30) -> bool:
@@ -38,14 +49,18 @@ def keep_freed_memory(trim: int = 1 << 30) -> bool:
     global _applied
     if _applied:
         return True
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:  # not Linux, or musl and other C libraries without mallopt
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # mallopt returns 1 on success; M_MMAP_MAX = 0: large blocks come from the heap too.
     _applied = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, min(trim, 2**31 - 1)))
     return _applied
+
+
+def release_freed_memory() -> None:
+    """Return freed heap memory to the OS (glibc ``malloc_trim(0)``); a no-op where it does not apply."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if _applied and trim is not None:
+        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+        trim(0)
