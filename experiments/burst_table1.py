@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -27,8 +28,10 @@ from hyperisp.data.burst import list_images, load_grey, synthesize_bursts
 from hyperisp.data.unprocess import linear_to_srgb
 from hyperisp.evaluate_burst import baseline_methods, evaluate_burst, largest_layer, peak_memory_mb
 from hyperisp.models import create_model
+from hyperisp.pretrained import load_pretrained, save_pretrained
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("kpn", "gated_kpn_128", "gated_kpn_64")
 
@@ -48,14 +51,16 @@ def random_crops(images: list[torch.Tensor], n: int, size: int, rng: random.Rand
 
 
 def train(model: torch.nn.Module, images: list[torch.Tensor], steps: int, batch: int, size: int, lr: float,
-          shot_variance: bool, device: torch.device, seed: int = 0) -> list[float]:
+          shot_variance: bool | None, device: torch.device, seed: int = 0) -> list[float]:
+    """Adam + cosine, L1 after gamma. ``shot_variance`` None: the two noise forms on alternate steps."""
     rng, g = random.Random(seed), torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     losses = []
     model.train()
     for step in range(steps):
-        b = synthesize_bursts(random_crops(images, batch, size + 32, rng), model.frames, size, g, shot_variance)
+        form = step % 2 == 1 if shot_variance is None else shot_variance
+        b = synthesize_bursts(random_crops(images, batch, size + 32, rng), model.frames, size, g, form)
         out = model(b["noisy"].to(device))
         target = linear_to_srgb(b["clean"].to(device)).clamp(0, 1)
         # gamma of a clamped output: negative linear values would make no gradient otherwise
@@ -82,6 +87,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--shot-variance", action="store_true", help="Mildenhall's noise form (see data/burst.py)")
+    parser.add_argument("--mixed-noise", action="store_true",
+                        help="train on both noise forms (alternate steps); --shot-variance then picks the test form")
+    parser.add_argument("--init", default=None, help="start from this shipped model's weights (one --models entry)")
+    parser.add_argument("--export-card", type=Path, default=None,
+                        help="also write the (single) trained model as weights + card 'burst' in this folder")
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -103,15 +113,20 @@ def main() -> None:
     print(f"{len(images)} training photos", flush=True)
     methods, info = dict(baseline_methods()), {}
     earlier = json.loads((args.out / "burst_table1.json").read_text())["models"] if args.score_only else {}
+    if (args.init or args.export_card) and len(args.models) != 1:
+        raise SystemExit("--init and --export-card take one --models entry")
     for name in args.models:
         torch.manual_seed(0)
         model = create_model(name).to(device)
+        if args.init:
+            model.load_state_dict(load_pretrained(args.init).state_dict())
         if args.score_only:
             model.load_state_dict(torch.load(args.out / f"burst_{name}.pt", map_location=device))
             train_s, final_loss = earlier[name]["train_s"], earlier[name]["final_loss"]
         else:
             start = time.time()
-            losses = train(model, images, args.steps, args.batch, args.size, args.lr, args.shot_variance, device)
+            losses = train(model, images, args.steps, args.batch, args.size, args.lr,
+                           None if args.mixed_noise else args.shot_variance, device)
             train_s, final_loss = round(time.time() - start, 1), sum(losses[-50:]) / len(losses[-50:])
         model.eval().cpu()
         torch.save(model.state_dict(), args.out / f"burst_{name}.pt")
@@ -122,9 +137,18 @@ def main() -> None:
     rows = evaluate_burst(methods, args.data, args.limit, shot_variance=args.shot_variance)
     scale = (f"{args.steps} steps x batch {args.batch} of {args.size}px 8-frame crops from {len(images)} grey "
              f"training photos ({', '.join(p.name for p in args.train)}), Adam lr {args.lr} + cosine, L1 after gamma; "
+             f"{'both noise forms (alternate steps), ' if args.mixed_noise else ''}"
+             f"{'from ' + args.init + ', ' if args.init else ''}"
              f"test: {rows[0]['images']} photos of {args.data.name} (grey, 256px centre crops), noise form "
              f"{'Mildenhall (variance)' if args.shot_variance else 'SPEC §6 (std)'}; device {device}")
     command = "PYTHONPATH=. python experiments/burst_table1.py " + " ".join(sys.argv[1:])
+    if args.export_card:
+        card = save_pretrained(methods[args.models[0]], "burst", trained=True, directory=args.export_card,
+                               description=f"{args.models[0]} burst denoiser: 8-frame grey bursts, {scale.split(';')[0]}",
+                               training={"data": [os.path.relpath(t, REPO) for t in args.train], "iterations": args.steps,
+                                         "recipe": command, "scale": scale,
+                                         "started_from": args.init or "random initialisation"})
+        print(f"wrote {args.export_card / card.file} and its card", flush=True)
     lines = ["# Table 1 (scaled down): burst denoising, 8 grey frames", "", f"Scale: {scale}.", "",
              f"Command: `{command}`" + (" (scores the weights of the training run with the same options "
                                          "minus --score-only)" if args.score_only else ""), "",

@@ -19,6 +19,10 @@ import json
 from pathlib import Path
 
 
+METHOD_NAMES = {"menon": "Menon 2007", "libraw": "LibRaw AHD (rawpy)", "nlm": "OpenCV NLM", "bm3d": "BM3D",
+                "noisy": "noisy input", "sigma15": "σ=15", "sigma25": "σ=25", "sigma50": "σ=50", "sidd": "SIDD pair"}
+
+
 def bench_table(reports: list[dict]) -> str:
     """`hyperisp bench --json` reports -> rows: model, case, s/MP, GFLOP/s (% of peak), peak RSS, note."""
     lines = ["| model | case | s / MP | GFLOP/s (of matmul peak) | peak RSS | note |", "|---|---|---|---|---|---|"]
@@ -41,12 +45,13 @@ def eval_table(report: dict) -> str:
     levels = list(dict.fromkeys(row["level"] for row in report["rows"]))
     methods = list(dict.fromkeys(row["method"] for row in report["rows"]))
     psnr = {(row["method"], row["level"]): row for row in report["rows"]}
-    lines = ["| method | " + " | ".join(levels) + " | CPU s/MP |", "|---|" + "---|" * (len(levels) + 1)]
+    lines = ["| method | " + " | ".join(METHOD_NAMES.get(level, level) for level in levels) + " | CPU s/MP |",
+             "|---|" + "---|" * (len(levels) + 1)]
     full = {level: max(row["images"] for row in report["rows"] if row["level"] == level) for level in levels}
     for method in methods:
         rows = [psnr.get((method, level)) for level in levels]
         partial = {row["images"] for row, level in zip(rows, levels) if row and row["images"] < full[level]}
-        label = method + (f" ({max(partial)} images)" if partial else "")  # a baseline run on a subset
+        label = METHOD_NAMES.get(method, method) + (f" ({max(partial)} images)" if partial else "")  # run on a subset
         speeds = [row["cpu_s_per_mp"] for row in rows if row and row["cpu_s_per_mp"]]
         speed = f"{sum(speeds) / len(speeds):.2f}" if speeds else "-"
         lines.append(f"| {label} | " + " | ".join(f"{row['psnr']:.2f}" if row else "-" for row in rows)
