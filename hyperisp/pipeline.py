@@ -74,18 +74,21 @@ def _network_tile(net: torch.nn.Module, tile: int | None) -> int | None:
 
 
 @torch.inference_mode()
-def _run(net: torch.nn.Module, x: np.ndarray, device: torch.device, tile: int | None = None) -> np.ndarray:
-    """(C, H, W) float32 -> the network's (C', H', W') output, as float32 numpy.
+def _run(net: torch.nn.Module, x: torch.Tensor, device: torch.device, tile: int | None = None) -> np.ndarray:
+    """(1, C, H, W) float32 (any strides) -> the network's output as (H', W', C') float32 numpy in [0, 1].
 
     Exact tiled inference (:func:`hyperisp.tiling.run_tiled`) with ``tile`` image pixels
-    (None: the default, 0: whole image in one go); same pixels either way.
+    (None: the default, 0: whole image in one go); same pixels either way. The clip and the
+    CHW -> HWC transpose happen here, in torch: numpy's strided transpose of a 12 MP image
+    alone took 0.8 s.
     """
-    inp = torch.from_numpy(np.ascontiguousarray(x))[None].to(device)
     network_tile = _network_tile(net, tile)
     with inference_autocast(device):
-        y = net(inp) if network_tile is None else run_tiled(net, inp, network_tile)
+        y = net(x.to(device)) if network_tile is None else run_tiled(net, x.to(device), network_tile)
     release_freed_memory()  # the network's freed maps, kept for reuse while it ran (hyperisp.runtime)
-    return y[0].float().cpu().numpy()
+    out = torch.empty(y.shape[2], y.shape[3], y.shape[1], dtype=torch.float32)
+    out.copy_(y[0].permute(1, 2, 0)).clamp_(0.0, 1.0)
+    return out.numpy()
 
 
 def inference_autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
@@ -148,9 +151,7 @@ def develop_raw(
     choice = choose_wb(raw, wb)
     cam_to_srgb = raw.colour.camera_to_srgb(1 / choice.gains.astype(np.float64))[0] if raw.colour is not None \
         else raw.cam_to_srgb
-    mosaic = torch.from_numpy(raw.mosaic)[None, None]
-    cam_rgb = _run(net, pack_bayer(mosaic)[0].numpy(), dev, tile).transpose(1, 2, 0)
-    cam_rgb = from_canonical(np.clip(cam_rgb, 0.0, 1.0), raw.frame)
+    cam_rgb = from_canonical(_run(net, pack_bayer(torch.from_numpy(raw.mosaic)[None, None]), dev, tile), raw.frame)
     # A DNG's BaselineExposure moves the exposure zero point (DNG spec); auto measures the data instead.
     baseline = float(raw.metadata.get("baseline_exposure", 0.0))
     ev = auto_exposure(cam_rgb, choice.gains, cam_to_srgb) if exposure == "auto" else float(exposure) + baseline
@@ -320,7 +321,7 @@ def denoise(
     pixels = read_image(image).pixels if not isinstance(image, np.ndarray) else _as_unit_float(image)
     dev = resolve_device(device)
     net = get_model(model, "denoise", dev)
-    return np.clip(_run(net, pixels.transpose(2, 0, 1), dev, tile).transpose(1, 2, 0), 0.0, 1.0)
+    return _run(net, torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None], dev, tile)
 
 
 def denoise_file(

@@ -58,8 +58,9 @@ def output_format(path: str | PathLike, fmt: str | None = None) -> str:
 def _quantize(pixels: np.ndarray, bits: int) -> np.ndarray:
     """float [0, 1] -> uint8/uint16, rounding to nearest; NaN -> 0 (one bad pixel must not kill the image)."""
     scale, dtype = (255, np.uint8) if bits == 8 else (65535, np.uint16)
-    out = np.nan_to_num(np.asarray(pixels, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)  # a copy
-    np.clip(out, 0.0, 1.0, out=out)
+    out = np.array(pixels, dtype=np.float32)  # a copy, changed in place below
+    np.clip(out, 0.0, 1.0, out=out)  # +-inf -> 1 / 0; NaN stays NaN
+    np.copyto(out, 0.0, where=np.isnan(out))  # (np.nan_to_num took 4x as long on a 12 MP image)
     out *= scale
     out += 0.5
     return out.astype(dtype)
