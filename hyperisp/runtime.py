@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
 # mallopt parameter numbers from glibc's <malloc.h>.
@@ -28,7 +29,9 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 _applied = False
 
 
+@functools.lru_cache(maxsize=None)
 def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (``find_library`` runs ``ldconfig`` in a subprocess)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -60,7 +63,9 @@ def keep_freed_memory(trim: int = 1 << 30) -> bool:
 
 def release_freed_memory() -> None:
     """Return freed heap memory to the OS (glibc ``malloc_trim(0)``); a no-op where it does not apply."""
+    if not _applied:  # glibc's defaults already hand large blocks back
+        return
     trim = getattr(_libc(), "malloc_trim", None)
-    if _applied and trim is not None:
+    if trim is not None:
         trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
         trim(0)
