@@ -105,21 +105,14 @@ def _network_case(config: Any, shape: tuple[int, ...], device: str, tile: Option
     return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
 
 
-def _develop_case(dng: str, out: str, model: str, tile: Optional[int], threads: int, keep_memory: bool = True) -> dict:
-    from hyperisp.pipeline import develop_file
+def _file_case(command: str, src: str, out: str, model: str, tile: Optional[int], threads: int,
+               keep_memory: bool = True) -> dict:
+    """One cold ``develop_file`` / ``denoise_file`` call (``command``: "develop" or "denoise")."""
+    from hyperisp import pipeline
 
     _setup_process(threads, keep_memory)
     start = time.perf_counter()
-    develop_file(dng, out, model=model, device="cpu", tile=tile, overwrite=True)
-    return {"seconds": time.perf_counter() - start, "peak_rss_mb": _peak_rss_mb()}
-
-
-def _denoise_case(png: str, out: str, model: str, tile: Optional[int], threads: int, keep_memory: bool = True) -> dict:
-    from hyperisp.pipeline import denoise_file
-
-    _setup_process(threads, keep_memory)
-    start = time.perf_counter()
-    denoise_file(png, out, model=model, device="cpu", tile=tile, overwrite=True)
+    getattr(pipeline, f"{command}_file")(src, out, model=model, device="cpu", tile=tile, overwrite=True)
     return {"seconds": time.perf_counter() - start, "peak_rss_mb": _peak_rss_mb()}
 
 
@@ -238,8 +231,8 @@ def run_bench(
 
                 dng = str(Path(tmp) / "bench.dng")
                 write_dng(dng, synthetic_mosaic(height, width), black_level=512, white_level=16383)
-                add(f"{model}: end to end", run_case(_develop_case, dng, str(Path(tmp) / "o.jpg"), model, tile, threads,
-                                                              keep_memory),
+                add(f"{model}: end to end",
+                    run_case(_file_case, "develop", dng, str(Path(tmp) / "o.jpg"), model, tile, threads, keep_memory),
                     note="read DNG, network, colour, write JPEG")
                 if baselines:
                     add("rawpy postprocess", run_case(_rawpy_case, dng), note="LibRaw AHD, no encode")
@@ -249,8 +242,8 @@ def run_bench(
                 png = str(Path(tmp) / "bench.png")
                 rgb = synthetic_mosaic(height, 3 * width).reshape(height, width, 3).astype(np.float32) / 16383
                 write_image(png, rgb, fmt="png")
-                add(f"{model}: end to end", run_case(_denoise_case, png, str(Path(tmp) / "o.png"), model, tile, threads,
-                                                              keep_memory),
+                add(f"{model}: end to end",
+                    run_case(_file_case, "denoise", png, str(Path(tmp) / "o.png"), model, tile, threads, keep_memory),
                     note="read PNG, network, write PNG")
                 if baselines:
                     try:

@@ -33,10 +33,11 @@ out = Console(highlight=False)
 
 @app.callback()
 def _process_settings() -> None:
-    """Develop camera RAW photos and denoise sRGB photos with small, fast HyperConv networks."""
+    """Process-wide settings for every command (the app's ``help`` above is what users see)."""
     from .runtime import keep_freed_memory
 
     keep_freed_memory()  # 2x faster CPU inference: large feature maps reuse freed memory
+
 
 class OutputFormat(str, Enum):
     jpeg = "jpeg"

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import contextlib
-
 import functools
 from dataclasses import dataclass, field
 from os import PathLike

@@ -62,7 +62,6 @@ import torch.nn.functional as F
 from hyperisp.models.hyperunet import EMBED_STRIDE, HyperUNet, _prepare
 from hyperisp.models.vdn import VDN, HyperVDN
 from hyperisp.nn import HyperConv, fixed_filters
-from hyperisp.raw.bayer import demosaic_bilinear
 
 # Receptive-field radius of HyperUNet's final pass (packed pixels): stem 2, +1 pool, +2, +2, +4, +4, +8,
 # +8, +16 (y16: 47), up path +16+8, +8+4, +4+2, +2+1, head +1 (upsample head +1.5) -> 94 at most.
@@ -209,14 +208,12 @@ def _run_hyperunet(model: HyperUNet, packed: torch.Tensor, tile: int, keep_y0: b
             y0 = _extended(maps["y0"], ys, xs) if "y0" in maps else model._stem(xt, pooled)
             y4 = _extended(maps["y4"], ys, xs, 0.25)
             tile_maps = (y0, _extended(maps["y2"], ys, xs, 0.5), y4, *model._deep(y4, pooled))
-        head = _core(model._decode(xt, tile_maps, pooled), ys_out, xs_out, 2)
-        if model.output == "sigmoid":
-            head = torch.sigmoid(head)
-        else:  # the bilinear demosaic of the UNPADDED input, as in HyperUNet.forward
-            ye, xe = (ys[0], min(ys[1], h), ys[2], min(ys[3], h)), (xs[0], min(xs[1], w), xs[2], min(xs[3], w))
-            base = demosaic_bilinear(packed[..., ye[2] : ye[3], xe[2] : xe[3]])
-            head = torch.addcmul(_core(base, ye, xe, 2), model.residual_scale, head)
-        out[..., 2 * ys_out[0] : 2 * ys_out[1], 2 * xs_out[0] : 2 * xs_out[1]] = head
+        # The output step runs on the extended tile clipped to the UNPADDED input, as the model's forward
+        # runs it on the whole unpadded image; then the core is kept.
+        ye, xe = (ys[0], min(ys[1], h), ys[2], min(ys[3], h)), (xs[0], min(xs[1], w), xs[2], min(xs[3], w))
+        head = model._decode(xt, tile_maps, pooled)[..., : 2 * (ye[3] - ye[2]), : 2 * (xe[3] - xe[2])]
+        result = model.finish_output(packed[..., ye[2] : ye[3], xe[2] : xe[3]], head)
+        out[..., 2 * ys_out[0] : 2 * ys_out[1], 2 * xs_out[0] : 2 * xs_out[1]] = _core(result, ye, xe, 2)
     return out
 
 

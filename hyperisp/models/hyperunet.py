@@ -253,8 +253,15 @@ class HyperUNet(nn.Module):
         h, w = packed.shape[-2:]
         x = _prepare(packed)
         pooled = dict(pooled) if pooled else {}
-        out = self._decode(x, self._encode(x, pooled), pooled)[..., : 2 * h, : 2 * w]
+        return self.finish_output(packed, self._decode(x, self._encode(x, pooled), pooled)[..., : 2 * h, : 2 * w])
+
+    def finish_output(self, packed: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
+        """The output from the head's (N, 3, 2h, 2w) maps over the UNPADDED packed input (N, 4, h, w).
+
+        sigmoid(head), or demosaic_bilinear(packed) + residual_scale * head: demosaicking the
+        unpadded input makes an untrained residual model equal demosaic_bilinear exactly.
+        Tiled inference calls it per tile.
+        """
         if self.output == "sigmoid":
-            return torch.sigmoid(out)
-        # Demosaic the unpadded input so an untrained model equals demosaic_bilinear exactly.
-        return torch.addcmul(demosaic_bilinear(packed), self.residual_scale, out)
+            return torch.sigmoid(head)
+        return torch.addcmul(demosaic_bilinear(packed), self.residual_scale, head)
