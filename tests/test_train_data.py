@@ -75,7 +75,7 @@ def test_isp_sampler_camera_develops_target_back_to_the_photo(photo_folder):
     generator.set_state(state)
     srgb = cache.random_crops(6, 32, generator)
     developed = process(target, camera)
-    assert camera["red_gain"].min() >= 1.9 and not torch.equal(camera["cam2rgb"][0], torch.eye(3))
+    assert camera["red_gain"].min() >= 1.2 and not torch.equal(camera["cam2rgb"][0], torch.eye(3))
     unclipped = camera["exposure"] <= 1
     assert unclipped.any()
     assert (developed[unclipped] - srgb[unclipped]).abs().max() < 2e-3

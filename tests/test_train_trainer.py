@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from hyperisp.errors import HyperispError
 from hyperisp.train.trainer import TrainConfig, export_if_better, lr_factor, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -64,6 +65,20 @@ def test_denoise_training_with_vdn_loss_runs_finite(photos, tmp_path):
     result = train(_config(photos, task="denoise", iters=8, lr=3e-3, validate_every=8), tmp_path / "d",
                    progress=False)
     assert result["config"].loss == "vdn" and np.isfinite(result["last_loss"]) and np.isfinite(result["val_psnr"])
+
+
+def test_colour_gate_decides_which_validation_is_best(photos, tmp_path):
+    # An impossible limit: validations are logged with their chroma but none becomes best.pt.
+    train(_config(photos, max_neutral_chroma=0.0), tmp_path / "strict", progress=False)
+    events = [json.loads(line) for line in (tmp_path / "strict" / "log.jsonl").read_text().splitlines()]
+    chromas = [e["neutral_chroma_max"] for e in events if e["val_psnr"] is not None]
+    assert len(chromas) == 2 and all(c > 0 for c in chromas)
+    assert not (tmp_path / "strict" / "best.pt").exists()
+    # A limit every model passes: the gate changes nothing.
+    train(_config(photos, max_neutral_chroma=1e9), tmp_path / "loose", progress=False)
+    assert (tmp_path / "loose" / "best.pt").exists()
+    with pytest.raises(HyperispError, match="isp task only"):
+        _config(photos, task="denoise", max_neutral_chroma=1.0)
 
 
 def test_export_only_when_better(photos, tmp_path):

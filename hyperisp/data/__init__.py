@@ -5,6 +5,7 @@ from .noise import (
     quantize,
     random_bits,
     random_noise_levels,
+    mix_noise_channels,
     srgb_realistic_noise,
 )
 from .unprocess import (
@@ -23,7 +24,8 @@ from .unprocess import (
 )
 
 __all__ = [
-    "add_awgn", "add_raw_noise", "quantize", "random_bits", "random_noise_levels", "srgb_realistic_noise",
+    "add_awgn", "add_raw_noise", "quantize", "random_bits", "random_noise_levels", "mix_noise_channels",
+    "srgb_realistic_noise",
     "inverse_tone_curve", "linear_to_srgb", "process", "process_mosaic", "random_ccm", "random_exposure",
     "random_gains", "random_metadata", "random_phase_crop", "srgb_to_linear", "tone_curve", "unprocess",
 ]

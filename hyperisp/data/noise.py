@@ -109,10 +109,40 @@ def add_awgn(image: torch.Tensor, sigma: float | torch.Tensor, generator: torch.
     return noisy.clamp(0.0, 1.0) if clip else noisy
 
 
+def _rms(x: torch.Tensor) -> torch.Tensor:
+    """(N, ...) -> (N, 1, ..., 1) root mean square per sample."""
+    return x.square().mean(dim=tuple(range(1, x.ndim)), keepdim=True).sqrt()
+
+
+def mix_noise_channels(noise: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
+    """Pull each sample's noise channels towards their mean, keeping its overall energy.
+
+    ``(1 - beta) * n + beta * mean_c(n)``, rescaled per sample to the input's RMS. beta = 0
+    leaves the noise as is; beta = 1 makes it pure luminance noise (equal in R, G, B).
+
+    Why: a CCM makes simulated camera noise anti-correlated across channels (negative
+    off-diagonals), while a phone's own processing leaves it positively correlated (the
+    SIDD pair: +0.3 to +0.5 between channels). A denoiser that has only seen the former
+    keeps the latter as texture.
+
+    Args:
+        noise: (N, 3, H, W).
+        beta: scalar or (N,) in [0, 1].
+    Returns:
+        (N, 3, H, W).
+    """
+    if noise.ndim != 4 or noise.shape[1] != 3:
+        raise ValueError(f"expected noise of shape (N, 3, H, W), got {tuple(noise.shape)}")
+    beta = _per_sample(beta, noise, "beta")
+    mixed = torch.lerp(noise, noise.mean(dim=1, keepdim=True).expand_as(noise), beta)
+    return mixed * (_rms(noise) / _rms(mixed).clamp(min=1e-12))
+
+
 def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | None = None,
                          sigma_awgn_max: float = 50 / 255,
                          mode_probs: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3),
-                         shot_range: tuple[float, float] = (1e-4, 1.2e-2)) -> torch.Tensor:
+                         shot_range: tuple[float, float] = (1e-4, 1.2e-2),
+                         luma_mix_prob: float = 0.5, luma_mix_max: float = 1.0) -> torch.Tensor:
     """Noisy sRGB training inputs: camera-like noise, AWGN, or both, per sample.
 
     Camera-like ("realistic") noise: unprocess the clean photo (no exposure change,
@@ -124,6 +154,10 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
     ``ISP(noisy raw) - ISP(clean raw)``, to the clean photo: bilinear-demosaicking
     artefacts and the clipping of out-of-gamut colours cancel instead of becoming
     "noise" the denoiser would be taught to remove.
+
+    With probability ``luma_mix_prob`` a sample's camera noise then has its channels
+    pulled together (:func:`mix_noise_channels`, beta ~ U(0, luma_mix_max)), so both
+    signs of cross-channel correlation occur, as in real phone noise.
 
     AWGN: sigma ~ U(0, sigma_awgn_max) per sample (the classic synthetic benchmark).
 
@@ -137,6 +171,8 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
         sigma_awgn_max: upper bound of the AWGN standard deviation.
         mode_probs: probabilities of (realistic, AWGN, both); need not be normalized.
         shot_range: range of the raw shot-noise level, see :func:`random_noise_levels`.
+        luma_mix_prob: share of samples whose camera noise gets its channels mixed.
+        luma_mix_max: upper bound of the mixing weight beta.
     Returns:
         (N, 3, H, W) noisy sRGB clipped to [0, 1].
     """
@@ -152,6 +188,9 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
     shot, read = random_noise_levels(n, generator, shot_range)
     noisy_mosaic = quantize(add_raw_noise(mosaic, shot, read, generator), random_bits(n, generator))
     camera_noise = process_mosaic(noisy_mosaic, metadata) - process_mosaic(mosaic, metadata)
+    draws = torch.rand(n, 2, generator=generator, device=_device(generator)).cpu()
+    beta = torch.where(draws[:, 0] < luma_mix_prob, luma_mix_max * draws[:, 1], torch.zeros(n))
+    camera_noise = mix_noise_channels(camera_noise, beta)
     sigma = sigma_awgn_max * torch.rand(n, generator=generator, device=_device(generator)).cpu()
     white_noise = add_awgn(torch.zeros_like(clean_srgb), sigma, generator)
     use_camera = (modes != 1).to(clean_srgb)[:, None, None, None]

@@ -3,11 +3,13 @@
 ``out/`` holds ``config.json`` (the :class:`TrainConfig`), ``checkpoint.pt`` (model,
 optimizer, scheduler, data-generator and torch RNG states, iteration), ``log.jsonl``
 (one line per log/validation event) and ``best.pt`` (the weights with the best
-validation PSNR). Resuming loads ``checkpoint.pt`` and continues the same random
+validation PSNR; for isp runs with ``max_neutral_chroma``, among those that pass the
+colour-chart gate). Resuming loads ``checkpoint.pt`` and continues the same random
 stream, so 3 + 3 iterations give bit-identical weights to 6 in one go.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
@@ -49,6 +51,10 @@ class TrainConfig:
     val_images: int = 8  # photos held out of training for validation
     init: Optional[str] = None  # shipped model name or card path to start from
     model_overrides: dict[str, Any] = field(default_factory=dict)  # constructor arguments over the config
+    # isp: a validation only becomes best.pt if the colour charts' worst neutral chroma error
+    # (hyperisp.evaluate_colour) is at most this. Held-out PSNR can keep rising while greys
+    # drift into a cast under strong white balance; None: PSNR alone decides.
+    max_neutral_chroma: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.task not in ("isp", "denoise"):
@@ -59,6 +65,8 @@ class TrainConfig:
             raise HyperispError(None, f"loss {self.loss!r} does not fit task {self.task!r}")
         if self.loss_space not in ("developed", "srgb", "linear"):
             raise HyperispError(None, f"unknown loss_space {self.loss_space!r}; expected developed, srgb or linear")
+        if self.max_neutral_chroma is not None and self.task != "isp":
+            raise HyperispError(None, "max_neutral_chroma (the colour-chart gate) applies to the isp task only")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -127,6 +135,19 @@ def validate(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], t
         values.append(psnr(pred, target))
     model.train(was_training)
     return float(torch.cat(values).mean())
+
+
+def worst_neutral_chroma(model: torch.nn.Module) -> float:
+    """The largest neutral-patch chroma error over :data:`hyperisp.evaluate_colour.CHARTS` (CIELAB units)."""
+    from ..evaluate_colour import evaluate_colour
+
+    was_training = model.training
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    try:  # the charts develop on the CPU
+        rows = evaluate_colour((model if on_cpu else copy.deepcopy(model).cpu()).eval(), bilinear=False)
+    finally:
+        model.train(was_training)
+    return max(float(row["neutral_chroma"]) for row in rows)
 
 
 class _Progress:
@@ -240,17 +261,24 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise HyperispError(out, f"loss became {loss_value} at iteration {step}; lower --lr")
-            val = None
+            val, chroma = None, None
             if val_batch is not None and (step % config.validate_every == 0 or step == end):
                 val = validate(model, val_batch, config.task, dev, linear_target=linear_target)
-                if val > best:
+                colour_ok = True
+                if config.max_neutral_chroma is not None:
+                    chroma = worst_neutral_chroma(model)
+                    colour_ok = chroma <= config.max_neutral_chroma
+                if val > best and colour_ok:
                     best = val
                     torch.save(model.state_dict(), out / "best.pt")
                 if on_validate:
                     on_validate(step, val)
             if val is not None or step % 50 == 0:
-                log.write(json.dumps({"iteration": step, "loss": loss_value, "lr": scheduler.get_last_lr()[0],
-                                      "val_psnr": val, "time": time.time()}) + "\n")
+                event = {"iteration": step, "loss": loss_value, "lr": scheduler.get_last_lr()[0], "val_psnr": val,
+                         "time": time.time()}
+                if chroma is not None:
+                    event["neutral_chroma_max"] = chroma
+                log.write(json.dumps(event) + "\n")
                 log.flush()
             if step % config.checkpoint_every == 0 or step == end:
                 _save_checkpoint(checkpoint_path, step, model, optimizer, scheduler, generator, best)
