@@ -211,7 +211,8 @@ def _run_hyperunet(model: HyperUNet, packed: torch.Tensor, tile: int, keep_y0: b
         # The output step runs on the extended tile clipped to the UNPADDED input, as the model's forward
         # runs it on the whole unpadded image; then the core is kept.
         ye, xe = (ys[0], min(ys[1], h), ys[2], min(ys[3], h)), (xs[0], min(xs[1], w), xs[2], min(xs[3], w))
-        head = model._decode(xt, tile_maps, pooled)[..., : 2 * (ye[3] - ye[2]), : 2 * (xe[3] - xe[2])]
+        s = model.head_scale
+        head = model._decode(xt, tile_maps, pooled)[..., : s * (ye[3] - ye[2]), : s * (xe[3] - xe[2])]
         result = model.finish_output(packed[..., ye[2] : ye[3], xe[2] : xe[3]], head)
         out[..., 2 * ys_out[0] : 2 * ys_out[1], 2 * xs_out[0] : 2 * xs_out[1]] = _core(result, ye, xe, 2)
     return out

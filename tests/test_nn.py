@@ -212,7 +212,7 @@ def test_reflect_conv2d_gradients_match_the_padded_copy():
 
 
 def test_hyperunet_pixel_shuffle_equals_torch_in_every_layout():
-    from hyperisp.models.hyperunet import pixel_shuffle
+    from hyperisp.nn import pixel_shuffle
 
     x = torch.randn(2, 12, 5, 7)
     for layout in (torch.contiguous_format, torch.channels_last):

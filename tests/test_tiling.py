@@ -144,6 +144,21 @@ def test_fast_demosaic_bilinear_matches_the_textbook_conv(size):
     torch.testing.assert_close(demosaic_bilinear(packed), _demosaic_reference(packed), rtol=0, atol=1e-6)
 
 
+def test_bilinear_planes_shuffle_to_the_demosaic_in_either_memory_format():
+    from hyperisp.nn import pixel_shuffle
+    from hyperisp.raw.bayer import demosaic_bilinear, demosaic_bilinear_planes
+
+    packed = torch.rand(2, 4, 9, 14, generator=torch.Generator().manual_seed(8))
+    reference = _demosaic_reference(packed)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        planes = demosaic_bilinear_planes(packed.contiguous(memory_format=layout))
+        assert planes.shape == (2, 12, 9, 14) and planes.is_contiguous(memory_format=layout)
+        torch.testing.assert_close(pixel_shuffle(planes, 2), reference, rtol=0, atol=1e-6)
+    assert demosaic_bilinear(packed).is_contiguous()
+    # FLOP counting sees no convolution: the fixed base is not model work.
+    assert demosaic_bilinear_planes(torch.empty(1, 4, 8, 8, device="meta")).shape == (1, 12, 8, 8)
+
+
 def test_recomputing_y0_gives_the_same_pixels():
     model = _unet()
     x = torch.rand(1, 4, 170, 199, generator=torch.Generator().manual_seed(7))

@@ -11,7 +11,8 @@ Layout (n_fwd forward maps, e = n_embed, h = n_fwd/2; [Ek] = pooled embedding us
     y2  = gelu(HC2_2(y2 + up(y4)/4)[E2] + mean_c(y2))                  (h -> n_fwd)
     y   = gelu(HC2(y0 + up(y2)/4)[E1] + y0) + mean_c(x)
     head "upsample":      HC4(up(y))[E1]              (n_fwd -> 3 at full resolution; paper)
-    head "pixel_shuffle": pixel_shuffle(HC4(y)[E1])   (n_fwd -> 12 at half resolution)
+    head "pixel_shuffle": pixel_shuffle(HC4(y)[E1])   (n_fwd -> 12 at half resolution; the
+                          residual base is added to these 12 planes before the shuffle)
 
 The residuals are added OUTSIDE the HC calls (the published listing misplaces the
 brackets). "E4 on y4" in the paper can only mean the 1/4-scale input of HC1_4 (y4
@@ -31,8 +32,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from hyperisp.models.registry import register_arch
-from hyperisp.nn import EmbeddingNet, HyperConv, StaticConv, cell_max_pool, global_pool, pad_to_multiple
-from hyperisp.raw.bayer import demosaic_bilinear
+from hyperisp.nn import EmbeddingNet, HyperConv, StaticConv, cell_max_pool, global_pool, pad_to_multiple, pixel_shuffle
+from hyperisp.raw.bayer import demosaic_bilinear, demosaic_bilinear_planes
 
 # Stride of the deepest forward maps (1/16 of the packed input); 32 keeps them >= 2 px,
 # which reflection padding needs.
@@ -57,22 +58,6 @@ def up(x: torch.Tensor) -> torch.Tensor:
     positions depend on H and W, i.e. on the whole image size.
     """
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-
-
-def pixel_shuffle(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """:func:`torch.nn.functional.pixel_shuffle`, (N, C r^2, H, W) -> (N, C, rH, rW), in one copy.
-
-    On channels_last maps (our inference layout) it reads them as (N, H, W, C, r, r) and
-    writes the contiguous result directly; torch's own version was ~1.5x slower there.
-    """
-    n, c, h, w = x.shape
-    r = factor
-    if c % (r * r):
-        raise ValueError(f"expected channels divisible by {r * r}, got {c}")
-    if not x.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous():
-        return F.pixel_shuffle(x, r)
-    blocks = x.permute(0, 2, 3, 1).reshape(n, h, w, c // (r * r), r, r)
-    return blocks.permute(0, 3, 1, 4, 2, 5).reshape(n, c // (r * r), h * r, w * r)
 
 
 def _embedding(stages: list[tuple[int, int, int, int]]) -> EmbeddingNet:
@@ -212,8 +197,17 @@ class HyperUNet(nn.Module):
         y8 = F.gelu(self.hc1_8(x8, p8))
         return y8, F.gelu(self.hc1_16(F.max_pool2d(y8, 2), p8))
 
+    @property
+    def head_scale(self) -> int:
+        """Size of the head's maps relative to the packed grid: 1 (sub-pixel planes) or 2 (full resolution)."""
+        return 1 if self.head == "pixel_shuffle" else 2
+
     def _decode(self, x: torch.Tensor, ys: tuple[torch.Tensor, ...], pooled: dict) -> torch.Tensor:
-        """Up path and head: padded input and down-path maps -> (N, 3, 2H, 2W) head output."""
+        """Up path and head: padded input and down-path maps -> the head's maps.
+
+        (N, 12, H, W) sub-pixel planes (head "pixel_shuffle"; shuffled in :meth:`finish_output`)
+        or (N, 3, 2H, 2W) (head "upsample").
+        """
         y0, y2, y4, y8, y16 = ys
         p1, p2, p4, p8 = (pooled.get(k) for k in ("e1", "e2", "e4", "e8"))
         # torch.add(a, b, alpha=0.25) is a + b / 4 bit for bit (a power of two), in one pass.
@@ -221,9 +215,7 @@ class HyperUNet(nn.Module):
         y4 = F.gelu(self.hc2_4(torch.add(y4, up(y8), alpha=0.25), p4) + y4)
         y2 = F.gelu(self.hc2_2(torch.add(y2, up(y4), alpha=0.25), p2) + y2.mean(1, keepdim=True))
         y = F.gelu(self.hc2(torch.add(y0, up(y2), alpha=0.25), p1) + y0) + x.mean(1, keepdim=True)
-        if self.head == "upsample":
-            return self.hc4(up(y), p1)
-        return pixel_shuffle(self.hc4(y, p1), 2)
+        return self.hc4(up(y) if self.head == "upsample" else y, p1)
 
     @staticmethod
     def _check(packed: torch.Tensor) -> None:
@@ -253,15 +245,24 @@ class HyperUNet(nn.Module):
         h, w = packed.shape[-2:]
         x = _prepare(packed)
         pooled = dict(pooled) if pooled else {}
-        return self.finish_output(packed, self._decode(x, self._encode(x, pooled), pooled)[..., : 2 * h, : 2 * w])
+        s = self.head_scale
+        return self.finish_output(packed, self._decode(x, self._encode(x, pooled), pooled)[..., : s * h, : s * w])
 
     def finish_output(self, packed: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
-        """The output from the head's (N, 3, 2h, 2w) maps over the UNPADDED packed input (N, 4, h, w).
+        """(N, 3, 2h, 2w) output from the head's maps over the UNPADDED packed input (N, 4, h, w).
 
-        sigmoid(head), or demosaic_bilinear(packed) + residual_scale * head: demosaicking the
-        unpadded input makes an untrained residual model equal demosaic_bilinear exactly.
-        Tiled inference calls it per tile.
+        sigmoid(head), or bilinear demosaic of ``packed`` + residual_scale * head: demosaicking
+        the unpadded input makes an untrained residual model equal demosaic_bilinear exactly.
+        With the sub-pixel head ((N, 12, h, w) maps) both are summed before the one shuffle;
+        the bilinear base is computed in the head's memory format (an add across formats is
+        several times slower). Tiled inference calls it per tile.
         """
+        if self.head == "upsample":
+            return torch.sigmoid(head) if self.output == "sigmoid" else torch.addcmul(
+                demosaic_bilinear(packed), self.residual_scale, head)
         if self.output == "sigmoid":
-            return torch.sigmoid(head)
-        return torch.addcmul(demosaic_bilinear(packed), self.residual_scale, head)
+            return pixel_shuffle(torch.sigmoid(head), 2)
+        channels_last = head.is_contiguous(memory_format=torch.channels_last) and not head.is_contiguous()
+        base = demosaic_bilinear_planes(packed.contiguous(
+            memory_format=torch.channels_last if channels_last else torch.contiguous_format))
+        return pixel_shuffle(torch.addcmul(base, self.residual_scale, head), 2)

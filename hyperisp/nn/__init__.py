@@ -1,4 +1,4 @@
-"""Layers: HyperConvolution (prediction and application), its plain twin, padding helpers."""
+"""Layers: HyperConvolution (prediction and application), its plain twin, padding and shuffle helpers."""
 from hyperisp.nn.hyperconv import (
     EmbeddingNet,
     FilterMLP,
@@ -15,6 +15,7 @@ from hyperisp.nn.hyperconv import (
 )
 from hyperisp.nn.hyperconv_embed import HyperConvEmbed, conv_embedding, fixed_filters, repeat_filters, shared_filters
 from hyperisp.nn.padding import pad_to_multiple, reflect_conv2d, reflect_pad
+from hyperisp.nn.shuffle import pixel_shuffle
 
 __all__ = [
     "EmbeddingNet",
@@ -32,6 +33,7 @@ __all__ = [
     "hyper_conv2d",
     "normalize_filters",
     "pad_to_multiple",
+    "pixel_shuffle",
     "predict_filters",
     "reflect_conv2d",
     "reflect_pad",
