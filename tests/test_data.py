@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from hyperisp.data import (
+    blur_noise,
     mix_noise_channels,
     add_awgn,
     add_raw_noise,
@@ -234,7 +235,7 @@ def test_add_awgn_sigma():
 
 def test_srgb_realistic_noise_modes():
     clean = moderate_photos(4, 32, seed=18)
-    awgn = srgb_realistic_noise(clean, gen(19), sigma_awgn_max=20 / 255, mode_probs=(0, 1, 0)) - clean
+    awgn = srgb_realistic_noise(clean, gen(19), sigma_awgn_max=20 / 255, mode_probs=(0, 1, 0), blur_prob=0.0) - clean
     assert awgn.std(dim=(1, 2, 3)).max() <= 20 / 255 * 1.05
     camera = srgb_realistic_noise(clean, gen(19), mode_probs=(1, 0, 0))
     assert camera.shape == clean.shape and camera.min() >= 0 and camera.max() <= 1
@@ -258,6 +259,23 @@ def channel_correlation(noise: torch.Tensor) -> torch.Tensor:
     """Mean off-diagonal correlation between the channels of (N, 3, H, W) noise."""
     c = torch.corrcoef(noise.transpose(0, 1).flatten(1))
     return (c.sum() - c.trace()) / 6
+
+
+def test_blur_noise_correlates_neighbours_and_keeps_rms():
+    noise = torch.randn(3, 3, 48, 48, generator=gen(24))
+    blurred = blur_noise(noise, torch.tensor([0.0, 0.5, 1.2]))
+    torch.testing.assert_close(blurred[0], noise[0])  # sigma 0: unchanged
+    rms = lambda n: n.square().mean(dim=(1, 2, 3)).sqrt()  # noqa: E731
+    torch.testing.assert_close(rms(blurred), rms(noise))
+
+    def lag1(n: torch.Tensor) -> float:
+        return torch.corrcoef(torch.stack([n[..., :-1].flatten(), n[..., 1:].flatten()]))[0, 1].item()
+
+    assert abs(lag1(blurred[0])) < 0.05 < lag1(blurred[1]) < lag1(blurred[2])
+    # And through the mixture: blurred Gaussian noise is spatially correlated.
+    clean = moderate_photos(4, 32, seed=25)
+    coloured = srgb_realistic_noise(clean, gen(26), mode_probs=(0, 1, 0), blur_prob=1.0) - clean
+    assert lag1(coloured) > 0.3
 
 
 def test_mix_noise_channels():
