@@ -17,7 +17,7 @@ import torch
 
 from hyperisp.models import create_model
 from hyperisp.pretrained import save_pretrained
-from hyperisp.train.trainer import TrainConfig, training_record
+from hyperisp.train.trainer import TrainConfig, best_validation, training_record
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
         best = [e for e in validated if e["iteration"] == state["iteration"]][-1]
     else:
         model.load_state_dict(torch.load(args.run / "best.pt", map_location="cpu"))
-        best = max(validated, key=lambda e: e["val_psnr"])
+        best = best_validation(validated, config)
     training = training_record(config, best["iteration"], args.recipe, best["val_psnr"], args.init)
     card = save_pretrained(model.eval(), args.name, trained=True, directory=args.out, training=training,
                            description=f"{config.model} trained on {', '.join(Path(d).name for d in config.data)} "

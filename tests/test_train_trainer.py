@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from hyperisp.errors import HyperispError
-from hyperisp.train.trainer import TrainConfig, export_if_better, lr_factor, train
+from hyperisp.train.trainer import TrainConfig, best_validation, export_if_better, lr_factor, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -74,6 +74,11 @@ def test_colour_gate_decides_which_validation_is_best(photos, tmp_path):
     chromas = [e["neutral_chroma_max"] for e in events if e["val_psnr"] is not None]
     assert len(chromas) == 2 and all(c > 0 for c in chromas)
     assert not (tmp_path / "strict" / "best.pt").exists()
+    with pytest.raises(HyperispError, match="no validation"):
+        best_validation(events, TrainConfig(max_neutral_chroma=0.0))
+    gated = [{"val_psnr": 30.0, "neutral_chroma_max": 1.0}, {"val_psnr": 31.0, "neutral_chroma_max": 2.0}]
+    assert best_validation(gated, TrainConfig(max_neutral_chroma=1.5))["val_psnr"] == 30.0
+    assert best_validation(gated, TrainConfig())["val_psnr"] == 31.0
     # A limit every model passes: the gate changes nothing.
     train(_config(photos, max_neutral_chroma=1e9), tmp_path / "loose", progress=False)
     assert (tmp_path / "loose" / "best.pt").exists()

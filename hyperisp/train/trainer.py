@@ -291,6 +291,19 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
             "linear_target": linear_target}
 
 
+def best_validation(events: list[dict[str, Any]], config: TrainConfig) -> dict[str, Any]:
+    """The ``log.jsonl`` event whose weights are ``best.pt``: best held-out PSNR that passed the colour gate.
+
+    (Among equal PSNRs the first, as the training loop only replaces best.pt on a strict gain.)
+    """
+    limit = config.max_neutral_chroma
+    passed = [e for e in events if e.get("val_psnr") is not None
+              and (limit is None or e.get("neutral_chroma_max", math.inf) <= limit)]
+    if not passed:
+        raise HyperispError(None, "no validation of this run passed; there is no best.pt")
+    return max(passed, key=lambda e: e["val_psnr"])
+
+
 def training_record(config: TrainConfig, iterations: int, recipe: str, val_psnr: float,
                     started_from: Optional[str] = None) -> dict[str, Any]:
     """The ``training`` section of a model card: data, iterations, recipe, config, held-out PSNR, start."""
