@@ -6,10 +6,11 @@ determined by looking at the data: see the comments.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from PIL import Image
 
 import hyperisp
-from hyperisp.raw import srgb_to_linear
+from hyperisp.raw import srgb_to_linear, unpack_bayer
 from hyperisp.raw.colour_difference import linear_srgb_to_lab_d50
 from conftest import shared_path
 
@@ -44,3 +45,21 @@ def test_halide_bayer_is_grbg_and_the_white_muzzle_is_neutral():
     swapped = hyperisp.develop(mosaic, cfa_phase="GBRG", black_level=25, white_level=1023, device="cpu")
     tongue_swapped = linear_srgb_to_lab_d50(srgb_to_linear(swapped[118:132, 150:172].reshape(-1, 3).mean(axis=0)))
     assert tongue[1] > tongue_swapped[1]  # redder (a*) with GRBG
+
+
+def test_phone_packed_raw_is_r_g_g_b_and_the_lantern_frame_is_red():
+    # 512x512x4 uint16, 12-bit. Channels 1 and 2 are the greens (equal means, correlation 0.98);
+    # (R, G, G, B) rather than (B, G, G, R) because then the carved frame is red and a face skin-toned.
+    path = shared_path("datasets", "val", "raw", "aisp_packed_12bit_512x512x4.npy")
+    packed = np.load(path).astype(np.float32)
+    assert abs(packed[..., 1].mean() / packed[..., 2].mean() - 1) < 0.01
+    assert np.corrcoef(packed[..., 1].ravel(), packed[..., 2].ravel())[0, 1] > 0.95
+    mosaic = unpack_bayer(torch.from_numpy(packed).permute(2, 0, 1)[None])[0, 0].numpy()  # (R, Gr, Gb, B)
+
+    def frame_lab(phase: str) -> np.ndarray:
+        rgb = hyperisp.develop(mosaic, cfa_phase=phase, black_level=0, white_level=4095, device="cpu")
+        return linear_srgb_to_lab_d50(srgb_to_linear(rgb[850:880, 560:620].reshape(-1, 3).mean(axis=0)))
+
+    rggb, bggr = frame_lab("RGGB"), frame_lab("BGGR")
+    assert rggb[1] > 5 and rggb[2] > 5  # red-orange wood
+    assert bggr[2] < 0  # the swapped order makes it blue
