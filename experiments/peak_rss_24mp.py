@@ -1,6 +1,6 @@
 """Peak RSS of a whole 24 MP develop (read DNG, tiled network, colour, JPEG), in a fresh process.
 
-    python experiments/peak_rss_24mp.py [--tile 4096]
+    PYTHONPATH=. python experiments/peak_rss_24mp.py [--tile 4096] > experiments/results/peak_rss_24mp.txt
 
 Writes a synthetic 6000x4000 14-bit DNG to a temp folder, runs `hyperisp develop` on it in a
 child process and reports the child's peak RSS (ru_maxrss) and wall time.
