@@ -6,7 +6,9 @@ Measures, on ../shared/datasets/val/sidd_pair (noisy.png, gt.png):
    horizontal neighbours) beside those of our synthetic camera noise at a similar level
    (``srgb_realistic_noise`` camera mode at shot 1.2e-2 on the first CBSD68 images);
 2. each model's PSNR on the ground truth plus: the real noise; white Gaussian noise with the
-   pair's channel covariance; the same blurred to a similar neighbour correlation.
+   pair's channel covariance; the same blurred to a similar neighbour correlation;
+3. the noisy crop's mean offset to its ground truth (the camera's, not noise: a denoiser keeps
+   the mean), and each model's PSNR on the real noise once its output's offset is removed.
 
     PYTHONPATH=. python experiments/sidd_noise_structure.py --model denoise [--model CARD ...]
 
