@@ -401,6 +401,9 @@ def train_command(
     max_neutral_chroma: Optional[float] = typer.Option(
         None, "--max-neutral-chroma", min=0.0,
         help="isp: keep a checkpoint as best only if the colour charts' worst neutral chroma error is at most this."),
+    phone_noise_max: Optional[float] = typer.Option(
+        None, "--phone-noise-max", min=0.0,
+        help="denoise: upper bound (8-bit levels) of the blurred phone-like noise; default the AWGN bound, 50."),
     device: Device = DeviceOpt,
     export: Optional[str] = typer.Option(None, "--export", help="Write weights + card as this shipped model if validation beats it."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (1 is far faster on a busy machine)."),
@@ -419,7 +422,8 @@ def train_command(
                              lr=lr, warmup=warmup, iters=iters or (0 if resume else 3000), seed=seed, loss=loss or "",
                              loss_space=loss_space,
                              validate_every=validate_every, checkpoint_every=checkpoint_every,
-                             val_images=val_images, init=init, max_neutral_chroma=max_neutral_chroma)
+                             val_images=val_images, init=init, max_neutral_chroma=max_neutral_chroma,
+                             phone_noise_max=phone_noise_max)
         result = train(config, out_dir, resume=resume, device=device.value, stop_at=stop_at)
         err.print(f"trained to iteration {result['iteration']}: loss {result['last_loss']:.4f}, "
                   f"best held-out PSNR {result['best_val_psnr']:.2f} dB, {result['it_per_s']:.2f} it/s")

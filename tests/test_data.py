@@ -278,6 +278,16 @@ def test_blur_noise_correlates_neighbours_and_keeps_rms():
     assert lag1(coloured) > 0.3
 
 
+def test_phone_sigma_max_scales_only_the_blurred_noise():
+    clean = torch.full((6, 3, 32, 32), 0.5)
+    rms = lambda n: n.square().mean(dim=(1, 2, 3)).sqrt()  # noqa: E731
+    for blur_prob, ratio in ((1.0, 2.0), (0.0, 1.0)):  # blurred: twice the level; white: unchanged
+        kwargs = dict(sigma_awgn_max=10 / 255, mode_probs=(0, 1, 0), blur_prob=blur_prob)
+        base = srgb_realistic_noise(clean, gen(27), **kwargs) - clean
+        strong = srgb_realistic_noise(clean, gen(27), phone_sigma_max=20 / 255, **kwargs) - clean
+        torch.testing.assert_close(rms(strong), ratio * rms(base), rtol=1e-4, atol=1e-6)
+
+
 def test_mix_noise_channels():
     noise = torch.randn(2, 3, 16, 16, generator=gen(21))
     assert torch.equal(mix_noise_channels(noise, 0.0), noise)

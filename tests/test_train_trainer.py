@@ -62,9 +62,10 @@ def test_resume_is_exact(photos, tmp_path):
 
 
 def test_denoise_training_with_vdn_loss_runs_finite(photos, tmp_path):
-    result = train(_config(photos, task="denoise", iters=8, lr=3e-3, validate_every=8), tmp_path / "d",
-                   progress=False)
+    result = train(_config(photos, task="denoise", iters=8, lr=3e-3, validate_every=8, phone_noise_max=80.0),
+                   tmp_path / "d", progress=False)
     assert result["config"].loss == "vdn" and np.isfinite(result["last_loss"]) and np.isfinite(result["val_psnr"])
+    assert json.loads((tmp_path / "d" / "config.json").read_text())["phone_noise_max"] == 80.0
 
 
 def test_colour_gate_decides_which_validation_is_best(photos, tmp_path):
@@ -84,6 +85,8 @@ def test_colour_gate_decides_which_validation_is_best(photos, tmp_path):
     assert (tmp_path / "loose" / "best.pt").exists()
     with pytest.raises(HyperispError, match="isp task only"):
         _config(photos, task="denoise", max_neutral_chroma=1.0)
+    with pytest.raises(HyperispError, match="denoise task only"):
+        _config(photos, phone_noise_max=80.0)
 
 
 def test_export_only_when_better(photos, tmp_path):

@@ -173,7 +173,8 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
                          mode_probs: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3),
                          shot_range: tuple[float, float] = (1e-4, 1.2e-2),
                          luma_mix_prob: float = 0.5, luma_mix_max: float = 1.0,
-                         blur_prob: float = 0.5, blur_sigma_range: tuple[float, float] = (0.4, 1.2)) -> torch.Tensor:
+                         blur_prob: float = 0.5, blur_sigma_range: tuple[float, float] = (0.4, 1.2),
+                         phone_sigma_max: float | None = None) -> torch.Tensor:
     """Noisy sRGB training inputs: camera-like noise, AWGN, or both, per sample.
 
     Camera-like ("realistic") noise: unprocess the clean photo (no exposure change,
@@ -193,7 +194,9 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
     AWGN: sigma ~ U(0, sigma_awgn_max) per sample (the classic synthetic benchmark). With
     probability ``blur_prob`` it is spatially correlated (:func:`blur_noise`, sigma
     ~ U(blur_sigma_range) px) and its channels mixed (beta ~ U(0, luma_mix_max)): strong,
-    correlated "phone" noise that the simple ISP's noise does not reach.
+    correlated "phone" noise that the simple ISP's noise does not reach. Its level is
+    ``phone_sigma_max * u`` instead, where given (the same draw u), to reach phone noise
+    stronger than the AWGN benchmark's range without changing that range.
 
     Mixture: each sample is "realistic", "AWGN" or "both" (the sum of the two
     noises) with probabilities ``mode_probs``. All random numbers are drawn for
@@ -209,6 +212,7 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
         luma_mix_max: upper bound of the mixing weight beta.
         blur_prob: share of samples whose Gaussian noise is blurred and channel-mixed.
         blur_sigma_range: range of the blur's standard deviation in pixels.
+        phone_sigma_max: upper bound of the blurred samples' noise level (None: ``sigma_awgn_max``).
     Returns:
         (N, 3, H, W) noisy sRGB clipped to [0, 1].
     """
@@ -227,11 +231,13 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
     draws = torch.rand(n, 2, generator=generator, device=_device(generator)).cpu()
     beta = torch.where(draws[:, 0] < luma_mix_prob, luma_mix_max * draws[:, 1], torch.zeros(n))
     camera_noise = mix_noise_channels(camera_noise, beta)
-    sigma = sigma_awgn_max * torch.rand(n, generator=generator, device=_device(generator)).cpu()
-    white_noise = add_awgn(torch.zeros_like(clean_srgb), sigma, generator)
+    level = torch.rand(n, generator=generator, device=_device(generator)).cpu()  # u: the level in [0, 1)
+    unit_noise = add_awgn(torch.zeros_like(clean_srgb), level, generator)
+    white_noise = sigma_awgn_max * unit_noise
     draws = torch.rand(n, 3, generator=generator, device=_device(generator)).cpu()
     low, high = blur_sigma_range
-    coloured = blur_noise(white_noise, low + (high - low) * draws[:, 1])
+    phone_max = sigma_awgn_max if phone_sigma_max is None else phone_sigma_max
+    coloured = blur_noise(phone_max * unit_noise, low + (high - low) * draws[:, 1])
     coloured = mix_noise_channels(coloured, luma_mix_max * draws[:, 2])
     blurred = (draws[:, 0] < blur_prob)[:, None, None, None].to(clean_srgb.device)
     white_noise = torch.where(blurred, coloured, white_noise)

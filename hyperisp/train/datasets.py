@@ -152,12 +152,14 @@ class IspSampler:
 class DenoiseSampler:
     """Batches of (noisy sRGB (N, 3, c, c), clean sRGB (N, 3, c, c)) with :func:`srgb_realistic_noise`."""
 
-    def __init__(self, cache: ImageCache, crop: int = 128, batch: int = 8, sigma_awgn_max: float = 50 / 255) -> None:
-        self.cache, self.crop, self.batch, self.sigma_awgn_max = cache, crop, batch, sigma_awgn_max
+    def __init__(self, cache: ImageCache, crop: int = 128, batch: int = 8, sigma_awgn_max: float = 50 / 255,
+                 phone_sigma_max: float | None = None) -> None:
+        self.cache, self.crop, self.batch = cache, crop, batch
+        self.sigma_awgn_max, self.phone_sigma_max = sigma_awgn_max, phone_sigma_max
 
     def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         clean = self.cache.random_crops(self.batch, self.crop, generator)
-        return srgb_realistic_noise(clean, generator, self.sigma_awgn_max), clean
+        return srgb_realistic_noise(clean, generator, self.sigma_awgn_max, phone_sigma_max=self.phone_sigma_max), clean
 
 
 def make_sampler(task: str, data: Sequence[str | Path], crop: int, batch: int, val_images: int = 0,

@@ -55,6 +55,9 @@ class TrainConfig:
     # (hyperisp.evaluate_colour) is at most this. Held-out PSNR can keep rising while greys
     # drift into a cast under strong white balance; None: PSNR alone decides.
     max_neutral_chroma: Optional[float] = None
+    # denoise: upper bound, in 8-bit levels, of the blurred "phone" noise (srgb_realistic_noise's
+    # phone_sigma_max); None: the AWGN bound (50). Real phone noise is stronger than most samples.
+    phone_noise_max: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.task not in ("isp", "denoise"):
@@ -67,6 +70,8 @@ class TrainConfig:
             raise HyperispError(None, f"unknown loss_space {self.loss_space!r}; expected developed, srgb or linear")
         if self.max_neutral_chroma is not None and self.task != "isp":
             raise HyperispError(None, "max_neutral_chroma (the colour-chart gate) applies to the isp task only")
+        if self.phone_noise_max is not None and self.task != "denoise":
+            raise HyperispError(None, "phone_noise_max (the blurred noise's level) applies to the denoise task only")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -227,8 +232,9 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     generator = torch.Generator().manual_seed(config.seed)
+    options = {} if config.phone_noise_max is None else {"phone_sigma_max": config.phone_noise_max / 255}
     sampler, val_sampler = make_sampler(config.task, config.data, config.crop, config.batch,
-                                        config.val_images, config.seed)
+                                        config.val_images, config.seed, **options)
     linear_target = not getattr(sampler, "target_is_srgb", False)
     val_batch = val_sampler.sample(torch.Generator().manual_seed(config.seed + 1)) if val_sampler else None
     step, best = 0, -math.inf
