@@ -194,9 +194,10 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
     AWGN: sigma ~ U(0, sigma_awgn_max) per sample (the classic synthetic benchmark). With
     probability ``blur_prob`` it is spatially correlated (:func:`blur_noise`, sigma
     ~ U(blur_sigma_range) px) and its channels mixed (beta ~ U(0, luma_mix_max)): strong,
-    correlated "phone" noise that the simple ISP's noise does not reach. Its level is
-    ``phone_sigma_max * u`` instead, where given (the same draw u), to reach phone noise
-    stronger than the AWGN benchmark's range without changing that range.
+    correlated "phone" noise that the simple ISP's noise does not reach. With
+    ``phone_sigma_max`` given, a blurred sample's level is ``phone_sigma_max * u`` instead of
+    ``sigma_awgn_max * u`` (the same uniform draw u): phone noise can be stronger than the
+    AWGN benchmark's range without changing that range.
 
     Mixture: each sample is "realistic", "AWGN" or "both" (the sum of the two
     noises) with probabilities ``mode_probs``. All random numbers are drawn for
