@@ -60,7 +60,7 @@ QualityOpt = typer.Option(95, "--quality", "-q", min=1, max=100, help="JPEG qual
 DeviceOpt = typer.Option(Device.auto, "--device", help="Where the network runs: auto picks CUDA when present.")
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace outputs that already exist.")
 TileOpt = typer.Option(None, "--tile", min=0, help="Tile size in pixels for exact tiled inference "
-                       "(bounded memory, same pixels); 0 = whole image at once. Default 4096.")
+                       "(bounded memory, same pixels); 0 = whole image at once. Default 4096 (develop), 2048 (denoise).")
 
 
 def _fail(error: Exception) -> None:

@@ -16,7 +16,9 @@ once per image and reused for every tile:
     y2 and y4 (n_fwd/2 channels at 1/2 and 1/4 scale) cost 1/8 and 1/32 of y0's memory.
 
 Every tile is run on its core plus a halo of ``HALO`` pixels (clipped at the image
-border) and only the core of the result is kept. Exactness rests on three facts:
+border) and only the core of the result is kept. Tiles are full-width strips while the
+image is at most twice the tile size wide (a strip of a channels_last map needs no copy),
+squares beyond. Exactness rests on three facts:
   * the halo (96) exceeds the receptive-field radius of every pass (<= 94, worked out
     in ``_UNET_RADIUS``), so corrupted margins (reflect/zero padding, bilinear edge
     clamping at a tile's inner sides) never reach the core;
@@ -83,10 +85,18 @@ def _spans(size: int, tile: int, halo: int, align: int) -> list[Span]:
     return [(a, min(a + step, size), max(0, a - halo), min(size, a + step + halo)) for a in range(0, size, step)]
 
 
-def _tiles(height: int, width: int, tile: int, halo: int, align: int) -> Iterator[tuple[Span, Span]]:
-    for ys in _spans(height, tile, halo, align):
-        for xs in _spans(width, tile, halo, align):
-            yield ys, xs
+def _tiles(height: int, width: int, tile: int, halo: int, align: int) -> list[tuple[Span, Span]]:
+    """Tiles of at most about ``tile`` x ``tile`` core pixels covering a ``height`` x ``width`` map.
+
+    Full-width strips while the map is at most 2 x ``tile`` wide, squares beyond. Why strips:
+    a row range of a channels_last map is one contiguous block, so a strip is cut out and
+    stored back without a copy, and it has a halo on two sides instead of four (its core is
+    at least ``tile`` / 2 high, so its halo share is at most a square's).
+    """
+    if width <= 2 * tile:
+        strip = max(align, tile * tile // width // align * align)
+        return [(ys, (0, width, 0, width)) for ys in _spans(height, strip, halo, align)]
+    return [(ys, xs) for ys in _spans(height, tile, halo, align) for xs in _spans(width, tile, halo, align)]
 
 
 def _extended(t: torch.Tensor, ys: Span, xs: Span, scale: float = 1.0) -> torch.Tensor:
@@ -157,7 +167,7 @@ def hyperunet_pooled_tiled(
         return {}, {}
     _check_tile(tile, UNET_ALIGN)
     height, width = x.shape[-2:]
-    tiles = list(_tiles(height, width, tile, HALO, UNET_ALIGN))
+    tiles = _tiles(height, width, tile, HALO, UNET_ALIGN)
     size = (height, width)
     nf, half = model.config["n_fwd"], model.config["n_fwd"] // 2
     pooled = {"e1": _pool_over_tiles(model, tiles, lambda ys, xs: model.embed1(_extended(x, ys, xs)), size)}
@@ -267,6 +277,12 @@ def filters_once(model: nn.Module) -> Iterator[None]:
             del module.predict
 
 
+def _is_one_tile(x: torch.Tensor, tile: int) -> bool:
+    """Whether the model's input ``x``, once padded to a multiple of 16 as the models pad it, is a single tile."""
+    height, width = (-(-n // 16) * 16 for n in x.shape[-2:])
+    return len(_tiles(height, width, tile, 0, 16)) == 1
+
+
 def supports_tiling(model: nn.Module) -> bool:
     """Whether :func:`run_tiled` knows this model type."""
     return isinstance(model, (HyperUNet, VDN, HyperVDN))
@@ -285,8 +301,10 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
         model: a HyperUNet (x: packed Bayer (N, 4, h, w) -> (N, 3, 2h, 2w)), a VDN or a
             HyperVDN (x: (N, 3, H, W) -> (N, 3, H, W)); in eval mode.
         x: the model's input.
-        tile: core tile size in input pixels, a multiple of 32 (HyperUNet) or 16 (VDN);
-            None = :func:`default_tile`. Each tile is run with a halo (96 / 64 pixels).
+        tile: a multiple of 32 (HyperUNet) or 16 (VDN); None = :func:`default_tile`. Tiles hold
+            at most about ``tile`` x ``tile`` core input pixels: full-width strips for inputs up
+            to 2 x ``tile`` wide, squares of side ``tile`` beyond. Each tile is run with a halo
+            (96 / 64 pixels).
             HyperVDN: filters from the model's filter view, predicted once per image; an
             image no larger than the view (``view_size``) is run whole.
         keep_y0: HyperUNet only: keep the full-scale maps y0 (n_fwd floats per packed pixel,
@@ -300,7 +318,7 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
     if isinstance(model, (HyperUNet, VDN)):
         model._check(x)
         _check_tile(tile, UNET_ALIGN if isinstance(model, HyperUNet) else _VDN_ALIGN)
-        if max(x.shape[-2:]) <= tile:  # one tile: the plain forward is the same computation
+        if _is_one_tile(x, tile):  # the plain forward is the same computation
             return model(x)
         if isinstance(model, VDN):
             return _run_vdn(model, x, tile)
@@ -309,7 +327,7 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
     if isinstance(model, HyperVDN):
         model._check(x)
         _check_tile(tile, _VDN_ALIGN)
-        if max(x.shape[-2:]) <= tile or model.view_patches(*x.shape[-2:]) is None:
+        if _is_one_tile(x, tile) or model.view_patches(*x.shape[-2:]) is None:
             return model(x)  # one tile, or an image that is its own filter view (at most view_size)
         filters = model.view_filters(x)  # once per image, shared by every tile (see the module doc)
         with fixed_filters(model, filters):

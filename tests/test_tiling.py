@@ -165,3 +165,41 @@ def test_recomputing_y0_gives_the_same_pixels():
     with torch.no_grad():
         whole = model(x)
     assert (run_tiled(model, x, tile=64, keep_y0=False) - whole).abs().max().item() < TOL
+
+
+@pytest.mark.parametrize("height, width, tile", [(240, 112, 64), (1424, 2128, 2048), (2000, 3008, 2048),
+                                                 (208, 192, 64), (4000, 9000, 2048)])
+def test_tiles_are_strips_up_to_twice_the_tile_wide_and_cover_the_map_once(height, width, tile):
+    from hyperisp.tiling import HALO, UNET_ALIGN, _tiles
+
+    tiles = _tiles(height, width, tile, HALO, UNET_ALIGN)
+    covered = torch.zeros(height, width, dtype=torch.int32)
+    for (y0, y1, ey0, ey1), (x0, x1, ex0, ex1) in tiles:
+        assert y0 % UNET_ALIGN == 0 and x0 % UNET_ALIGN == 0
+        assert (ey0, ey1) == (max(0, y0 - HALO), min(height, y1 + HALO))
+        assert (ex0, ex1) == (max(0, x0 - HALO), min(width, x1 + HALO))
+        assert (y1 - y0) * (x1 - x0) <= max(tile * tile, UNET_ALIGN * width)  # the memory bound
+        covered[y0:y1, x0:x1] += 1
+    assert (covered == 1).all()
+    strips = all(xs[:2] == (0, width) for _, xs in tiles)
+    assert strips == (width <= 2 * tile)
+
+
+def test_full_width_strips_equal_whole_image():
+    """Strips (input at most 2 x tile wide) are cut from channels_last maps without copies: same pixels."""
+    from hyperisp.tiling import _tiles
+
+    model = _unet()
+    x = torch.rand(1, 4, 230, 101, generator=torch.Generator().manual_seed(9))
+    assert len(_tiles(240, 112, 64, 96, 32)) > 2  # padded size: several strips, each with halos
+    with torch.no_grad():
+        whole = model(x)
+    assert (run_tiled(model, x, tile=64) - whole).abs().max().item() < TOL
+
+
+def test_each_task_has_its_default_tile():
+    from hyperisp.pipeline import _network_tile
+
+    assert _network_tile(_unet(), None) == 2048  # 4096 image pixels, packed: 2048
+    assert _network_tile(create_model("denoise_small"), None) == 2048
+    assert _network_tile(create_model("denoise_small"), 0) is None

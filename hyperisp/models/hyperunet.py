@@ -32,7 +32,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from hyperisp.models.registry import register_arch
-from hyperisp.nn import EmbeddingNet, HyperConv, StaticConv, cell_max_pool, global_pool, pad_to_multiple, pixel_shuffle
+from hyperisp.nn import (
+    CLAMP01, GELU, EmbeddingNet, HyperConv, StaticConv, cell_max_pool, global_pool, pad_to_multiple, pixel_shuffle,
+)
 from hyperisp.raw.bayer import demosaic_bilinear, demosaic_bilinear_planes
 
 # Stride of the deepest forward maps (1/16 of the packed input); 32 keeps them >= 2 px,
@@ -172,8 +174,8 @@ class HyperUNet(nn.Module):
     def _stem(self, x: torch.Tensor, pooled: dict) -> torch.Tensor:
         """Full-scale stage: padded (N, 4, H, W) -> y0 (N, n_fwd, H, W); fills ``pooled["e1"]``."""
         p1 = self._pool("e1", x, pooled)
-        y0 = self.hc0(x, p1).clamp(0, 1)
-        return (self.hc1(y0, p1) + y0).clamp(0, 1)
+        y0 = self.hc0(x, p1, activation=CLAMP01)
+        return self.hc1(y0, p1, activation=CLAMP01, residual=y0)
 
     def _down(self, y0: torch.Tensor, pooled: dict) -> tuple[torch.Tensor, ...]:
         """Scales 1/2 .. 1/16: y0 -> (y2, y4, y8, y16); fills "e2", "e4", "e8" (tiled inference calls the stages apart)."""
@@ -183,19 +185,19 @@ class HyperUNet(nn.Module):
 
     def _y2(self, x2: torch.Tensor, p2: Optional[torch.Tensor]) -> torch.Tensor:
         """maxpool(y0) (N, n_fwd, H/2, W/2) -> y2 (N, n_fwd/2, H/2, W/2)."""
-        return F.gelu(self.hc1_2(x2, p2))
+        return self.hc1_2(x2, p2, activation=GELU)
 
     def _y4(self, y2: torch.Tensor, pooled: dict) -> torch.Tensor:
         """y2 -> y4 (N, n_fwd/2, H/4, W/4); fills "e4"."""
         x4 = F.max_pool2d(y2, 2)
-        return F.gelu(self.hc1_4(x4, self._pool("e4", x4, pooled)))
+        return self.hc1_4(x4, self._pool("e4", x4, pooled), activation=GELU)
 
     def _deep(self, y4: torch.Tensor, pooled: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """y4 -> (y8, y16) at 1/8 and 1/16; fills "e8"."""
         x8 = F.max_pool2d(y4, 2)
         p8 = self._pool("e8", x8, pooled)
-        y8 = F.gelu(self.hc1_8(x8, p8))
-        return y8, F.gelu(self.hc1_16(F.max_pool2d(y8, 2), p8))
+        y8 = self.hc1_8(x8, p8, activation=GELU)
+        return y8, self.hc1_16(F.max_pool2d(y8, 2), p8, activation=GELU)
 
     @property
     def head_scale(self) -> int:
@@ -211,10 +213,10 @@ class HyperUNet(nn.Module):
         y0, y2, y4, y8, y16 = ys
         p1, p2, p4, p8 = (pooled.get(k) for k in ("e1", "e2", "e4", "e8"))
         # torch.add(a, b, alpha=0.25) is a + b / 4 bit for bit (a power of two), in one pass.
-        y8 = F.gelu(self.hc2_8(torch.add(y8, up(y16), alpha=0.25), p8) + y8)
-        y4 = F.gelu(self.hc2_4(torch.add(y4, up(y8), alpha=0.25), p4) + y4)
-        y2 = F.gelu(self.hc2_2(torch.add(y2, up(y4), alpha=0.25), p2) + y2.mean(1, keepdim=True))
-        y = F.gelu(self.hc2(torch.add(y0, up(y2), alpha=0.25), p1) + y0) + x.mean(1, keepdim=True)
+        y8 = self.hc2_8(torch.add(y8, up(y16), alpha=0.25), p8, activation=GELU, residual=y8)
+        y4 = self.hc2_4(torch.add(y4, up(y8), alpha=0.25), p4, activation=GELU, residual=y4)
+        y2 = self.hc2_2(torch.add(y2, up(y4), alpha=0.25), p2, activation=GELU, residual=y2.mean(1, keepdim=True))
+        y = self.hc2(torch.add(y0, up(y2), alpha=0.25), p1, activation=GELU, residual=y0) + x.mean(1, keepdim=True)
         return self.hc4(up(y) if self.head == "upsample" else y, p1)
 
     @staticmethod
@@ -262,7 +264,7 @@ class HyperUNet(nn.Module):
                 demosaic_bilinear(packed), self.residual_scale, head)
         if self.output == "sigmoid":
             return pixel_shuffle(torch.sigmoid(head), 2)
-        channels_last = head.is_contiguous(memory_format=torch.channels_last) and not head.is_contiguous()
+        channels_last = head.stride(1) == 1  # channels innermost, also for a cropped (strided) head
         base = demosaic_bilinear_planes(packed.contiguous(
             memory_format=torch.channels_last if channels_last else torch.contiguous_format))
         return pixel_shuffle(torch.addcmul(base, self.residual_scale, head), 2)

@@ -38,12 +38,26 @@ from typing import Callable, ContextManager, Optional, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from hyperisp.models.registry import register_arch
-from hyperisp.nn import HyperConvEmbed, HyperFilters, fixed_filters, pad_to_multiple, shared_filters
+from hyperisp.nn import (
+    Activation, HyperConvEmbed, HyperFilters, avg_pool2x2, conv2d_act, fixed_filters, leaky_relu, pad_to_multiple, shared_filters,
+)
 
-ConvFactory = Callable[[int, int], nn.Module]  # (cin, cout) -> 3x3 'same' conv module
+ConvFactory = Callable[[int, int], nn.Module]  # (cin, cout) -> 3x3 'same' conv module, forward(x, activation=None)
+
+
+class ZeroPadConv(nn.Conv2d):
+    """``nn.Conv2d(Cin, Cout, 3, padding=1)`` (VDN's zero padding) whose forward takes an activation to fuse.
+
+    ``forward(x (N, Cin, H, W), activation=None) -> (N, Cout, H, W)``; same parameters and state_dict keys.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, activation: Optional[Activation] = None) -> torch.Tensor:
+        return conv2d_act(x, self.weight, self.bias, 1, 1, activation)
 
 
 class DNet(nn.Module):
@@ -51,7 +65,7 @@ class DNet(nn.Module):
 
     def __init__(self, conv: ConvFactory, widths: Sequence[int], slope: float, out_channels: int = 6) -> None:
         super().__init__()
-        self.slope = slope
+        self.slope, self.act = slope, leaky_relu(slope)
         self.down = nn.ModuleList()
         prev = 3
         for c in widths:
@@ -67,7 +81,7 @@ class DNet(nn.Module):
 
     def _block(self, convs: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
         for conv in convs:
-            x = F.leaky_relu(conv(x), self.slope)
+            x = conv(x, activation=self.act)
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,7 +90,7 @@ class DNet(nn.Module):
             x = self._block(convs, x)
             if i < len(self.down) - 1:
                 skips.append(x)
-                x = F.avg_pool2d(x, 2)
+                x = avg_pool2x2(x)
         for upconv, convs in zip(self.up, self.up_blocks):
             x = self._block(convs, torch.cat([upconv(x), skips.pop()], 1))
         return self.last(x)
@@ -89,14 +103,14 @@ class SNet(nn.Module):
         super().__init__()
         if layers < 2:
             raise ValueError(f"expected snet_layers >= 2, got {layers}")
-        self.slope = slope
+        self.act = leaky_relu(slope)
         self.convs = nn.ModuleList(
             [conv(3, channels)] + [conv(channels, channels) for _ in range(layers - 2)] + [conv(channels, out_channels)]
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv in self.convs[:-1]:
-            x = F.leaky_relu(conv(x), self.slope)
+            x = conv(x, activation=self.act)
         return self.convs[-1](x)
 
 
@@ -164,11 +178,8 @@ class VDN(_VariationalDenoiser):
             "snet_channels": snet_channels, "snet_layers": snet_layers, "slope": slope,
         }
 
-        def conv(cin: int, cout: int) -> nn.Module:
-            return nn.Conv2d(cin, cout, 3, padding=1)  # zero padding, as in VDN
-
-        self.dnet = DNet(conv, [base_channels * 2**i for i in range(depth)], slope)
-        self.snet = SNet(conv, snet_channels, snet_layers, slope)
+        self.dnet = DNet(ZeroPadConv, [base_channels * 2**i for i in range(depth)], slope)
+        self.snet = SNet(ZeroPadConv, snet_channels, snet_layers, slope)
         nn.init.zeros_(self.dnet.last.weight)
         nn.init.zeros_(self.dnet.last.bias)
         self.register_parameter("out_scale", None)

@@ -1,4 +1,6 @@
-"""Layers: HyperConvolution (prediction and application), its plain twin, padding and shuffle helpers."""
+"""Layers: HyperConvolution (prediction and application), its plain twin, padding and shuffle helpers,
+and oneDNN fast paths for CPU inference (conv + activation fused, 2x2 average pool)."""
+from hyperisp.nn.fused import CLAMP01, GELU, Activation, activate, avg_pool2x2, conv2d_act, leaky_relu
 from hyperisp.nn.hyperconv import (
     EmbeddingNet,
     FilterMLP,
@@ -18,6 +20,13 @@ from hyperisp.nn.padding import pad_to_multiple, reflect_conv2d, reflect_pad
 from hyperisp.nn.shuffle import pixel_shuffle
 
 __all__ = [
+    "CLAMP01",
+    "GELU",
+    "Activation",
+    "activate",
+    "avg_pool2x2",
+    "conv2d_act",
+    "leaky_relu",
     "EmbeddingNet",
     "FilterMLP",
     "FilterPrediction",

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hyperisp.nn.fused import Activation
 from hyperisp.nn.padding import reflect_conv2d
 
 L1_EPS = 1e-12
@@ -152,10 +153,18 @@ def predict_filters(
     return HyperFilters(weight, bias, gain)
 
 
-def hyper_conv2d(x: torch.Tensor, filters: HyperFilters, path: str = "auto") -> torch.Tensor:
-    """Apply per-image filters with reflection 'same' padding: ``y = gain * (w * x) + bias``.
+def hyper_conv2d(
+    x: torch.Tensor,
+    filters: HyperFilters,
+    path: str = "auto",
+    activation: Optional[Activation] = None,
+    residual: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Apply per-image filters with reflection 'same' padding: ``y = act(gain * (w * x) + bias + residual)``.
 
-    The gain is folded into the weight (same result, no extra pass over the maps).
+    The gain is folded into the weight (same result, no extra pass over the maps); the
+    activation and residual are fused into the convolution where possible
+    (:func:`~hyperisp.nn.reflect_conv2d`).
 
     Args:
         x: (N, Cin, H, W).
@@ -164,6 +173,8 @@ def hyper_conv2d(x: torch.Tensor, filters: HyperFilters, path: str = "auto") -> 
         path: "per_image" (a plain conv per sample; the inference path), "grouped"
             (one conv with groups=N; the training path) or "auto" (plain conv when
             the filters are shared or N == 1, grouped otherwise).
+        activation: None or an :class:`~hyperisp.nn.fused.Activation`, applied last.
+        residual: None or a map added before the activation, (N, Cout, H, W) or broadcastable to it.
     Returns:
         (N, Cout, H, W).
     """
@@ -185,20 +196,26 @@ def hyper_conv2d(x: torch.Tensor, filters: HyperFilters, path: str = "auto") -> 
     if gain is not None:
         weight = weight * gain[:, :, None, None, None]
     if nf == 1 and (n == 1 or path != "grouped"):  # one filter set: a single plain conv
-        return reflect_conv2d(x, weight[0], None if bias is None else bias[0])
+        return reflect_conv2d(x, weight[0], None if bias is None else bias[0], 1, activation, residual)
     if nf == 1:
         weight = weight.expand(n, -1, -1, -1, -1)
         bias = None if bias is None else bias.expand(n, -1)
+    if residual is not None:
+        residual = residual.expand(n, cout, h, w)
     if path == "per_image":
-        return torch.cat(
-            [reflect_conv2d(x[i : i + 1], weight[i], None if bias is None else bias[i]) for i in range(n)]
-        )
+        return torch.cat([
+            reflect_conv2d(x[i : i + 1], weight[i], None if bias is None else bias[i], 1, activation,
+                           None if residual is None else residual[i : i + 1])
+            for i in range(n)
+        ])
     # One grouped conv: sample i's Cin channels form group i, convolved with its own Cout filters.
     y = reflect_conv2d(
         x.reshape(1, n * cin, h, w),
         weight.reshape(n * cout, cin, f, f),
         None if bias is None else bias.reshape(n * cout),
-        groups=n,
+        n,
+        activation,
+        None if residual is None else residual.reshape(1, n * cout, h, w),
     )
     return y.view(n, cout, h, w)
 
@@ -243,8 +260,16 @@ class HyperConv(nn.Module):
         """(N, Ce) -> HyperFilters (weight (N, Cout, Cin, f, f), bias/gain (N, Cout) or None)."""
         return predict_filters(pooled, self.mlp, self.const, self.bias_head, self.gain_head)
 
-    def forward(self, x: torch.Tensor, pooled: torch.Tensor, path: str = "auto") -> torch.Tensor:
-        return hyper_conv2d(x, self.predict(pooled), path)
+    def forward(
+        self,
+        x: torch.Tensor,
+        pooled: torch.Tensor,
+        path: str = "auto",
+        activation: Optional[Activation] = None,
+        residual: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """``activation(conv(x) + residual)`` (both optional; see :func:`hyper_conv2d`)."""
+        return hyper_conv2d(x, self.predict(pooled), path, activation, residual)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
@@ -253,7 +278,8 @@ class HyperConv(nn.Module):
 class StaticConv(nn.Module):
     """Plain-conv twin of :class:`HyperConv` with the same call signature.
 
-    ``forward(x (N, Cin, H, W), pooled=None) -> (N, Cout, H, W)``; ``pooled`` is ignored.
+    ``forward(x (N, Cin, H, W), pooled=None, activation=None, residual=None) -> (N, Cout, H, W)``;
+    ``pooled`` is ignored.
     Reflection 'same' padding like the HyperConv.
     """
 
@@ -263,7 +289,13 @@ class StaticConv(nn.Module):
             raise ValueError(f"expected an odd kernel_size, got {kernel_size}")
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, bias=bias)
 
-    def forward(self, x: torch.Tensor, pooled: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        pooled: Optional[torch.Tensor] = None,
+        activation: Optional[Activation] = None,
+        residual: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         if x.ndim != 4:
             raise ValueError(f"expected input of shape (N, Cin, H, W), got {tuple(x.shape)}")
-        return reflect_conv2d(x, self.conv.weight, self.conv.bias)
+        return reflect_conv2d(x, self.conv.weight, self.conv.bias, 1, activation, residual)

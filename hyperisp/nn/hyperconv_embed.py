@@ -20,6 +20,7 @@ from typing import Iterator, Mapping, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from hyperisp.nn.fused import Activation
 from hyperisp.nn.hyperconv import EmbeddingNet, HyperConv, HyperFilters, global_pool, hyper_conv2d
 
 
@@ -70,15 +71,19 @@ class HyperConvEmbed(nn.Module):
             pooled = pooled.reshape(-1, group, pooled.shape[1]).mean(dim=1)
         return self.hyper.predict(pooled)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, activation: Optional[Activation] = None, residual: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """``activation(conv(x) + residual)`` (both optional; see :func:`~hyperisp.nn.hyper_conv2d`)."""
         if self.fixed is not None:  # filters given from outside (see fixed_filters)
-            return hyper_conv2d(x, repeat_filters(self.fixed, x.shape[0]))
-        if self.share is None:  # the ordinary path: per-sample filters
-            return hyper_conv2d(x, self.predict(x))
-        group, sink, name = self.share
-        filters = self.predict(x, group)
-        sink[name] = filters
-        return hyper_conv2d(x, repeat_filters(filters, x.shape[0]))
+            filters = repeat_filters(self.fixed, x.shape[0])
+        elif self.share is None:  # the ordinary path: per-sample filters
+            filters = self.predict(x)
+        else:
+            group, sink, name = self.share
+            sink[name] = self.predict(x, group)
+            filters = repeat_filters(sink[name], x.shape[0])
+        return hyper_conv2d(x, filters, "auto", activation, residual)
 
 
 def repeat_filters(filters: HyperFilters, n: int) -> HyperFilters:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from hyperisp.nn.fused import Activation, activate, conv2d_act
+
 
 def reflect_pad(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
     """Reflection-pad the last two dims, replicate where the map is too small to mirror.
@@ -34,21 +36,30 @@ def reflect_pad(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor
 _BORDER_FIX_MIN_AREA = 128 * 128
 
 
-def reflect_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                   groups: int = 1) -> torch.Tensor:
+def reflect_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    groups: int = 1,
+    activation: Activation | None = None,
+    residual: torch.Tensor | None = None,
+) -> torch.Tensor:
     """'Same' convolution with reflection padding, without a padded copy of the input.
 
-    Equal to ``F.conv2d(reflect_pad(x, (p,) * 4), weight, bias, groups=groups)`` with
-    p = f // 2. Padding a whole feature map is a full extra pass over memory (it cost as
-    much as the 16-channel convolution itself), so the convolution runs with oneDNN's
-    built-in zero padding and only the p-pixel border, the part that saw the zeros, is
-    recomputed from thin reflection-padded strips.
+    ``activation(F.conv2d(reflect_pad(x, (p,) * 4), weight, bias, groups=groups) + residual)``
+    with p = f // 2, the activation and residual fused into the convolution where possible
+    (:func:`hyperisp.nn.fused.conv2d_act`). Padding a whole feature map is a full extra pass
+    over memory (it cost as much as the 16-channel convolution itself), so the convolution
+    runs with oneDNN's built-in zero padding and only the p-pixel border, the part that saw
+    the zeros, is recomputed from thin reflection-padded strips.
 
     Args:
         x: (N, Cin, H, W).
         weight: (Cout, Cin / groups, f, f), f odd.
         bias: (Cout,) or None.
         groups: as in :func:`torch.nn.functional.conv2d`.
+        activation: None or an :class:`~hyperisp.nn.fused.Activation`, applied last.
+        residual: None or a map added before the activation, (N, Cout, H, W) or broadcastable to it.
     Returns:
         (N, Cout, H, W).
     """
@@ -57,17 +68,22 @@ def reflect_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     if p == 0 or h < 2 * p or w < 2 * p or h * w < _BORDER_FIX_MIN_AREA or x.device.type == "meta":
         # Small maps (training crops, deep UNet levels): the copy is cheap, four extra convolutions are not.
         # Meta tensors (FLOP counting): count the convolution, not how its border is computed.
-        return F.conv2d(reflect_pad(x, (p, p, p, p)), weight, bias, groups=groups)
-    y = F.conv2d(x, weight, bias, padding=p, groups=groups)
+        return conv2d_act(reflect_pad(x, (p, p, p, p)), weight, bias, 0, groups, activation, residual)
+    y = conv2d_act(x, weight, bias, p, groups, activation, residual)
+    if residual is not None:
+        residual = residual.expand_as(y)
 
-    def border(strip: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(strip, (p, p, p, p), mode="reflect"), weight, bias, groups=groups)
+    def border(rows: slice, cols: slice, strip: torch.Tensor, keep: tuple[slice, slice]) -> None:
+        """Recompute output ``y[..., rows, cols]`` from the input ``strip`` that covers it (plus p)."""
+        part = conv2d_act(F.pad(strip, (p, p, p, p), mode="reflect"), weight, bias, 0, groups)[..., keep[0], keep[1]]
+        y[..., rows, cols] = activate(part if residual is None else part + residual[..., rows, cols], activation)
 
     # Output rows/columns within p of an edge read input rows/columns up to 2p - 1 from it.
-    y[..., :p, :] = border(x[..., : 2 * p, :])[..., :p, :]
-    y[..., -p:, :] = border(x[..., -2 * p :, :])[..., -p:, :]
-    y[..., :, :p] = border(x[..., :, : 2 * p])[..., :, :p]
-    y[..., :, -p:] = border(x[..., :, -2 * p :])[..., :, -p:]
+    full, first, last = slice(None), slice(None, p), slice(-p, None)
+    border(first, full, x[..., : 2 * p, :], (first, full))
+    border(last, full, x[..., -2 * p :, :], (last, full))
+    border(full, first, x[..., :, : 2 * p], (full, first))
+    border(full, last, x[..., :, -2 * p :], (full, last))
     return y
 
 
