@@ -82,7 +82,8 @@ def _setup_process(threads: int, keep_memory: bool) -> None:
 
 
 def _network_case(config: Any, shape: tuple[int, ...], device: str, tile: Optional[int], threads: int,
-                  keep_memory: bool = True) -> dict:
+                  keep_memory: bool = True, repeats: int = 3) -> dict:
+    """Warm network runs: the median of ``repeats`` timed runs after an untimed one ("runs": each of them)."""
     from hyperisp.models import create_model
     from hyperisp.pipeline import _network_tile, inference_autocast
     from hyperisp.pretrained import load_pretrained
@@ -101,8 +102,8 @@ def _network_case(config: Any, shape: tuple[int, ...], device: str, tile: Option
     # Warm up at the timed shapes: oneDNN builds its kernels per input shape on first use,
     # and a batch of photos runs warm after the first one.
     run()
-    seconds = _time(run, device)
-    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
+    runs = [_time(run, device) for _ in range(repeats)]
+    return {"seconds": float(np.median(runs)), "runs": runs, "peak_rss_mb": _peak_rss_mb()}
 
 
 def _file_case(command: str, src: str, out: str, model: str, tile: Optional[int], threads: int,
@@ -177,6 +178,7 @@ def run_bench(
     baselines: bool = True,
     isolate: bool = True,
     keep_memory: bool = True,
+    repeats: int = 5,
 ) -> dict:
     """Benchmark a shipped model (``isp`` or ``denoise`` task) at ``megapixels`` output size.
 
@@ -184,8 +186,12 @@ def run_bench(
     cases (list of {name, seconds, s_per_mp, mp_per_s, gflop_per_s, peak_fraction, peak_rss_mb, flops,
     note}). ``isolate``: each case in a fresh process (clean peak RSS); otherwise in this process
     (peak RSS is then the process's running maximum). ``keep_memory``: the CLI's allocator setting
-    (:func:`hyperisp.runtime.keep_freed_memory`); False times glibc's default.
+    (:func:`hyperisp.runtime.keep_freed_memory`); False times glibc's default. ``repeats``: network
+    cases report the median of this many warm runs (single runs on a shared 2-core machine varied
+    by up to 1.5x, most often the first), end-to-end cases are one cold call each.
     """
+    if repeats < 1:
+        raise ValueError(f"expected repeats >= 1, got {repeats}")
     from hyperisp.models import count_flops
     from hyperisp.models.counting import input_shape_for
     from hyperisp.pretrained import get_card, load_pretrained
@@ -213,7 +219,8 @@ def run_bench(
         cases.append(row)
 
     how = "exact tiled inference"
-    add(f"{model}: network", run_case(_network_case, model, shape, device, tile, threads, keep_memory), model_flops,
+    add(f"{model}: network", run_case(_network_case, model, shape, device, tile, threads, keep_memory, repeats),
+        model_flops,
         how if device == "cpu" else f"{how}, fp16 autocast")
     if baselines:
         from hyperisp.models import create_model
@@ -222,7 +229,7 @@ def run_bench(
         with torch.device("meta"):
             twin_flops = count_flops(create_model(twin), shape).total
         twin_name = f"plain-conv twin ({twin.get('n_fwd', twin.get('base_channels'))} ch)"
-        add(twin_name, run_case(_network_case, twin, shape, device, tile, threads, keep_memory), twin_flops,
+        add(twin_name, run_case(_network_case, twin, shape, device, tile, threads, keep_memory, repeats), twin_flops,
             f"equal FLOPs ({twin_flops / model_flops:.2f}x)")
     if device == "cpu":
         with tempfile.TemporaryDirectory() as tmp:
@@ -254,5 +261,5 @@ def run_bench(
                         add("OpenCV NLM", run_case(_nlm_case, png), note="fastNlMeansDenoisingColored h=5")
     return {
         "model": model, "task": task, "megapixels": out_mp, "output_size": [height, width], "device": device,
-        "threads": threads, "keep_memory": keep_memory, "matmul_peak_gflops": peak, "cases": cases,
+        "threads": threads, "keep_memory": keep_memory, "repeats": repeats, "matmul_peak_gflops": peak, "cases": cases,
     }

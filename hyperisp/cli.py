@@ -534,6 +534,7 @@ def bench(
     keep_memory: bool = typer.Option(True, "--keep-memory/--no-keep-memory",
                                      help="Reuse freed memory as every hyperisp command does (see hyperisp/runtime.py); "
                                           "--no-keep-memory times glibc's default allocator."),
+    repeats: int = typer.Option(5, "--repeats", min=1, help="Warm runs per network case; the median is reported."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Seconds per megapixel, GFLOP/s against the matmul peak and peak memory, with baselines, in one run."""
@@ -542,7 +543,7 @@ def bench(
 
     try:
         dev = resolve_device(device.value).type
-        report = run_bench(model, megapixels, dev, tile, threads, baselines, isolate, keep_memory)
+        report = run_bench(model, megapixels, dev, tile, threads, baselines, isolate, keep_memory, repeats)
     except (HyperispError, ValueError) as error:
         _fail(error)
         raise typer.Exit(2)

@@ -229,14 +229,17 @@ def _run_hyperunet(model: HyperUNet, packed: torch.Tensor, tile: int, keep_y0: b
 
 
 # -- VDN --------------------------------------------------------------------------------------------
-def _run_vdn(model: VDN | HyperVDN, x: torch.Tensor, tile: int) -> torch.Tensor:
-    """Plain VDN (or HyperVDN with fixed filters) is local: the denoised image, tile by tile with a halo."""
+def _run_vdn(model: VDN | HyperVDN, x: torch.Tensor, tile: int, xp: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Plain VDN (or HyperVDN with fixed filters) is local: the denoised image, tile by tile with a halo.
+
+    ``xp``: ``model._prepare(x)`` if the caller has it (the pad-to-16, once, on the whole image).
+    """
     _check_tile(tile, _VDN_ALIGN)
     if model.config["depth"] > 4:  # _VDN_HALO covers D-Net's radius up to depth 4 only
         return model(x)
     scale = model.out_scale  # None for VDN
     h, w = x.shape[-2:]
-    xp = model._prepare(x)  # pad-to-16 once, on the whole image
+    xp = model._prepare(x) if xp is None else xp
     out = x.new_empty(x.shape)
     for ys, xs in _tiles(*xp.shape[-2:], tile, _VDN_HALO, _VDN_ALIGN):
         if ys[0] >= h or xs[0] >= w:
@@ -244,8 +247,9 @@ def _run_vdn(model: VDN | HyperVDN, x: torch.Tensor, tile: int) -> torch.Tensor:
         ys_out, xs_out = (ys[0], min(ys[1], h), ys[2], ys[3]), (xs[0], min(xs[1], w), xs[2], xs[3])
         xt = _extended(xp, ys, xs)
         residual = _core(model.dnet(xt)[:, :3], ys_out, xs_out, 1)
-        residual = residual if scale is None else scale * residual
-        out[..., ys_out[0] : ys_out[1], xs_out[0] : xs_out[1]] = _core(xt, ys_out, xs_out, 1) - residual
+        # x - scale * residual in one pass, written straight into the output
+        torch.sub(_core(xt, ys_out, xs_out, 1), residual, alpha=1.0 if scale is None else float(scale),
+                  out=out[..., ys_out[0] : ys_out[1], xs_out[0] : xs_out[1]])
     return out
 
 
@@ -329,7 +333,8 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
         _check_tile(tile, _VDN_ALIGN)
         if _is_one_tile(x, tile) or model.view_patches(*x.shape[-2:]) is None:
             return model(x)  # one tile, or an image that is its own filter view (at most view_size)
-        filters = model.view_filters(x)  # once per image, shared by every tile (see the module doc)
+        xp = model._prepare(x)
+        filters = model._view_filters(xp, *x.shape[-2:], ("dnet",))  # once per image, for every tile (module doc)
         with fixed_filters(model, filters):
-            return _run_vdn(model, x, tile)
+            return _run_vdn(model, x, tile, xp)
     raise TypeError(f"expected a HyperUNet, VDN or HyperVDN, got {type(model).__name__}")

@@ -30,7 +30,7 @@ def test_matmul_peak_is_positive():
 
 
 def test_bench_cli_json_at_a_tiny_size():
-    result = CliRunner().invoke(app, ["bench", "--mp", "0.02", "--no-baselines", "--no-isolate", "--json"])
+    result = CliRunner().invoke(app, ["bench", "--mp", "0.02", "--no-baselines", "--no-isolate", "--repeats", "3", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     names = [c["name"] for c in report["cases"]]
@@ -38,4 +38,5 @@ def test_bench_cli_json_at_a_tiny_size():
     network = report["cases"][0]
     assert network["seconds"] > 0 and network["gflop_per_s"] > 0 and network["peak_rss_mb"] > 50
     assert 0 < network["peak_fraction"] < 5
+    assert len(network["runs"]) == report["repeats"] == 3 and network["seconds"] == sorted(network["runs"])[1]
     assert report["matmul_peak_gflops"] > 0

@@ -94,3 +94,37 @@ def test_avg_pool2x2_equals_torch(size):
         fast = avg_pool2x2(x)
     torch.testing.assert_close(fast, F.avg_pool2d(x, 2), atol=1e-6, rtol=0)
     torch.testing.assert_close(avg_pool2x2(x.requires_grad_()), F.avg_pool2d(x, 2), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("n_filters", [1, 2])
+def test_hyper_conv2d_of_parts_equals_conv_of_their_concatenation(n_filters):
+    from hyperisp.nn import HyperFilters, hyper_conv2d
+
+    g = torch.Generator().manual_seed(2)
+    parts = [torch.randn(2, c, 131, 129, generator=g).contiguous(memory_format=torch.channels_last) for c in (3, 5)]
+    filters = HyperFilters(torch.randn(n_filters, 4, 8, 3, 3, generator=g) / 8, torch.randn(n_filters, 4, generator=g),
+                           torch.rand(n_filters, 4, generator=g) + 0.5)
+    residual = torch.randn(2, 4, 131, 129, generator=g)
+    with torch.no_grad():
+        whole = hyper_conv2d(torch.cat(parts, 1), filters, activation=GELU, residual=residual)
+        split = hyper_conv2d(parts, filters, activation=GELU, residual=residual)
+        torch.testing.assert_close(split, whole, atol=1e-5, rtol=1e-5)
+        with pytest.raises(ValueError, match="the parts have"):
+            hyper_conv2d(parts[:1], filters)
+
+
+def test_vdn_up_path_convs_take_the_parts_of_the_concatenation():
+    from hyperisp.models.vdn import ZeroPadConv
+    from hyperisp.nn import HyperConvEmbed, fixed_filters
+
+    parts = [torch.randn(1, 4, 40, 36), torch.randn(1, 4, 40, 36)]
+    conv = ZeroPadConv(8, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(parts, leaky_relu(0.2)), conv(torch.cat(parts, 1), leaky_relu(0.2)),
+                                   atol=1e-5, rtol=1e-5)
+    layer = HyperConvEmbed(8, 6, n_hid=8, embed_channels=(4, 4, 4)).eval()
+    with torch.no_grad():
+        whole = layer(torch.cat(parts, 1), leaky_relu(0.2))  # predicts from the concatenation
+        assert torch.equal(layer(parts, leaky_relu(0.2)), whole)
+        with fixed_filters(torch.nn.ModuleDict({"layer": layer}), {"layer": layer.predict(torch.cat(parts, 1))}):
+            torch.testing.assert_close(layer(parts, leaky_relu(0.2)), whole, atol=1e-5, rtol=1e-5)

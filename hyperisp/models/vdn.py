@@ -44,7 +44,8 @@ from hyperisp.nn import (
     Activation, HyperConvEmbed, HyperFilters, avg_pool2x2, conv2d_act, fixed_filters, leaky_relu, pad_to_multiple, shared_filters,
 )
 
-ConvFactory = Callable[[int, int], nn.Module]  # (cin, cout) -> 3x3 'same' conv module, forward(x, activation=None)
+# (cin, cout) -> 3x3 'same' conv module with forward(x or [parts of x's channel concatenation], activation=None)
+ConvFactory = Callable[[int, int], nn.Module]
 
 
 class ZeroPadConv(nn.Conv2d):
@@ -56,8 +57,14 @@ class ZeroPadConv(nn.Conv2d):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__(in_channels, out_channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, activation: Optional[Activation] = None) -> torch.Tensor:
-        return conv2d_act(x, self.weight, self.bias, 1, 1, activation)
+    def forward(self, x: torch.Tensor | Sequence[torch.Tensor], activation: Optional[Activation] = None) -> torch.Tensor:
+        """x: (N, Cin, H, W) or the parts of its channel concatenation (convolved part by part, no copy)."""
+        parts = [x] if isinstance(x, torch.Tensor) else list(x)
+        y = None
+        for i, (part, w) in enumerate(zip(parts, self.weight.split([p.shape[1] for p in parts], dim=1))):
+            last = i == len(parts) - 1
+            y = conv2d_act(part, w, self.bias if i == 0 else None, 1, 1, activation if last else None, y)
+        return y
 
 
 class DNet(nn.Module):
@@ -79,7 +86,7 @@ class DNet(nn.Module):
             prev = c
         self.last = conv(prev, out_channels)
 
-    def _block(self, convs: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+    def _block(self, convs: nn.ModuleList, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         for conv in convs:
             x = conv(x, activation=self.act)
         return x
@@ -92,7 +99,7 @@ class DNet(nn.Module):
                 skips.append(x)
                 x = avg_pool2x2(x)
         for upconv, convs in zip(self.up, self.up_blocks):
-            x = self._block(convs, torch.cat([upconv(x), skips.pop()], 1))
+            x = self._block(convs, [upconv(x), skips.pop()])  # concatenated, or convolved part by part
         return self.last(x)
 
 

@@ -13,7 +13,7 @@ Functions and ``nn.Module`` wrappers live side by side (kornia style):
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -154,7 +154,7 @@ def predict_filters(
 
 
 def hyper_conv2d(
-    x: torch.Tensor,
+    x: torch.Tensor | Sequence[torch.Tensor],
     filters: HyperFilters,
     path: str = "auto",
     activation: Optional[Activation] = None,
@@ -167,7 +167,9 @@ def hyper_conv2d(
     (:func:`~hyperisp.nn.reflect_conv2d`).
 
     Args:
-        x: (N, Cin, H, W).
+        x: (N, Cin, H, W), or the parts of a channel concatenation, e.g. a UNet's
+            [upsampled, skip]: the filters are then applied part by part, each part's
+            result the residual of the next, which saves writing the concatenated copy.
         filters: weight (Nf, Cout, Cin, f, f) with Nf == N, or Nf == 1 to share one
             image's filters across a batch (e.g. the tiles of that image).
         path: "per_image" (a plain conv per sample; the inference path), "grouped"
@@ -178,6 +180,8 @@ def hyper_conv2d(
     Returns:
         (N, Cout, H, W).
     """
+    if not isinstance(x, torch.Tensor):
+        return _hyper_conv2d_parts(list(x), filters, path, activation, residual)
     weight, bias, gain = filters
     if x.ndim != 4:
         raise ValueError(f"expected input of shape (N, Cin, H, W), got {tuple(x.shape)}")
@@ -218,6 +222,22 @@ def hyper_conv2d(
         None if residual is None else residual.reshape(1, n * cout, h, w),
     )
     return y.view(n, cout, h, w)
+
+
+def _hyper_conv2d_parts(
+    parts: list[torch.Tensor], filters: HyperFilters, path: str, activation: Optional[Activation],
+    residual: Optional[torch.Tensor],
+) -> torch.Tensor:
+    """:func:`hyper_conv2d` of ``torch.cat(parts, 1)``, as a sum of one convolution per part."""
+    weight, bias, gain = filters
+    sizes = [part.shape[1] for part in parts]
+    if sum(sizes) != weight.shape[2]:
+        raise ValueError(f"filters expect {weight.shape[2]} input channels, the parts have {sizes}")
+    y = residual
+    for i, (part, w) in enumerate(zip(parts, weight.split(sizes, dim=2))):
+        last = i == len(parts) - 1
+        y = hyper_conv2d(part, HyperFilters(w, bias if i == 0 else None, gain), path, activation if last else None, y)
+    return y
 
 
 class HyperConv(nn.Module):

@@ -72,12 +72,23 @@ class HyperConvEmbed(nn.Module):
         return self.hyper.predict(pooled)
 
     def forward(
-        self, x: torch.Tensor, activation: Optional[Activation] = None, residual: Optional[torch.Tensor] = None
+        self,
+        x: torch.Tensor | Sequence[torch.Tensor],
+        activation: Optional[Activation] = None,
+        residual: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """``activation(conv(x) + residual)`` (both optional; see :func:`~hyperisp.nn.hyper_conv2d`)."""
+        """``activation(conv(x) + residual)`` (both optional; see :func:`~hyperisp.nn.hyper_conv2d`).
+
+        x: (N, Cin, H, W), or the parts of its channel concatenation (a UNet's [upsampled, skip]):
+        with fixed filters they are applied part by part; otherwise concatenated, as the
+        embedding that predicts the filters reads the whole input.
+        """
         if self.fixed is not None:  # filters given from outside (see fixed_filters)
-            filters = repeat_filters(self.fixed, x.shape[0])
-        elif self.share is None:  # the ordinary path: per-sample filters
+            n = x.shape[0] if isinstance(x, torch.Tensor) else x[0].shape[0]
+            return hyper_conv2d(x, repeat_filters(self.fixed, n), "auto", activation, residual)
+        if not isinstance(x, torch.Tensor):
+            x = torch.cat(list(x), 1)
+        if self.share is None:  # the ordinary path: per-sample filters
             filters = self.predict(x)
         else:
             group, sink, name = self.share
