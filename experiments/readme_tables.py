@@ -30,13 +30,17 @@ def bench_table(reports: list[dict]) -> str:
         for case in report["cases"]:
             gflops = "-"
             if case["gflop_per_s"] is not None:
-                share = f" ({100 * case['peak_fraction']:.0f} %)" if case["peak_fraction"] else ""
+                share = f" ({100 * case['peak_fraction']:.1f} %)" if case["peak_fraction"] else ""
                 gflops = f"{case['gflop_per_s']:.1f}{share}"
             lines.append(f"| {report['model']} | {case['name']} | {case['s_per_mp']:.2f} | {gflops} | "
                          f"{case['peak_rss_mb'] / 1024:.2f} GB | {case['note']} |")
-    first, peak = reports[0], reports[0].get("matmul_peak_gflops")
+    first = reports[0]
+    peaks = [f"{r['matmul_peak_gflops']:.0f}" for r in reports if r.get("matmul_peak_gflops")]
+    repeats = first.get("repeats")
     lines += ["", f"({first['megapixels']:.1f} MP output, {first['device']}, {first['threads']} threads"
-              + (f", fp32 matmul peak {peak:.0f} GFLOP/s" if peak else "") + ")"]
+              + (f"; networks: median of {repeats} warm runs" if repeats else "")
+              + (f"; fp32 matmul peak {' / '.join(peaks)} GFLOP/s, measured in each model's run" if peaks else "")
+              + ")"]
     return "\n".join(lines)
 
 

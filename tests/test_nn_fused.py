@@ -128,3 +128,22 @@ def test_vdn_up_path_convs_take_the_parts_of_the_concatenation():
         assert torch.equal(layer(parts, leaky_relu(0.2)), whole)
         with fixed_filters(torch.nn.ModuleDict({"layer": layer}), {"layer": layer.predict(torch.cat(parts, 1))}):
             torch.testing.assert_close(layer(parts, leaky_relu(0.2)), whole, atol=1e-5, rtol=1e-5)
+
+
+def test_fusion_disabled_runs_the_separate_ops():
+    from hyperisp.nn.fused import fusion_disabled
+
+    x, weight = torch.randn(1, 2, 9, 9), torch.randn(3, 2, 3, 3)
+    calls = []
+
+    class Record(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            calls.append(getattr(func, "__name__", ""))
+            return func(*args, **(kwargs or {}))
+
+    with torch.no_grad(), Record():
+        conv2d_act(x, weight, None, 1, 1, GELU)
+        fused_calls, calls[:] = list(calls), []
+        with fusion_disabled():
+            conv2d_act(x, weight, None, 1, 1, GELU)
+    assert "conv2d" not in fused_calls and {"conv2d", "gelu"} <= set(calls)

@@ -18,8 +18,9 @@ here (2 vs 17 ms for 8 x 1488 x 1488), same values.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import NamedTuple, Optional
+from typing import Iterator, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -72,9 +73,22 @@ def _pointwise_available() -> bool:
     return float(y[0, 0, 1, 1]) == 5.0 and float(z[0, 0, 1, 1]) == 14.0
 
 
+_fusion = {"enabled": True}
+
+
+@contextlib.contextmanager
+def fusion_disabled() -> Iterator[None]:
+    """Inside: every op here runs unfused, as in training (for A/B timing and profiling the convolutions alone)."""
+    before, _fusion["enabled"] = _fusion["enabled"], False
+    try:
+        yield
+    finally:
+        _fusion["enabled"] = before
+
+
 def _fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    return (not needs_grad and x.device.type == "cpu" and x.dtype == torch.float32
+    return (_fusion["enabled"] and not needs_grad and x.device.type == "cpu" and x.dtype == torch.float32
             and weight.dtype == torch.float32 and _pointwise_available())
 
 
