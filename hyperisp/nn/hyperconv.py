@@ -243,8 +243,10 @@ def _hyper_conv2d_parts(
 class HyperConv(nn.Module):
     """HyperConvolution with filters predicted from a pooled embedding (SPEC §2).
 
-    ``forward(x (N, Cin, H, W), pooled (N, Ce)) -> (N, Cout, H, W)``. The model pools
-    its embedding maps once and shares the pooled vector across several HyperConvs.
+    ``forward(x (N, Cin, H, W), pooled (N, Ce), activation=None, residual=None) -> (N, Cout, H, W)``.
+    The model pools its embedding maps once and shares the pooled vector across several
+    HyperConvs. ``mlp_activation`` is the filter MLP's ("relu" or "leaky_relu"); the
+    forward's ``activation`` is applied to the output.
     """
 
     def __init__(
@@ -256,14 +258,14 @@ class HyperConv(nn.Module):
         kernel_size: int = 3,
         bias: bool = True,
         gain: bool = False,
-        activation: str = "relu",
+        mlp_activation: str = "relu",
     ) -> None:
         super().__init__()
         if kernel_size % 2 == 0:
             raise ValueError(f"expected an odd kernel_size, got {kernel_size}")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         f = kernel_size
-        self.mlp = FilterMLP(embed_channels, n_hid, out_channels * in_channels * f * f, activation)
+        self.mlp = FilterMLP(embed_channels, n_hid, out_channels * in_channels * f * f, mlp_activation)
         self.const = nn.Parameter(
             torch.randn(1, out_channels, in_channels, f, f) / math.sqrt(in_channels * f * f / 2) / 2
         )

@@ -50,7 +50,7 @@ class HyperConvEmbed(nn.Module):
         super().__init__()
         self.embed = conv_embedding(in_channels, embed_channels)
         self.hyper = HyperConv(
-            in_channels, out_channels, embed_channels[-1], n_hid, kernel_size, bias, gain, activation="leaky_relu"
+            in_channels, out_channels, embed_channels[-1], n_hid, kernel_size, bias, gain, mlp_activation="leaky_relu"
         )
         # Plain attributes (not in the state_dict), set only inside shared_filters() / fixed_filters().
         self.fixed: Optional[HyperFilters] = None
