@@ -25,7 +25,7 @@ from .raw.bayer import pack_bayer
 from .raw.exposure import auto_exposure
 from .raw.white_balance import choose_white_balance as choose_wb
 from .runtime import release_freed_memory
-from .tiling import run_tiled, supports_tiling
+from .tiling import default_tile, run_tiled, supports_tiling
 
 PathType = Union[str, PathLike]
 WhiteBalance = Union[str, Sequence[float]]
@@ -56,18 +56,15 @@ def get_model(model: str | torch.nn.Module, task: str, device: torch.device) -> 
     return net
 
 
-# Image pixels; tiles hold up to about tile x tile pixels (hyperisp.tiling). A 24 MP develop peaks
-# near 3 GB RSS on CPU (4 GB budget). The denoiser keeps more bytes per pixel (12 MP: 3.8 GB RSS
-# untiled, 1.6 GB at 2048) and runs no faster with larger tiles.
-DEFAULT_TILE = {"isp": 4096, "denoise": 2048}
-
-
 def _network_tile(net: torch.nn.Module, tile: int | None) -> int | None:
-    """Image-pixel tile size -> the network's input pixels (packed Bayer is half size); None = whole image."""
-    if tile is None:
-        tile = DEFAULT_TILE.get(net.task, 4096)
+    """Image-pixel tile size -> the network's input pixels (packed Bayer is half size); None = whole image.
+
+    ``tile`` None: :func:`hyperisp.tiling.default_tile` (4096 image pixels for develop, 2048 for denoise).
+    """
     if tile == 0 or not supports_tiling(net):
         return None
+    if tile is None:
+        return default_tile(net)
     if tile < 64:
         raise HyperispError(None, f"tile size {tile}: expected 0 (whole image) or at least 64 pixels")
     align = 32 if net.task == "isp" else 16
