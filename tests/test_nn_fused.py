@@ -147,3 +147,15 @@ def test_fusion_disabled_runs_the_separate_ops():
         with fusion_disabled():
             conv2d_act(x, weight, None, 1, 1, GELU)
     assert "conv2d" not in fused_calls and {"conv2d", "gelu"} <= set(calls)
+
+
+def test_builds_without_the_fused_op_fall_back_to_the_separate_ops(monkeypatch):
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    _pointwise_available.cache_clear()
+    try:
+        assert not _pointwise_available()
+        x, weight = torch.randn(1, 2, 9, 9), torch.randn(3, 2, 3, 3)
+        with torch.no_grad():
+            torch.testing.assert_close(conv2d_act(x, weight, None, 1, 1, GELU), F.gelu(F.conv2d(x, weight, padding=1)))
+    finally:
+        _pointwise_available.cache_clear()
