@@ -281,10 +281,10 @@ def filters_once(model: nn.Module) -> Iterator[None]:
             del module.predict
 
 
-def _is_one_tile(x: torch.Tensor, tile: int) -> bool:
+def _is_one_tile(x: torch.Tensor, tile: int, align: int) -> bool:
     """Whether the model's input ``x``, once padded to a multiple of 16 as the models pad it, is a single tile."""
     height, width = (-(-n // 16) * 16 for n in x.shape[-2:])
-    return len(_tiles(height, width, tile, 0, 16)) == 1
+    return len(_tiles(height, width, tile, 0, align)) == 1
 
 
 def supports_tiling(model: nn.Module) -> bool:
@@ -326,8 +326,9 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
     tile = default_tile(model) if tile is None else int(tile)
     if isinstance(model, (HyperUNet, VDN)):
         model._check(x)
-        _check_tile(tile, UNET_ALIGN if isinstance(model, HyperUNet) else _VDN_ALIGN)
-        if _is_one_tile(x, tile):  # the plain forward is the same computation
+        align = UNET_ALIGN if isinstance(model, HyperUNet) else _VDN_ALIGN
+        _check_tile(tile, align)
+        if _is_one_tile(x, tile, align):  # the plain forward is the same computation
             return model(x)
         if isinstance(model, VDN):
             return _run_vdn(model, x, tile)
@@ -336,7 +337,7 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
     if isinstance(model, HyperVDN):
         model._check(x)
         _check_tile(tile, _VDN_ALIGN)
-        if _is_one_tile(x, tile) or model.view_patches(*x.shape[-2:]) is None:
+        if _is_one_tile(x, tile, _VDN_ALIGN) or model.view_patches(*x.shape[-2:]) is None:
             return model(x)  # one tile, or an image that is its own filter view (at most view_size)
         xp = model._prepare(x)
         filters = model._view_filters(xp, *x.shape[-2:], ("dnet",))  # once per image, for every tile (module doc)
