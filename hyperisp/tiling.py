@@ -15,13 +15,14 @@ once per image and reused for every tile:
       final   tiles of x:  y8, y16 from y4, then the model's decoder and head, cropped.
     y2 and y4 (n_fwd/2 channels at 1/2 and 1/4 scale) cost 1/8 and 1/32 of y0's memory.
 
-Every tile is run on its core plus a halo of ``HALO`` pixels (clipped at the image
-border) and only the core of the result is kept. Tiles are full-width strips while the
-image is at most twice the tile size wide (a strip of a channels_last map needs no copy),
-squares beyond. Exactness rests on three facts:
-  * the halo (96) exceeds the receptive-field radius of every pass (<= 94, worked out
-    in ``_UNET_RADIUS``), so corrupted margins (reflect/zero padding, bilinear edge
-    clamping at a tile's inner sides) never reach the core;
+Every tile is run on its core plus a halo (clipped at the image border) and only the core
+of the result is kept. Tiles are full-width strips while the image is at most twice the
+tile size wide (a strip of a channels_last map needs no copy), squares beyond.
+Exactness rests on three facts:
+  * the halo exceeds the receptive-field radius of every pass (96 against <= 94 worked
+    out in ``_UNET_RADIUS``, more with refinement blocks: ``unet_halo``), so corrupted
+    margins (reflect/zero padding, bilinear edge clamping at a tile's inner sides) never
+    reach the core;
   * tile origins and halos are multiples of 32, the largest pooling stride, so every
     max-pool sees the same windows as in the whole image;
   * a tile that reaches a true image border keeps it, so every layer pads there
@@ -66,11 +67,17 @@ from hyperisp.models.vdn import VDN, HyperVDN
 from hyperisp.nn import HyperConv, fixed_filters
 
 # Receptive-field radius of HyperUNet's final pass (packed pixels): stem 2, +1 pool, +2, +2, +4, +4, +8,
-# +8, +16 (y16: 47), up path +16+8, +8+4, +4+2, +2+1, head +1 (upsample head +1.5) -> 94 at most.
-# The embedding passes reach at most 79 (E1: 1+1+2+2+4+4+8+24+32 = 78).
-_UNET_RADIUS = 94
+# +8, +16 (y16: 47), up path +16+8, +8+4, +4+2, +2+1, head +1 (upsample head +1.5) -> 94 at most,
+# plus 2 per refinement block. The embedding passes reach at most 79 (E1: 1+1+2+2+4+4+8+24+32 = 78).
+_UNET_RADIUS, _REFINE_RADIUS = 94, 2
 UNET_ALIGN = EMBED_STRIDE  # largest pooling stride (E1..E8 end at 1/32); tile origins are multiples of it
-HALO = 96  # >= _UNET_RADIUS, multiple of UNET_ALIGN
+HALO = 96  # >= _UNET_RADIUS and the embedding passes' radius, multiple of UNET_ALIGN
+
+
+def unet_halo(model: HyperUNet) -> int:
+    """Halo of HyperUNet's final pass: its receptive-field radius rounded up to UNET_ALIGN."""
+    radius = _UNET_RADIUS + _REFINE_RADIUS * len(model.refine)
+    return -(-radius // UNET_ALIGN) * UNET_ALIGN
 # Plain VDN: D-Net radius 2+1+4+2+8+4+16+8+4+2+1 = 52 < 64; pools are 2x2 (total 8), input padded to 16.
 _VDN_ALIGN, _VDN_HALO = 16, 64
 
@@ -207,7 +214,7 @@ def _run_hyperunet(model: HyperUNet, packed: torch.Tensor, tile: int, keep_y0: b
     x = _prepare(packed)  # the model's pad-to-16, once, on the whole input
     pooled, maps = hyperunet_pooled_tiled(model, x, tile, keep_y0)
     out = packed.new_empty(packed.shape[0], 3, 2 * h, 2 * w)
-    for ys, xs in _tiles(*x.shape[-2:], tile, HALO, UNET_ALIGN):
+    for ys, xs in _tiles(*x.shape[-2:], tile, unet_halo(model), UNET_ALIGN):
         if ys[0] >= h or xs[0] >= w:  # a core entirely in the padding: nothing to output
             continue
         ys_out, xs_out = (ys[0], min(ys[1], h), ys[2], ys[3]), (xs[0], min(xs[1], w), xs[2], xs[3])

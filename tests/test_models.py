@@ -226,3 +226,25 @@ def test_model_cost_for_cli():
     assert c == 3 and abs(big_h * big_w / 12.6e6 - 1) < 0.01 and abs(big_w / big_h - 1.5) < 0.01
     with pytest.raises(HyperispError, match="no_such_model"):
         model_cost("no_such_model")
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_refinement_blocks_start_as_the_identity(plain):
+    torch.manual_seed(0)
+    base = HyperUNet(**TINY_UNET, output="residual", plain=plain).eval()
+    grown = HyperUNet(**TINY_UNET, output="residual", plain=plain, n_refine=2).eval()
+    assert grown.config["n_refine"] == 2 and "n_refine" not in base.config  # older cards keep their configs
+    missing = grown.load_state_dict(base.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("refine.") for k in missing)
+    packed = torch.rand(2, 4, 21, 18)
+    with torch.no_grad():
+        base.residual_scale.fill_(0.5)
+        grown.residual_scale.fill_(0.5)
+        torch.testing.assert_close(grown(packed), base(packed), atol=0, rtol=0)
+        grown.refine[1].scale.fill_(0.3)
+        assert not torch.allclose(grown(packed), base(packed))
+
+
+def test_negative_refinement_count_is_rejected():
+    with pytest.raises(ValueError, match="n_refine"):
+        HyperUNet(**TINY_UNET, n_refine=-1)

@@ -220,3 +220,15 @@ def test_hyperunet_pixel_shuffle_equals_torch_in_every_layout():
                                    atol=0, rtol=0)
     with pytest.raises(ValueError, match="divisible by 4"):
         pixel_shuffle(torch.randn(1, 6, 4, 4).contiguous(memory_format=torch.channels_last), 2)
+
+
+def test_static_conv_predict_gives_the_filters_its_forward_applies():
+    from hyperisp.nn import StaticConv, hyper_conv2d
+
+    torch.manual_seed(0)
+    conv = StaticConv(3, 5)
+    x = torch.rand(2, 3, 9, 11)
+    filters = conv.predict(None)
+    assert filters.weight.shape == (1, 5, 3, 3, 3) and filters.bias.shape == (1, 5) and filters.gain is None
+    with torch.no_grad():
+        torch.testing.assert_close(hyper_conv2d(x, filters), conv(x), atol=1e-6, rtol=1e-5)

@@ -12,7 +12,7 @@ import torch
 import hyperisp
 from hyperisp.models import create_model
 from hyperisp.raw import BAYER_PHASES
-from hyperisp.tiling import filters_once, hyperunet_pooled_tiled, run_tiled
+from hyperisp.tiling import filters_once, hyperunet_pooled_tiled, run_tiled, unet_halo
 from hyperisp.models.hyperunet import _prepare
 
 TOL = 1e-4
@@ -21,9 +21,11 @@ TOL = 1e-4
 def _unet(config: str = "isp_small", seed: int = 0, **overrides) -> torch.nn.Module:
     torch.manual_seed(seed)
     model = create_model(config, n_fwd=8, n_embed=4, n_hid=32, **overrides).eval()  # small: the tests run many tiles
-    if model.residual_scale is not None:
-        with torch.no_grad():
+    with torch.no_grad():
+        if model.residual_scale is not None:
             model.residual_scale.fill_(0.8)  # let the network's head show in the output
+        for block in model.refine:
+            block.scale.fill_(0.5)  # refinement blocks start as the identity: make them count
     return model
 
 
@@ -40,6 +42,17 @@ def test_hyperunet_tiles_equal_whole_image(config, size, pool_cell):
     tiled = run_tiled(model, x, tile=64)
     assert tiled.shape == whole.shape
     assert (tiled - whole).abs().max().item() < TOL
+
+
+def test_refinement_blocks_widen_the_halo_and_tiles_stay_exact():
+    # Two blocks add 4 to the final pass's radius (94 -> 98): a 96 halo would no longer cover it.
+    model = _unet(n_refine=2)
+    assert unet_halo(model) == 128 and unet_halo(_unet()) == 96
+    x = torch.rand(1, 4, 301, 283, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        whole = model(x)
+    for tile in (64, 96):
+        assert (run_tiled(model, x, tile=tile) - whole).abs().max().item() < TOL
 
 
 @pytest.mark.parametrize("pool_cell", [None, 64])

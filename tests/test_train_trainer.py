@@ -163,3 +163,21 @@ def test_zrr_training_compares_srgb_targets_directly(tmp_path):
         direct = mse_msssim_loss(model(packed), target)
         assert float(compute_loss(model, packed, target, config, linear_target=False)) == pytest.approx(float(direct))
         assert float(compute_loss(model, packed, target, config, linear_target=True)) != pytest.approx(float(direct))
+
+
+def test_init_grows_into_a_larger_model_and_rejects_one_it_does_not_fit(photos, tmp_path):
+    from hyperisp.pretrained import load_pretrained
+    from hyperisp.train.trainer import build_model
+
+    result = train(_config(photos, iters=2), tmp_path / "small", progress=False)
+    export_if_better(result, "tiny", "hyperisp train isp ...", directory=tmp_path / "weights")
+    card = str(tmp_path / "weights" / "tiny.json")
+    source = load_pretrained(card)
+    grown = build_model(_config(photos, init=card, model_overrides={**TINY_ISP, "n_refine": 1})).eval()
+    assert grown.config["n_refine"] == 1
+    packed = torch.rand(1, 4, 20, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(packed), source(packed), atol=0, rtol=0)
+    assert build_model(_config(photos, init=card)).config == source.config  # same architecture: loaded as is
+    with pytest.raises(HyperispError, match="does not fit"):
+        build_model(_config(photos, init=card, model_overrides={**TINY_ISP, "n_fwd": 8}))

@@ -10,6 +10,7 @@ Layout (n_fwd forward maps, e = n_embed, h = n_fwd/2; [Ek] = pooled embedding us
     y8  = gelu(HC2_8(y8 + up(y16)/4)[E8] + y8);  y4 = gelu(HC2_4(y4 + up(y8)/4)[E4] + y4)
     y2  = gelu(HC2_2(y2 + up(y4)/4)[E2] + mean_c(y2))                  (h -> n_fwd)
     y   = gelu(HC2(y0 + up(y2)/4)[E1] + y0) + mean_c(x)
+    y   = y + s_k * HCb_k(gelu(HCa_k(y)[E1]))[E1]   k = 1..n_refine (ours; n_fwd -> 2 n_fwd -> n_fwd)
     head "upsample":      HC4(up(y))[E1]              (n_fwd -> 3 at full resolution; paper)
     head "pixel_shuffle": pixel_shuffle(HC4(y)[E1])   (n_fwd -> 12 at half resolution; the
                           residual base is added to these 12 planes before the shuffle)
@@ -33,7 +34,8 @@ import torch.nn.functional as F
 
 from hyperisp.models.registry import register_arch
 from hyperisp.nn import (
-    CLAMP01, GELU, EmbeddingNet, HyperConv, StaticConv, cell_max_pool, global_pool, pad_to_multiple, pixel_shuffle,
+    CLAMP01, GELU, EmbeddingNet, HyperConv, HyperFilters, StaticConv, cell_max_pool, global_pool, hyper_conv2d,
+    pad_to_multiple, pixel_shuffle,
 )
 from hyperisp.raw.bayer import demosaic_bilinear, demosaic_bilinear_planes
 
@@ -75,6 +77,29 @@ def _embedding(stages: list[tuple[int, int, int, int]]) -> EmbeddingNet:
     return EmbeddingNet(*layers)
 
 
+class RefineBlock(nn.Module):
+    """Residual block at the packed scale: ``y + scale * B(gelu(A(y)))``, (N, C, H, W) -> (N, C, H, W).
+
+    A: C -> width, B: width -> C, both HyperConvs on the same pooled embedding (or StaticConvs).
+    ``scale`` starts at 0, so the block starts as the identity and a trained model can be
+    grown by adding blocks without changing its output (ReZero). A zero-initialised B is
+    not an option: HyperConv normalises every predicted filter to an L1 norm of 1/2.
+    At inference ``scale`` is folded into B's filters and ``y`` is added inside the conv.
+    """
+
+    def __init__(self, conv_a: nn.Module, conv_b: nn.Module) -> None:
+        super().__init__()
+        self.conv_a, self.conv_b = conv_a, conv_b
+        self.scale = nn.Parameter(torch.zeros(()))
+
+    def forward(self, y: torch.Tensor, pooled: Optional[torch.Tensor]) -> torch.Tensor:
+        t = self.conv_a(y, pooled, activation=GELU)
+        weight, bias, gain = self.conv_b.predict(pooled)
+        scaled = HyperFilters(weight * self.scale, None if bias is None else bias * self.scale,
+                              None if gain is None else gain)
+        return hyper_conv2d(t, scaled, residual=y)
+
+
 @register_arch("hyperunet")
 class HyperUNet(nn.Module):
     """HyperUNet: (N, 4, h, w) packed RGGB RAW in [0, 1] -> (N, 3, 2h, 2w) linear camera RGB.
@@ -97,6 +122,10 @@ class HyperUNet(nn.Module):
             the global max either way; on big photos the global max drifts (it can only
             grow with the area) while the cell statistics stay those of training.
             experiments/train_test_scale.py measures both.
+        n_refine: residual :class:`RefineBlock` s (n_fwd -> 2 n_fwd -> n_fwd, filter MLPs of
+            width n_hid/2) at the packed scale before the head: depth where demosaicking
+            needs it, at full resolution. They start as the identity, so a trained model
+            grows into them (``hyperisp train --init``). 0: the paper's layout.
     """
 
     task = "isp"
@@ -110,6 +139,7 @@ class HyperUNet(nn.Module):
         head: str = "pixel_shuffle",
         plain: bool = False,
         pool_cell: Optional[int] = None,
+        n_refine: int = 0,
     ) -> None:
         super().__init__()
         if output not in ("sigmoid", "residual"):
@@ -124,8 +154,13 @@ class HyperUNet(nn.Module):
             "arch": "hyperunet", "n_fwd": n_fwd, "n_embed": n_embed, "n_hid": n_hid,
             "output": output, "head": head, "plain": plain,
         }
-        if pool_cell is not None:  # only then: configs (and cards) of global-max models stay as they were
+        if n_refine < 0:
+            raise ValueError(f"expected n_refine >= 0, got {n_refine}")
+        # Optional keys only when set: configs (and cards) of older models stay as they were.
+        if pool_cell is not None:
             self.config["pool_cell"] = pool_cell
+        if n_refine:
+            self.config["n_refine"] = n_refine
         self.pool_cell = pool_cell
         self.output, self.head, self.plain = output, head, plain
         nf, h, e = n_fwd, n_fwd // 2, n_embed
@@ -148,6 +183,8 @@ class HyperUNet(nn.Module):
         self.hc1_8, self.hc1_16 = hc(h, h, c8, nh2), hc(h, h, c8, nh2)
         self.hc2_8, self.hc2_4 = hc(h, h, c8, nh2), hc(h, h, c4, nh2)
         self.hc2_2, self.hc2 = hc(h, nf, c2, nh2), hc(nf, nf, c1, nh)
+        self.refine = nn.ModuleList(
+            RefineBlock(hc(nf, 2 * nf, c1, nh2), hc(2 * nf, nf, c1, nh2)) for _ in range(n_refine))
         self.hc4 = hc(nf, 3 if head == "upsample" else 12, c1, nh)
         self.residual_scale = nn.Parameter(torch.zeros(())) if output == "residual" else None
 
@@ -217,6 +254,8 @@ class HyperUNet(nn.Module):
         y4 = self.hc2_4(torch.add(y4, up(y8), alpha=0.25), p4, activation=GELU, residual=y4)
         y2 = self.hc2_2(torch.add(y2, up(y4), alpha=0.25), p2, activation=GELU, residual=y2.mean(1, keepdim=True))
         y = self.hc2(torch.add(y0, up(y2), alpha=0.25), p1, activation=GELU, residual=y0) + x.mean(1, keepdim=True)
+        for block in self.refine:
+            y = block(y, p1)
         return self.hc4(up(y) if self.head == "upsample" else y, p1)
 
     @staticmethod

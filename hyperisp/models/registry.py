@@ -34,6 +34,11 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
         "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128,
     },
+    # isp_small with two full-resolution refinement blocks (grown from a trained isp_small).
+    "isp_refine2": {
+        "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
+        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, "n_refine": 2,
+    },
     # Plain-conv twin of isp_small for ablations.
     "plainunet_small": {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,

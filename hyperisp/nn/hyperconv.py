@@ -311,6 +311,12 @@ class StaticConv(nn.Module):
             raise ValueError(f"expected an odd kernel_size, got {kernel_size}")
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, bias=bias)
 
+    def predict(self, pooled: Optional[torch.Tensor] = None) -> HyperFilters:
+        """The static filters as :class:`HyperFilters` shared by the batch (weight (1, Cout, Cin, f, f),
+        bias (1, Cout) or None), so code written for :meth:`HyperConv.predict` runs on the twin too."""
+        bias = None if self.conv.bias is None else self.conv.bias[None]
+        return HyperFilters(self.conv.weight[None], bias, None)
+
     def forward(
         self,
         x: torch.Tensor,

@@ -94,14 +94,35 @@ def resolve_device(device: str) -> torch.device:
 
 
 def build_model(config: TrainConfig) -> torch.nn.Module:
-    """The model, seeded with ``config.seed``; from ``config.init`` weights when given."""
-    if config.init:
-        from ..pretrained import load_pretrained
+    """The model, seeded with ``config.seed``; from ``config.init`` weights when given.
 
-        torch.manual_seed(config.seed)
-        return load_pretrained(config.init).train()
+    If ``config.model`` is a larger architecture than the init's (e.g. isp_refine2 from a
+    trained isp_small), the init's tensors are copied into it and the rest keep their
+    initialisation (:func:`grow_model`).
+    """
     torch.manual_seed(config.seed)
-    return create_model(config.model, **config.model_overrides)
+    if not config.init:
+        return create_model(config.model, **config.model_overrides)
+    from ..pretrained import load_pretrained
+
+    source = load_pretrained(config.init).train()
+    target = create_model(config.model, **config.model_overrides)
+    return source if target.config == source.config else grow_model(target, source, config.init)
+
+
+def grow_model(target: torch.nn.Module, source: torch.nn.Module, source_name: str = "init") -> torch.nn.Module:
+    """``target`` with every tensor of ``source`` copied in: all must exist in ``target`` with the same shape.
+
+    Meant for architectures whose extra parts start as the identity (HyperUNet's refinement
+    blocks), so the grown model starts with the trained model's output.
+    """
+    state, expected = source.state_dict(), target.state_dict()
+    misfit = sorted(k for k in state if k not in expected or expected[k].shape != state[k].shape)
+    if misfit:
+        raise HyperispError(None, f"--init {source_name} ({source.config}) does not fit model {target.config}: "
+                                  f"{len(misfit)} tensors missing or of another shape, e.g. {misfit[:3]}")
+    target.load_state_dict(state, strict=False)
+    return target.train()
 
 
 def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Tensor, config: TrainConfig,
