@@ -78,8 +78,9 @@ def unet_halo(model: HyperUNet) -> int:
     """Halo of HyperUNet's final pass: its receptive-field radius rounded up to UNET_ALIGN."""
     radius = _UNET_RADIUS + _REFINE_RADIUS * len(model.refine)
     return -(-radius // UNET_ALIGN) * UNET_ALIGN
-# Plain VDN: D-Net radius 2+1+4+2+8+4+16+8+4+2+1 = 52 < 64; pools are 2x2 (total 8), input padded to 16.
-_VDN_ALIGN, _VDN_HALO = 16, 64
+# Plain VDN: D-Net radius 2+1+4+2+8+4+16+8+4+2+1 = 52 < 64 (+2 per refinement block); pools are 2x2
+# (total 8), input padded to 16.
+_VDN_ALIGN, _VDN_HALO, _VDN_RADIUS = 16, 64, 52
 
 Span = tuple[int, int, int, int]  # core start, core end, extended start, extended end (one axis)
 
@@ -242,8 +243,8 @@ def _run_vdn(model: VDN | HyperVDN, x: torch.Tensor, tile: int, xp: Optional[tor
     ``xp``: ``model._prepare(x)`` if the caller has it (the pad-to-16, once, on the whole image).
     """
     _check_tile(tile, _VDN_ALIGN)
-    if model.config["depth"] > 4:  # _VDN_HALO covers D-Net's radius up to depth 4 only
-        return model(x)
+    if model.config["depth"] > 4 or _VDN_RADIUS + _REFINE_RADIUS * len(model.dnet.refine) > _VDN_HALO:
+        return model(x)  # _VDN_HALO covers D-Net's radius up to depth 4 and 6 refinement blocks only
     scale = model.out_scale  # None for VDN
     h, w = x.shape[-2:]
     xp = model._prepare(x) if xp is None else xp

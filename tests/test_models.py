@@ -248,3 +248,19 @@ def test_refinement_blocks_start_as_the_identity(plain):
 def test_negative_refinement_count_is_rejected():
     with pytest.raises(ValueError, match="n_refine"):
         HyperUNet(**TINY_UNET, n_refine=-1)
+
+
+def test_hypervdn_refinement_blocks_start_as_the_identity():
+    tiny = dict(base_channels=12, snet_channels=12, n_hid=16, embed_channels=[4, 8, 8])
+    torch.manual_seed(0)
+    base = create_model("denoise_small", **tiny).eval()
+    grown = create_model("denoise_small", n_refine=1, **tiny).eval()
+    assert grown.config["n_refine"] == 1 and "n_refine" not in base.config
+    grown.load_state_dict(base.state_dict(), strict=False)
+    x = torch.rand(2, 3, 40, 36)
+    with torch.no_grad():
+        base.out_scale.fill_(1.0)
+        grown.out_scale.fill_(1.0)
+        torch.testing.assert_close(grown(x), base(x), atol=0, rtol=0)
+        grown.dnet.refine[0].scale.fill_(0.5)
+        assert not torch.allclose(grown(x), base(x))

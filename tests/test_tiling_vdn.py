@@ -187,3 +187,16 @@ def test_shipped_denoise_tiles_exactly():
     with torch.no_grad():
         whole = model(x)
         assert (run_tiled(model, x, 64) - whole).abs().max() < 1e-4
+
+
+def test_hypervdn_with_refinement_blocks_tiles_exactly():
+    torch.manual_seed(0)
+    model = create_model("denoise_small", view_size=32, n_refine=2, **TINY).eval()
+    with torch.no_grad():
+        model.out_scale.fill_(1.0)
+        for block in model.dnet.refine:
+            block.scale.fill_(0.5)  # they start as the identity: make them count
+    x = _image(150, 141, seed=6)
+    with torch.no_grad():
+        whole = model(x)
+    assert (run_tiled(model, x, 48) - whole).abs().max().item() < TOL

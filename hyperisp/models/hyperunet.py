@@ -34,8 +34,8 @@ import torch.nn.functional as F
 
 from hyperisp.models.registry import register_arch
 from hyperisp.nn import (
-    CLAMP01, GELU, EmbeddingNet, HyperConv, HyperFilters, StaticConv, cell_max_pool, global_pool, hyper_conv2d,
-    pad_to_multiple, pixel_shuffle,
+    CLAMP01, GELU, EmbeddingNet, HyperConv, RefineBlock, StaticConv, cell_max_pool, global_pool, pad_to_multiple,
+    pixel_shuffle,
 )
 from hyperisp.raw.bayer import demosaic_bilinear, demosaic_bilinear_planes
 
@@ -75,29 +75,6 @@ def _embedding(stages: list[tuple[int, int, int, int]]) -> EmbeddingNet:
         if pool:
             layers += [nn.MaxPool2d(pool, ceil_mode=True), nn.GELU()]
     return EmbeddingNet(*layers)
-
-
-class RefineBlock(nn.Module):
-    """Residual block at the packed scale: ``y + scale * B(gelu(A(y)))``, (N, C, H, W) -> (N, C, H, W).
-
-    A: C -> width, B: width -> C, both HyperConvs on the same pooled embedding (or StaticConvs).
-    ``scale`` starts at 0, so the block starts as the identity and a trained model can be
-    grown by adding blocks without changing its output (ReZero). A zero-initialised B is
-    not an option: HyperConv normalises every predicted filter to an L1 norm of 1/2.
-    At inference ``scale`` is folded into B's filters and ``y`` is added inside the conv.
-    """
-
-    def __init__(self, conv_a: nn.Module, conv_b: nn.Module) -> None:
-        super().__init__()
-        self.conv_a, self.conv_b = conv_a, conv_b
-        self.scale = nn.Parameter(torch.zeros(()))
-
-    def forward(self, y: torch.Tensor, pooled: Optional[torch.Tensor]) -> torch.Tensor:
-        t = self.conv_a(y, pooled, activation=GELU)
-        weight, bias, gain = self.conv_b.predict(pooled)
-        scaled = HyperFilters(weight * self.scale, None if bias is None else bias * self.scale,
-                              None if gain is None else gain)
-        return hyper_conv2d(t, scaled, residual=y)
 
 
 @register_arch("hyperunet")
@@ -184,7 +161,7 @@ class HyperUNet(nn.Module):
         self.hc2_8, self.hc2_4 = hc(h, h, c8, nh2), hc(h, h, c4, nh2)
         self.hc2_2, self.hc2 = hc(h, nf, c2, nh2), hc(nf, nf, c1, nh)
         self.refine = nn.ModuleList(
-            RefineBlock(hc(nf, 2 * nf, c1, nh2), hc(2 * nf, nf, c1, nh2)) for _ in range(n_refine))
+            RefineBlock(hc(nf, 2 * nf, c1, nh2), hc(2 * nf, nf, c1, nh2), GELU) for _ in range(n_refine))
         self.hc4 = hc(nf, 3 if head == "upsample" else 12, c1, nh)
         self.residual_scale = nn.Parameter(torch.zeros(())) if output == "residual" else None
 

@@ -41,7 +41,8 @@ import torch.nn as nn
 
 from hyperisp.models.registry import register_arch
 from hyperisp.nn import (
-    Activation, HyperConvEmbed, HyperFilters, avg_pool2x2, conv2d_act, fixed_filters, leaky_relu, pad_to_multiple, shared_filters,
+    Activation, HyperConvEmbed, HyperFilters, RefineBlock, avg_pool2x2, conv2d_act, fixed_filters, leaky_relu,
+    pad_to_multiple, shared_filters,
 )
 
 # (cin, cout) -> 3x3 'same' conv module with forward(x or [parts of x's channel concatenation], activation=None)
@@ -68,9 +69,14 @@ class ZeroPadConv(nn.Conv2d):
 
 
 class DNet(nn.Module):
-    """VDN's UNet: (N, 3, H, W), H and W divisible by 2^(depth-1) -> (N, 6, H, W)."""
+    """VDN's UNet: (N, 3, H, W), H and W divisible by 2^(depth-1) -> (N, 6, H, W).
 
-    def __init__(self, conv: ConvFactory, widths: Sequence[int], slope: float, out_channels: int = 6) -> None:
+    ``n_refine`` (ours): :class:`~hyperisp.nn.RefineBlock` s (c -> 2c -> c) at full
+    resolution before the last conv; they start as the identity (a trained D-Net grows into them).
+    """
+
+    def __init__(self, conv: ConvFactory, widths: Sequence[int], slope: float, out_channels: int = 6,
+                 n_refine: int = 0) -> None:
         super().__init__()
         self.slope, self.act = slope, leaky_relu(slope)
         self.down = nn.ModuleList()
@@ -84,6 +90,8 @@ class DNet(nn.Module):
             self.up.append(nn.ConvTranspose2d(prev, c, 2, stride=2))
             self.up_blocks.append(nn.ModuleList([conv(2 * c, c), conv(c, c)]))
             prev = c
+        self.refine = nn.ModuleList(RefineBlock(conv(prev, 2 * prev), conv(2 * prev, prev), self.act)
+                                    for _ in range(n_refine))
         self.last = conv(prev, out_channels)
 
     def _block(self, convs: nn.ModuleList, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
@@ -100,6 +108,8 @@ class DNet(nn.Module):
                 x = avg_pool2x2(x)
         for upconv, convs in zip(self.up, self.up_blocks):
             x = self._block(convs, [upconv(x), skips.pop()])  # concatenated, or convolved part by part
+        for block in self.refine:
+            x = block(x)
         return self.last(x)
 
 
@@ -202,6 +212,7 @@ class HyperVDN(_VariationalDenoiser):
 
     ``view_size`` (a multiple of 16, or 0 for none) and ``view_grid``: the filter view
     (module doc). Configs without them (older model cards) get the defaults.
+    ``n_refine``: refinement blocks at full resolution before D-Net's last conv (:class:`DNet`).
     """
 
     def __init__(
@@ -216,6 +227,7 @@ class HyperVDN(_VariationalDenoiser):
         embed_channels: Sequence[int] = (32, 64, 128),
         view_size: int = 128,
         view_grid: int = 3,
+        n_refine: int = 0,
     ) -> None:
         super().__init__()
         if not 0 < ratio <= 1:
@@ -231,6 +243,10 @@ class HyperVDN(_VariationalDenoiser):
             "snet_channels": snet_channels, "snet_layers": snet_layers, "slope": slope,
             "embed_channels": embed_channels, "view_size": int(view_size), "view_grid": int(view_grid),
         }
+        if n_refine < 0:
+            raise ValueError(f"expected n_refine >= 0, got {n_refine}")
+        if n_refine:  # only then: older cards keep their configs
+            self.config["n_refine"] = n_refine
 
         def conv(cin: int, cout: int) -> nn.Module:
             return HyperConvEmbed(cin, cout, n_hid, embed_channels)
@@ -238,7 +254,7 @@ class HyperVDN(_VariationalDenoiser):
         widths = [int(base_channels * 2**i * ratio) for i in range(depth)]
         if min(widths) < 1:
             raise ValueError(f"ratio {ratio} leaves no channels at base_channels={base_channels}")
-        self.dnet = DNet(conv, widths, slope)
+        self.dnet = DNet(conv, widths, slope, n_refine=n_refine)
         self.snet = SNet(conv, int(snet_channels * ratio), snet_layers, slope)
         self.out_scale = nn.Parameter(torch.zeros(()))
 

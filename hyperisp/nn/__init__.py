@@ -1,4 +1,5 @@
 """Layers: HyperConvolution (prediction and application), its plain twin, padding and shuffle helpers,
+a residual block that starts as the identity,
 and oneDNN fast paths for CPU inference (conv + activation fused, 2x2 average pool)."""
 from hyperisp.nn.fused import CLAMP01, GELU, Activation, activate, avg_pool2x2, conv2d_act, leaky_relu
 from hyperisp.nn.hyperconv import (
@@ -17,6 +18,7 @@ from hyperisp.nn.hyperconv import (
 )
 from hyperisp.nn.hyperconv_embed import HyperConvEmbed, conv_embedding, fixed_filters, repeat_filters, shared_filters
 from hyperisp.nn.padding import pad_to_multiple, reflect_conv2d, reflect_pad
+from hyperisp.nn.refine import RefineBlock
 from hyperisp.nn.shuffle import pixel_shuffle
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "HyperConv",
     "HyperConvEmbed",
     "HyperFilters",
+    "RefineBlock",
     "StaticConv",
     "conv_embedding",
     "cell_max_pool",
