@@ -16,7 +16,7 @@ tests/test_colour_real_raws.py for the chart dump and the Halide crop; the phone
 channels are ordered (R, G, G, B) (channels 1 and 2 correlate at 0.98 with equal means; the
 other order turns the red lantern frame and the face blue).
 
-    PYTHONPATH=. python experiments/develop_real_raws.py [--model isp] [--out runs/real_raws]
+    PYTHONPATH=. python experiments/develop_real_raws.py [--model isp] [--also runs/old/isp.json] [--out runs/real_raws]
 """
 from __future__ import annotations
 
@@ -83,30 +83,38 @@ def to_png(rgb: np.ndarray, path: Path) -> None:
     Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path)
 
 
+def _label(model: str) -> str:
+    """A model's column name: its name, or for a card path the folder holding the card."""
+    path = Path(model)
+    return path.parent.name if path.suffix == ".json" else model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="isp")
     parser.add_argument("--out", type=Path, default=Path("runs/real_raws"))
+    parser.add_argument("--also", nargs="*", default=[], help="more models (names or card paths) for the same crops")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     bilinear = hyperisp.load_pretrained("isp", "cpu")
     with torch.no_grad():
         bilinear.residual_scale.zero_()  # the residual off: the bilinear base alone
-    methods = {args.model: args.model, "menon": MenonDemosaic(), "bilinear": bilinear}
+    label = _label(args.model)
+    methods = {label: args.model, **{_label(m): m for m in args.also}, "menon": MenonDemosaic(), "bilinear": bilinear}
     if importlib.util.find_spec("colour_demosaicing") is None:
         print("colour-demosaicing is not installed: no Menon column")
         del methods["menon"]
     for name, (source, options) in sources().items():
         developed = {label: hyperisp.develop(source, model=model, device="cpu", **options)
                      for label, model in methods.items()}
-        y, x = busiest_crop(developed[args.model])
+        y, x = busiest_crop(developed[label])
         crops = {label: rgb[y:y + 96, x:x + 96] for label, rgb in developed.items()}
-        to_png(developed[args.model], args.out / f"{name}.png")
+        to_png(developed[label], args.out / f"{name}.png")
         to_png(np.concatenate([np.kron(c, np.ones((4, 4, 1))) for c in crops.values()], axis=1),
                args.out / f"{name}_zoom_{'_'.join(crops)}.png")
-        bright = crops[args.model].mean(axis=2) > 0.75
+        bright = crops[label].mean(axis=2) > 0.75
         amplitudes = ", ".join(f"{label} {grid_amplitude(c, bright):.2f}" for label, c in crops.items())
-        print(f"{name} ({developed[args.model].shape[1]}x{developed[args.model].shape[0]}, crop at y={y} x={x}, "
+        print(f"{name} ({developed[label].shape[1]}x{developed[label].shape[0]}, crop at y={y} x={x}, "
               f"{int(bright.sum())} bright px): grid amplitude /255: {amplitudes}")
     print(f"wrote {args.out}")
 
