@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from hyperisp.models import create_model
-from hyperisp.pretrained import save_pretrained
+from hyperisp.pretrained import load_pretrained, save_pretrained
 from hyperisp.train.trainer import TrainConfig, best_validation, training_record
 
 
@@ -32,7 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     config = TrainConfig(**json.loads((args.run / "config.json").read_text()))
     overrides = {**config.model_overrides, **{k: int(v) for k, v in (s.split("=") for s in args.set)}}
-    model = create_model(config.model, **overrides)
+    # No model name: the run kept its init's architecture.
+    model = create_model(config.model or load_pretrained(config.init).config, **overrides)
     log = [json.loads(line) for line in (args.run / "log.jsonl").read_text().splitlines()]
     validated = [e for e in log if e.get("val_psnr") is not None]
     if args.last:
@@ -44,7 +45,7 @@ def main() -> None:
         best = best_validation(validated, config)
     training = training_record(config, best["iteration"], args.recipe, best["val_psnr"], args.init)
     card = save_pretrained(model.eval(), args.name, trained=True, directory=args.out, training=training,
-                           description=f"{config.model} trained on {', '.join(Path(d).name for d in config.data)} "
+                           description=f"{config.model or config.init} trained on {', '.join(Path(d).name for d in config.data)} "
                                        f"({'last' if args.last else 'best'} held-out PSNR at iteration {best['iteration']})")
     print(f"wrote {args.out / card.file} and its card ({best['val_psnr']:.2f} dB held out at {best['iteration']})")
 

@@ -383,7 +383,7 @@ def train_command(
     task: str = typer.Argument(..., help="isp, denoise or burst."),
     data: List[Path] = typer.Option(..., "--data", help="Training data: photo folders, a ZRR folder or a SIDD-Medium folder."),
     out_dir: Path = typer.Option(..., "--out", help="Run folder (config, checkpoint, log)."),
-    model_config: Optional[str] = typer.Option(None, "--model", help="Model config name (default isp_small / denoise_small)."),
+    model_config: Optional[str] = typer.Option(None, "--model", help="Model config name (default: the --init model's architecture, else isp_small / denoise_small)."),
     init: Optional[str] = typer.Option(None, "--init", help="Start from a shipped model (name or card path)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     iters: Optional[int] = typer.Option(None, "--iters", min=1, help="Schedule length in iterations (default 3000)."),

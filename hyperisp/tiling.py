@@ -72,15 +72,15 @@ from hyperisp.nn import HyperConv, fixed_filters
 _UNET_RADIUS, _REFINE_RADIUS = 94, 2
 UNET_ALIGN = EMBED_STRIDE  # largest pooling stride (E1..E8 end at 1/32); tile origins are multiples of it
 HALO = 96  # >= _UNET_RADIUS and the embedding passes' radius, multiple of UNET_ALIGN
+# Plain VDN: D-Net radius 2+1+4+2+8+4+16+8+4+2+1 = 52 < 64 (+2 per refinement block); pools are 2x2
+# (total 8), input padded to 16.
+_VDN_ALIGN, _VDN_HALO, _VDN_RADIUS = 16, 64, 52
 
 
 def unet_halo(model: HyperUNet) -> int:
     """Halo of HyperUNet's final pass: its receptive-field radius rounded up to UNET_ALIGN."""
     radius = _UNET_RADIUS + _REFINE_RADIUS * len(model.refine)
     return -(-radius // UNET_ALIGN) * UNET_ALIGN
-# Plain VDN: D-Net radius 2+1+4+2+8+4+16+8+4+2+1 = 52 < 64 (+2 per refinement block); pools are 2x2
-# (total 8), input padded to 16.
-_VDN_ALIGN, _VDN_HALO, _VDN_RADIUS = 16, 64, 52
 
 Span = tuple[int, int, int, int]  # core start, core end, extended start, extended end (one axis)
 

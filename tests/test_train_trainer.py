@@ -173,11 +173,24 @@ def test_init_grows_into_a_larger_model_and_rejects_one_it_does_not_fit(photos, 
     export_if_better(result, "tiny", "hyperisp train isp ...", directory=tmp_path / "weights")
     card = str(tmp_path / "weights" / "tiny.json")
     source = load_pretrained(card)
-    grown = build_model(_config(photos, init=card, model_overrides={**TINY_ISP, "n_refine": 1})).eval()
-    assert grown.config["n_refine"] == 1
+    grown = build_model(_config(photos, init=card, model="isp_refine2", model_overrides=TINY_ISP)).eval()
+    assert grown.config["n_refine"] == 2
     packed = torch.rand(1, 4, 20, 24)
     with torch.no_grad():
         torch.testing.assert_close(grown(packed), source(packed), atol=0, rtol=0)
-    assert build_model(_config(photos, init=card)).config == source.config  # same architecture: loaded as is
+    # Overrides alone apply to the init's architecture.
+    assert build_model(_config(photos, init=card, model_overrides={"n_refine": 1})).config["n_refine"] == 1
     with pytest.raises(HyperispError, match="does not fit"):
-        build_model(_config(photos, init=card, model_overrides={**TINY_ISP, "n_fwd": 8}))
+        build_model(_config(photos, init=card, model="isp_small", model_overrides={**TINY_ISP, "n_fwd": 8}))
+
+
+def test_init_without_a_model_name_keeps_the_init_architecture(photos, tmp_path):
+    # A grown model continues as itself: `--init isp` must not shrink it to the task's default config.
+    from hyperisp.train.trainer import build_model
+
+    config = _config(photos, iters=2, model="isp_refine2")
+    result = train(config, tmp_path / "grown", progress=False)
+    export_if_better(result, "tiny", "hyperisp train isp ...", directory=tmp_path / "weights")
+    card = str(tmp_path / "weights" / "tiny.json")
+    again = _config(photos, init=card, model_overrides={})
+    assert again.model == "" and build_model(again).config == result["model"].config

@@ -33,7 +33,7 @@ class TrainConfig:
     """Everything that defines a run (saved as ``out/config.json``)."""
 
     task: str = "isp"  # "isp" | "denoise"
-    model: str = ""  # model config name; default isp_small / denoise_small
+    model: str = ""  # model config name; default: the init's architecture, else isp_small / denoise_small
     data: list[str] = field(default_factory=list)
     crop: int = 128  # full-resolution crop (the isp input is crop/2 packed)
     batch: int = 8
@@ -62,7 +62,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.task not in ("isp", "denoise"):
             raise HyperispError(None, f"unknown task {self.task!r}; expected isp or denoise")
-        self.model = self.model or {"isp": "isp_small", "denoise": "denoise_small"}[self.task]
+        if not self.init:  # with an init, no model means the init's own architecture
+            self.model = self.model or {"isp": "isp_small", "denoise": "denoise_small"}[self.task]
         self.loss = self.loss or {"isp": "l1", "denoise": "vdn"}[self.task]
         if self.loss not in ("mse_msssim", "l1", "vdn") or (self.loss == "vdn" and self.task != "denoise"):
             raise HyperispError(None, f"loss {self.loss!r} does not fit task {self.task!r}")
@@ -96,9 +97,10 @@ def resolve_device(device: str) -> torch.device:
 def build_model(config: TrainConfig) -> torch.nn.Module:
     """The model, seeded with ``config.seed``; from ``config.init`` weights when given.
 
-    If ``config.model`` is a larger architecture than the init's (e.g. isp_refine2 from a
-    trained isp_small), the init's tensors are copied into it and the rest keep their
-    initialisation (:func:`grow_model`).
+    With an init, the architecture is the init's unless ``config.model`` names another
+    (``model_overrides`` apply on top). If that is a larger architecture (e.g. isp_refine2
+    from a trained isp_small), the init's tensors are copied into it and the rest keep
+    their initialisation (:func:`grow_model`).
     """
     torch.manual_seed(config.seed)
     if not config.init:
@@ -106,7 +108,9 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
     from ..pretrained import load_pretrained
 
     source = load_pretrained(config.init).train()
-    target = create_model(config.model, **config.model_overrides)
+    if not config.model and not config.model_overrides:
+        return source
+    target = create_model(config.model or source.config, **config.model_overrides)
     return source if target.config == source.config else grow_model(target, source, config.init)
 
 
@@ -364,5 +368,5 @@ def export_if_better(result: dict[str, Any], name: str, command: str, directory:
         return False, new, shipped
     training = training_record(config, result["iteration"], command, new)
     save_pretrained(result["model"], name, trained=True, directory=directory, training=training,
-                    description=f"{config.model} trained {result['iteration']} iterations on {', '.join(config.data)}")
+                    description=f"{config.model or config.init} trained {result['iteration']} iterations on {', '.join(config.data)}")
     return True, new, shipped
