@@ -25,7 +25,7 @@ from .raw.bayer import pack_bayer
 from .raw.exposure import auto_exposure
 from .raw.white_balance import choose_white_balance as choose_wb
 from .runtime import release_freed_memory
-from .tiling import default_tile, run_tiled, supports_tiling
+from .tiling import default_tile, run_tiled, supports_tiling, tile_align
 
 PathType = Union[str, PathLike]
 WhiteBalance = Union[str, Sequence[float]]
@@ -67,7 +67,7 @@ def _network_tile(net: torch.nn.Module, tile: int | None) -> int | None:
         return default_tile(net)
     if tile < 64:
         raise HyperispError(None, f"tile size {tile}: expected 0 (whole image) or at least 64 pixels")
-    align = 32 if net.task == "isp" else 16
+    align = tile_align(net)
     size = tile // 2 if net.task == "isp" else tile
     return max(align, size // align * align)
 

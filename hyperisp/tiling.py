@@ -300,6 +300,11 @@ def supports_tiling(model: nn.Module) -> bool:
     return isinstance(model, (HyperUNet, VDN, HyperVDN))
 
 
+def tile_align(model: nn.Module) -> int:
+    """What tile sizes and origins must be multiples of: 32 for HyperUNet (its pooling grid), 16 for the VDNs."""
+    return UNET_ALIGN if isinstance(model, HyperUNet) else _VDN_ALIGN
+
+
 def default_tile(model: nn.Module) -> int:
     """The default tile size in network-input pixels: 2048 (4096 image pixels for the packed-Bayer HyperUNet).
 
@@ -321,7 +326,7 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
         tile: a multiple of 32 (HyperUNet) or 16 (VDN); None = :func:`default_tile`. Tiles hold
             at most about ``tile`` x ``tile`` core input pixels: full-width strips for inputs up
             to 2 x ``tile`` wide, squares of side ``tile`` beyond. Each tile is run with a halo
-            (96 / 64 pixels).
+            (HyperUNet 96, or :func:`unet_halo` with refinement blocks; VDN 64).
             HyperVDN: filters from the model's filter view, predicted once per image; an
             image no larger than the view (``view_size``) is run whole.
         keep_y0: HyperUNet only: keep the full-scale maps y0 (n_fwd floats per packed pixel,
@@ -332,9 +337,9 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
         The model's output, assembled from the tiles.
     """
     tile = default_tile(model) if tile is None else int(tile)
+    align = tile_align(model)
     if isinstance(model, (HyperUNet, VDN)):
         model._check(x)
-        align = UNET_ALIGN if isinstance(model, HyperUNet) else _VDN_ALIGN
         _check_tile(tile, align)
         if _is_one_tile(x, tile, align):  # the plain forward is the same computation
             return model(x)
@@ -344,8 +349,8 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
             return _run_hyperunet(model, x, tile, keep_y0)
     if isinstance(model, HyperVDN):
         model._check(x)
-        _check_tile(tile, _VDN_ALIGN)
-        if _is_one_tile(x, tile, _VDN_ALIGN) or model.view_patches(*x.shape[-2:]) is None:
+        _check_tile(tile, align)
+        if _is_one_tile(x, tile, align) or model.view_patches(*x.shape[-2:]) is None:
             return model(x)  # one tile, or an image that is its own filter view (at most view_size)
         xp = model._prepare(x)
         filters = model._view_filters(xp, *x.shape[-2:], ("dnet",))  # once per image, for every tile (module doc)
