@@ -6,8 +6,8 @@ developed image and a 4x nearest-neighbour zoom of its busiest 96 px crop (where
 artefacts show first): the model, Menon 2007 (optional package colour-demosaicing) and the
 bilinear base alone, left to right, all through the same colour pipeline. Outputs go to
 ``runs/real_raws/`` (never commit them: they derive from ../shared). It also prints each
-method's grid amplitude on the crop's bright pixels (luminance above 0.75 in the model's
-output, where a grid shows most): the luminance's component at the 2-pixel checkerboard
+method's grid amplitude on the crop's bright pixels (4x4 mean luminance above 0.75 in the
+model's output, where a grid shows most): the luminance's component at the 2-pixel checkerboard
 frequency, phase-locked to the CFA, in 8-bit levels. A grid or maze artefact made by the
 demosaicker adds to it; texture averages out.
 
@@ -70,6 +70,17 @@ def grid_amplitude(rgb: np.ndarray, mask: np.ndarray) -> float:
     return float(abs((luma * sign)[mask].mean()) * 255) if mask.any() else float("nan")
 
 
+def bright_mask(rgb: np.ndarray, threshold: float = 0.75) -> np.ndarray:
+    """(H, W) bool: pixels whose 4x4 local mean luminance is above ``threshold``.
+
+    The 4x4 mean has no component at the checkerboard frequency, so the mask cannot favour
+    the pixels a grid brightens (a per-pixel threshold would: it selects the bright phase).
+    """
+    luma = torch.from_numpy(rgb.mean(axis=2))[None, None]
+    local = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(luma, (1, 2, 1, 2), mode="replicate"), 4, stride=1)
+    return local[0, 0].numpy() > threshold
+
+
 def busiest_crop(rgb: np.ndarray, size: int = 96) -> tuple[int, int]:
     """Top-left corner of the size x size crop with the most gradient energy."""
     grey = torch.from_numpy(rgb.mean(axis=2))[None, None]
@@ -112,7 +123,7 @@ def main() -> None:
         to_png(developed[label], args.out / f"{name}.png")
         to_png(np.concatenate([np.kron(c, np.ones((4, 4, 1))) for c in crops.values()], axis=1),
                args.out / f"{name}_zoom_{'_'.join(crops)}.png")
-        bright = crops[label].mean(axis=2) > 0.75
+        bright = bright_mask(crops[label])
         amplitudes = ", ".join(f"{label} {grid_amplitude(c, bright):.2f}" for label, c in crops.items())
         print(f"{name} ({developed[label].shape[1]}x{developed[label].shape[0]}, crop at y={y} x={x}, "
               f"{int(bright.sum())} bright px): grid amplitude /255: {amplitudes}")

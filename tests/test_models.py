@@ -111,6 +111,36 @@ def test_hyperunet_pooled_embeddings_can_be_passed_in():
         assert not torch.allclose(other, model(packed))
 
 
+def test_pooling_groups_give_each_run_of_crops_one_filter_set():
+    from hyperisp.models import pooling_groups
+
+    model = HyperUNet(n_fwd=8, n_embed=4, n_hid=16, pool_cell=32).eval()
+    batch = torch.rand(4, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        with pooling_groups(model, 2):
+            pooled = model.pooled_embeddings(batch)
+            grouped = model(batch)
+        assert model.pool_group == 1
+        for v in pooled.values():  # runs (0, 1) and (2, 3) share their mean embedding
+            torch.testing.assert_close(v[0], v[1])
+            torch.testing.assert_close(v[2], v[3])
+            assert not torch.allclose(v[0], v[2])
+        # Each crop is developed with its run's filters, exactly as with the shared embedding passed in.
+        for i in range(4):
+            alone = model(batch[i:i + 1], pooled={k: v[i:i + 1] for k, v in pooled.items()})
+            torch.testing.assert_close(grouped[i:i + 1], alone, atol=1e-6, rtol=1e-5)
+        assert not torch.allclose(grouped, model(batch))
+        twins, alone = batch[:1].repeat(2, 1, 1, 1), model(batch[:1])  # a run of identical crops = the crop alone
+        with pooling_groups(model, 2):
+            torch.testing.assert_close(model(twins), alone.repeat(2, 1, 1, 1))
+    with pytest.raises(ValueError, match="HyperUNet"):
+        with pooling_groups(torch.nn.Identity(), 2):
+            pass
+    with pytest.raises(ValueError, match="multiple of the group 3"), pooling_groups(model, 3):
+        model(batch)
+    assert model.pool_group == 1
+
+
 def test_hyperunet_input_check():
     with pytest.raises(ValueError, match=r"\(N, 4, h, w\)"):
         HyperUNet(**TINY_UNET)(torch.rand(1, 3, 16, 16))

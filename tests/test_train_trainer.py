@@ -194,3 +194,27 @@ def test_init_without_a_model_name_keeps_the_init_architecture(photos, tmp_path)
     card = str(tmp_path / "weights" / "tiny.json")
     again = _config(photos, init=card, model_overrides={})
     assert again.model == "" and build_model(again).config == result["model"].config
+
+
+def test_pool_group_trains_crops_with_shared_filters(photos, tmp_path):
+    from hyperisp.models import pooling_groups
+    from hyperisp.train.losses import l1_loss
+    from hyperisp.train.trainer import compute_loss
+
+    config = _config(photos, batch=2, val_images=2, pool_group=2, model_overrides={**TINY_ISP, "pool_cell": 32})
+    result = train(config, tmp_path / "grouped", progress=False)
+    assert result["model"].config["pool_cell"] == 32 and result["model"].pool_group == 1
+    assert json.loads((tmp_path / "grouped" / "config.json").read_text())["pool_group"] == 2
+    model = result["model"].eval()
+    packed, target = torch.rand(2, 4, 16, 16), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        with pooling_groups(model, 2):
+            grouped = model(packed)
+        ungrouped = model(packed)
+        assert not torch.equal(grouped, ungrouped)
+        alone = _config(photos, batch=2, val_images=2)
+        assert float(compute_loss(model, packed, target, config, linear_target=False)) == float(l1_loss(grouped, target))
+        assert float(compute_loss(model, packed, target, alone, linear_target=False)) == float(l1_loss(ungrouped, target))
+    for bad in (dict(batch=3, pool_group=2), dict(val_images=1, pool_group=2), dict(task="denoise", pool_group=2)):
+        with pytest.raises(HyperispError, match="pool_group"):
+            _config(photos, **bad)

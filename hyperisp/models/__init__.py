@@ -1,6 +1,6 @@
 """Models: HyperUNet (RAW -> RGB), VDN / HyperVDN (sRGB denoising), registry, counting."""
 from hyperisp.models.registry import MODEL_CONFIGS, create_model, get_config, list_archs, list_configs, register_arch
-from hyperisp.models.hyperunet import HyperUNet
+from hyperisp.models.hyperunet import HyperUNet, pooling_groups
 from hyperisp.models.vdn import VDN, HyperVDN
 from hyperisp.models.kpn import KPN, GatedKPN, HyperGatedKPN
 from hyperisp.models.counting import FlopCount, count_flops, count_params, flops_per_param, model_cost
@@ -22,5 +22,6 @@ __all__ = [
     "list_archs",
     "list_configs",
     "model_cost",
+    "pooling_groups",
     "register_arch",
 ]

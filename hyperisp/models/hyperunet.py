@@ -26,7 +26,8 @@ to 0.1 M: (64,32,2048) 276,049,571; (32,16,2048) 90,485,331; (16,16,1024) 16,300
 """
 from __future__ import annotations
 
-from typing import Optional
+import contextlib
+from typing import Iterator, Optional
 
 import torch
 import torch.nn as nn
@@ -34,8 +35,8 @@ import torch.nn.functional as F
 
 from hyperisp.models.registry import register_arch
 from hyperisp.nn import (
-    CLAMP01, GELU, EmbeddingNet, HyperConv, RefineBlock, StaticConv, cell_max_pool, global_pool, pad_to_multiple,
-    pixel_shuffle,
+    CLAMP01, GELU, EmbeddingNet, HyperConv, RefineBlock, StaticConv, cell_max_pool, global_pool, group_mean,
+    pad_to_multiple, pixel_shuffle,
 )
 from hyperisp.raw.bayer import demosaic_bilinear, demosaic_bilinear_planes
 
@@ -139,6 +140,7 @@ class HyperUNet(nn.Module):
         if n_refine:
             self.config["n_refine"] = n_refine
         self.pool_cell = pool_cell
+        self.pool_group = 1  # training only, set by pooling_groups(); not part of the config
         self.output, self.head, self.plain = output, head, plain
         nf, h, e = n_fwd, n_fwd // 2, n_embed
         c1, c2, c4, c8 = 16 * e, 8 * e, 4 * e, 2 * e  # pooled embedding sizes of E1, E2, E4, E8
@@ -176,9 +178,8 @@ class HyperUNet(nn.Module):
 
     def pool_embedding(self, e: torch.Tensor) -> torch.Tensor:
         """(N, Ce, H/32, W/32) embedding maps of a whole image -> (N, Ce) pooled vector."""
-        if self.pool_cell is None:
-            return global_pool(e, "max")
-        return cell_max_pool(e, self.pool_cell // EMBED_STRIDE)
+        pooled = global_pool(e, "max") if self.pool_cell is None else cell_max_pool(e, self.pool_cell // EMBED_STRIDE)
+        return pooled if self.pool_group == 1 else group_mean(pooled, self.pool_group)
 
     def _encode(self, x: torch.Tensor, pooled: dict) -> tuple[torch.Tensor, ...]:
         """Down path on padded (N, 4, H, W); fills ``pooled`` with "e1", "e2", "e4", "e8"."""
@@ -284,3 +285,22 @@ class HyperUNet(nn.Module):
         base = demosaic_bilinear_planes(packed.contiguous(
             memory_format=torch.channels_last if channels_last else torch.contiguous_format))
         return pixel_shuffle(torch.addcmul(base, self.residual_scale, head), 2)
+
+
+@contextlib.contextmanager
+def pooling_groups(model: nn.Module, group: int) -> Iterator[None]:
+    """Inside: ``model`` (a HyperUNet) pools each embedding as the mean over runs of ``group`` samples.
+
+    For training on crops of one pool cell each: a batch of N = k*group crops then gets k
+    filter sets, each from the mean of its group's cell maxima, as a photo of many cells
+    does (:func:`~hyperisp.nn.group_mean`). 1: every crop its own filters.
+    """
+    if not isinstance(model, HyperUNet):
+        raise ValueError(f"expected a HyperUNet for grouped pooling, got {type(model).__name__}")
+    if group < 1:
+        raise ValueError(f"expected a group of at least 1 sample, got {group}")
+    model.pool_group = group
+    try:
+        yield
+    finally:
+        model.pool_group = 1
