@@ -9,7 +9,8 @@ bilinear base alone, left to right, all through the same colour pipeline. Output
 method's grid amplitude on the crop's bright pixels (4x4 mean luminance above 0.75 in the
 model's output, where a grid shows most): the luminance's component at the 2-pixel checkerboard
 frequency, phase-locked to the CFA, in 8-bit levels. A grid or maze artefact made by the
-demosaicker adds to it; texture averages out.
+demosaicker adds to it; texture averages out. Last, the same amplitude on developed flat grey
+patches (synthetic, from bright to clipped), where no texture can add to it.
 
 How each file is read (phase, levels) was determined by looking at the data:
 tests/test_colour_real_raws.py for the chart dump and the Halide crop; the phone raw's packed
@@ -81,6 +82,25 @@ def bright_mask(rgb: np.ndarray, threshold: float = 0.75) -> np.ndarray:
     return local[0, 0].numpy() > threshold
 
 
+def flat_patch_grids(model: object, levels: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 1.0)) -> dict[float, float]:
+    """Grid amplitude of a developed flat grey patch at each green level (fraction of white).
+
+    A grey under daylight as a sensor records it (red and blue at 0.55 / 0.6 of green), with
+    mild shot noise: no texture, so any checkerboard left is the demosaicker's own. At 1.0
+    the green pixels clip, as on over-exposed highlights.
+    """
+    grids = {}
+    for level in levels:
+        mosaic = np.zeros((256, 256))
+        mosaic[0::2, 0::2], mosaic[1::2, 1::2] = 0.55 * level, 0.6 * level
+        mosaic[0::2, 1::2] = mosaic[1::2, 0::2] = level
+        mosaic += np.random.default_rng(0).normal(0, 1, mosaic.shape) * 0.01 * np.sqrt(mosaic)
+        rgb = hyperisp.develop((np.clip(mosaic, 0, 1) * 1000).astype(np.float32), model=model, device="cpu",
+                               cfa_phase="RGGB", black_level=0, white_level=1000)[16:-16, 16:-16]
+        grids[level] = grid_amplitude(rgb, np.ones(rgb.shape[:2], bool))
+    return grids
+
+
 def busiest_crop(rgb: np.ndarray, size: int = 96) -> tuple[int, int]:
     """Top-left corner of the size x size crop with the most gradient energy."""
     grey = torch.from_numpy(rgb.mean(axis=2))[None, None]
@@ -127,6 +147,9 @@ def main() -> None:
         amplitudes = ", ".join(f"{label} {grid_amplitude(c, bright):.2f}" for label, c in crops.items())
         print(f"{name} ({developed[label].shape[1]}x{developed[label].shape[0]}, crop at y={y} x={x}, "
               f"{int(bright.sum())} bright px): grid amplitude /255: {amplitudes}")
+    for label, model in methods.items():
+        grids = ", ".join(f"{level:.2f}: {grid:.2f}" for level, grid in flat_patch_grids(model).items())
+        print(f"flat grey patch, {label}: grid amplitude /255 by green level: {grids}")
     print(f"wrote {args.out}")
 
 

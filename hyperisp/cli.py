@@ -404,12 +404,6 @@ def train_command(
     phone_noise_max: Optional[float] = typer.Option(
         None, "--phone-noise-max", min=0.0,
         help="denoise: upper bound (8-bit levels) of the blurred phone-like noise; default the AWGN bound, 50."),
-    pool_cell: Optional[int] = typer.Option(
-        None, "--pool-cell", min=32,
-        help="isp: the model's pool cell in packed px (a multiple of 32), over its config's."),
-    pool_group: int = typer.Option(
-        1, "--pool-group", min=1,
-        help="isp: crops share filters in runs of this many (mean of their pooled embeddings), as a photo's cells do."),
     device: Device = DeviceOpt,
     export: Optional[str] = typer.Option(None, "--export", help="Write weights + card as this shipped model if validation beats it."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (1 is far faster on a busy machine)."),
@@ -429,8 +423,7 @@ def train_command(
                              loss_space=loss_space,
                              validate_every=validate_every, checkpoint_every=checkpoint_every,
                              val_images=val_images, init=init, max_neutral_chroma=max_neutral_chroma,
-                             phone_noise_max=phone_noise_max, pool_group=pool_group,
-                             model_overrides={} if pool_cell is None else {"pool_cell": pool_cell})
+                             phone_noise_max=phone_noise_max)
         result = train(config, out_dir, resume=resume, device=device.value, stop_at=stop_at)
         err.print(f"trained to iteration {result['iteration']}: loss {result['last_loss']:.4f}, "
                   f"best held-out PSNR {result['best_val_psnr']:.2f} dB, {result['it_per_s']:.2f} it/s")

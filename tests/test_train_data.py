@@ -81,6 +81,29 @@ def test_isp_sampler_camera_develops_target_back_to_the_photo(photo_folder):
     assert (developed[unclipped] - srgb[unclipped]).abs().max() < 2e-3
 
 
+def test_isp_sampler_groups_crops_of_one_photo_with_one_camera(tmp_path, photo_folder):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (120, 120, 120)]
+    for i, colour in enumerate(colours):
+        Image.fromarray(np.full((40, 48, 3), colour, np.uint8)).save(flat / f"{i}.png")
+    cache = ImageCache(list_images([flat]))
+    sampler = IspSampler(cache, crop=32, batch=8, clean_fraction=1.0, protocol_fraction=1.0, group=4)
+    _, target, _ = sampler.sample(torch.Generator().manual_seed(0))
+    means = target.mean(dim=(2, 3))  # flat photos: a crop's colour names its photo
+    for run in (means[:4], means[4:]):
+        torch.testing.assert_close(run, run[:1].expand(4, 3))
+    # Photos with texture and a random camera: one camera per run of crops, different runs differ.
+    grouped = IspSampler(ImageCache(list_images([photo_folder])), crop=32, batch=6, protocol_fraction=0.0, group=3)
+    packed, _, camera = grouped.sample(torch.Generator().manual_seed(1))
+    for key in ("red_gain", "blue_gain", "rgb_gain", "exposure", "cam2rgb"):
+        assert torch.equal(camera[key][:3], camera[key][:1].expand_as(camera[key][:3])), key
+        assert not torch.equal(camera[key][0], camera[key][3]), key
+    assert not torch.equal(packed[0], packed[1])  # crops at their own positions
+    with pytest.raises(ValueError, match="multiple of the group"):
+        IspSampler(cache, crop=32, batch=6, group=4)
+
+
 def test_denoise_sampler_adds_noise(photo_folder):
     sampler = DenoiseSampler(ImageCache(list_images([photo_folder])), crop=32, batch=4)
     noisy, clean = sampler.sample(torch.Generator().manual_seed(0))

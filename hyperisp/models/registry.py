@@ -39,6 +39,11 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
         "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, "n_refine": 2,
     },
+    # isp_refine2 with two more blocks (grown from a trained isp_refine2).
+    "isp_refine4": {
+        "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
+        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, "n_refine": 4,
+    },
     # Plain-conv twin of isp_small for ablations.
     "plainunet_small": {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data import (add_raw_noise, quantize, random_bits, random_noise_levels, random_phase_crop,
+from ..data import (add_raw_noise, quantize, random_bits, random_metadata, random_noise_levels, random_phase_crop,
                     srgb_realistic_noise, srgb_to_linear, unprocess)
 from ..errors import HyperispError
 from ..raw.bayer import mosaic_rgb, pack_bayer
@@ -66,21 +66,26 @@ class ImageCache:
     def __len__(self) -> int:
         return len(self.images)
 
-    def random_crops(self, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    def random_crops(self, n: int, size: int, generator: torch.Generator, group: int = 1) -> torch.Tensor:
         """(n, 3, size, size) float crops in [0, 1] from random images, with random flips and offsets.
 
         A (size + 2)-pixel window is cut first; :func:`random_phase_crop` then flips it
-        and picks the final offset, so both CFA phases of the scene occur.
+        and picks the final offset, so both CFA phases of the scene occur. ``group``: each
+        run of that many consecutive crops comes from one image (at independent positions),
+        like the cells of one photo; n must be a multiple of it.
         """
-        picks = torch.randint(len(self.images), (n,), generator=generator).tolist()
+        if group < 1 or n % group:
+            raise ValueError(f"expected a number of crops that is a multiple of the group {group}, got {n}")
+        picks = torch.randint(len(self.images), (n // group,), generator=generator).tolist()
         windows = []
         for index in picks:
             image = self.images[index]
             h, w = image.shape[-2:]
             window = min(size + 2, h, w)
-            top = int(torch.randint(h - window + 1, (1,), generator=generator))
-            left = int(torch.randint(w - window + 1, (1,), generator=generator))
-            windows.append(image[:, top:top + window, left:left + window])
+            for _ in range(group):
+                top = int(torch.randint(h - window + 1, (1,), generator=generator))
+                left = int(torch.randint(w - window + 1, (1,), generator=generator))
+                windows.append(image[:, top:top + window, left:left + window])
         batch = torch.stack(windows).float() / 255.0
         return random_phase_crop(batch, generator, (size, size))
 
@@ -108,6 +113,11 @@ def identity_camera(metadata: dict[str, torch.Tensor], keep: torch.Tensor) -> di
     return out
 
 
+def per_group(values: torch.Tensor, group: int) -> torch.Tensor:
+    """Per-photo values (n, ...) -> per-crop (n * group, ...), each repeated for its photo's crops."""
+    return values.repeat_interleave(group, dim=0)
+
+
 class IspSampler:
     """Batches of (packed noisy RAW (N, 4, c/2, c/2), clean linear camera RGB (N, 3, c, c),
     camera parameters): the last is a dict for :func:`hyperisp.data.process` (red_gain,
@@ -122,30 +132,36 @@ class IspSampler:
         protocol_fraction: share of samples built like the eval protocol (linear sRGB as
             camera RGB: no random colour matrix, gains or tone curve), so the network also
             sees the identity-colour mosaics it is scored on.
+        group: runs of this many crops are one "photo": crops of one image, with one camera,
+            noise level and bit depth (to score filters shared per photo: experiments/photo_pooling.py).
     """
 
     def __init__(self, cache: ImageCache, crop: int = 128, batch: int = 8,
                  shot_range: tuple[float, float] = (1e-4, 1.2e-2), clean_fraction: float = 0.2,
-                 protocol_fraction: float = 0.25) -> None:
+                 protocol_fraction: float = 0.25, group: int = 1) -> None:
         if crop % 2:
             raise ValueError(f"expected an even crop size, got {crop}")
-        self.cache, self.crop, self.batch = cache, crop, batch
+        if group < 1 or batch % group:
+            raise ValueError(f"expected a batch ({batch}) that is a multiple of the group ({group})")
+        self.cache, self.crop, self.batch, self.group = cache, crop, batch, group
         self.shot_range, self.clean_fraction, self.protocol_fraction = shot_range, clean_fraction, protocol_fraction
 
     def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        srgb = self.cache.random_crops(self.batch, self.crop, generator)
-        mosaic, metadata = unprocess(srgb, generator)
+        g, photos = self.group, self.batch // self.group
+        srgb = self.cache.random_crops(self.batch, self.crop, generator, g)
+        camera = {k: per_group(v, g) for k, v in random_metadata(photos, generator).items()}
+        mosaic, metadata = unprocess(srgb, metadata=camera)
         target = metadata["clean_cam"]
         # Draw every random number for every sample, whatever its mode: a fixed stream per seed.
-        protocol = torch.rand(self.batch, generator=generator) < self.protocol_fraction
+        protocol = per_group(torch.rand(photos, generator=generator) < self.protocol_fraction, g)
         if protocol.any():
             linear = srgb_to_linear(srgb).clamp(0.0, 1.0)
             target = torch.where(protocol[:, None, None, None], linear, target)
             mosaic = mosaic_rgb(target)
-        shot, read = random_noise_levels(self.batch, generator, self.shot_range)
-        clean = torch.rand(self.batch, generator=generator) < self.clean_fraction
+        shot, read = (per_group(v, g) for v in random_noise_levels(photos, generator, self.shot_range))
+        clean = per_group(torch.rand(photos, generator=generator) < self.clean_fraction, g)
         shot, read = shot.masked_fill(clean, 0.0), read.masked_fill(clean, 0.0)
-        noisy = quantize(add_raw_noise(mosaic, shot, read, generator), random_bits(self.batch, generator))
+        noisy = quantize(add_raw_noise(mosaic, shot, read, generator), per_group(random_bits(photos, generator), g))
         return pack_bayer(noisy), target, identity_camera(metadata, ~protocol)
 
 

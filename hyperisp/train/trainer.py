@@ -59,9 +59,6 @@ class TrainConfig:
     # denoise: upper bound, in 8-bit levels, of the blurred "phone" noise (srgb_realistic_noise's
     # phone_sigma_max); None: the AWGN bound (50). Real phone noise is stronger than most samples.
     phone_noise_max: Optional[float] = None
-    # isp: crops share filters in runs of this many (the mean of their pooled embeddings), as
-    # the cells of a photo do; 1: each crop its own (crop-tailored filters no photo gets).
-    pool_group: int = 1
 
     def __post_init__(self) -> None:
         if self.task not in ("isp", "denoise"):
@@ -77,10 +74,6 @@ class TrainConfig:
             raise HyperispError(None, "max_neutral_chroma (the colour-chart gate) applies to the isp task only")
         if self.phone_noise_max is not None and self.task != "denoise":
             raise HyperispError(None, "phone_noise_max (the blurred noise's level) applies to the denoise task only")
-        if self.pool_group != 1 and (self.task != "isp" or self.pool_group < 1 or self.batch % self.pool_group
-                                     or self.val_images % self.pool_group):
-            raise HyperispError(None, f"pool_group {self.pool_group} needs the isp task, and a batch ({self.batch}) "
-                                      f"and val_images ({self.val_images}) that are multiples of it")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -145,8 +138,7 @@ def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Ten
     if config.loss == "vdn":
         dnet_out, snet_out = model.forward_vdn(inputs)
         return vdn_loss(dnet_out, snet_out, inputs, target, eps2=config.vdn_eps2)
-    with grouped_pooling(model, config.pool_group):
-        pred = model(inputs)
+    pred = model(inputs)
     if config.task == "isp" and linear_target and config.loss_space == "developed" and camera is not None:
         # Compare what the user sees: white balance (x2 on red) and the colour matrix amplify
         # chroma errors that camera-RGB losses barely notice (a model trained in camera RGB
@@ -167,7 +159,8 @@ def grouped_pooling(model: torch.nn.Module, group: int) -> contextlib.AbstractCo
 def validate(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], task: str, device: torch.device,
              chunk: int = 4, linear_target: bool = True, pool_group: int = 1) -> float:
     """Mean PSNR (dB) on a fixed validation batch; linear isp targets compared in sRGB gamma.
-    ``pool_group``: crops share filters in runs of this many, as in training (TrainConfig.pool_group)."""
+    ``pool_group`` (isp): runs of this many crops share filters, as one photo's cells do (a batch
+    from ``IspSampler(group=...)``; experiments/photo_pooling.py)."""
     was_training = model.training
     model.eval()
     values = []
@@ -311,8 +304,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
                 raise HyperispError(out, f"loss became {loss_value} at iteration {step}; lower --lr")
             val, chroma = None, None
             if val_batch is not None and (step % config.validate_every == 0 or step == end):
-                val = validate(model, val_batch, config.task, dev, linear_target=linear_target,
-                               pool_group=config.pool_group)
+                val = validate(model, val_batch, config.task, dev, linear_target=linear_target)
                 colour_ok = True
                 if config.max_neutral_chroma is not None:
                     chroma = worst_neutral_chroma(model)
@@ -375,11 +367,11 @@ def export_if_better(result: dict[str, Any], name: str, command: str, directory:
         raise HyperispError(None, "export needs validation images (--val-images > 0)")
     device = torch.device("cpu")
     linear = result.get("linear_target", True)
-    new = validate(result["model"], batch, config.task, device, linear_target=linear, pool_group=config.pool_group)
+    new = validate(result["model"], batch, config.task, device, linear_target=linear)
     try:
         get_card(name, directory)
         shipped: Optional[float] = validate(load_pretrained(name, directory=directory), batch, config.task, device,
-                                            linear_target=linear, pool_group=config.pool_group)
+                                            linear_target=linear)
     except HyperispError:
         shipped = None
     if shipped is not None and new <= shipped:
