@@ -14,7 +14,8 @@ freed memory (up to ``trim`` bytes at the top of the heap) for the next allocati
 The price is memory held between stages: freed blocks of the network stay resident while
 the colour pipeline allocates its own, and a 24 MP develop peaked at 3.34 GB instead of
 2.35 GB. :func:`release_freed_memory` (glibc's ``malloc_trim``) hands them back once the
-network is done; the pipeline calls it after every network run. The CLI turns
+network is done; the pipeline calls it after every network run, and tiled HyperUNet
+inference after every tile of its final pass (the heap otherwise fragments from tile to tile). The CLI turns
 :func:`keep_freed_memory` on; library users call it once if they want it.
 """
 from __future__ import annotations

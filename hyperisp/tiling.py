@@ -65,6 +65,7 @@ import torch.nn.functional as F
 from hyperisp.models.hyperunet import EMBED_STRIDE, HyperUNet, _prepare
 from hyperisp.models.vdn import VDN, HyperVDN
 from hyperisp.nn import HyperConv, fixed_filters
+from hyperisp.runtime import release_freed_memory
 
 # Receptive-field radius of HyperUNet's final pass (packed pixels): stem 2, +1 pool, +2, +2, +4, +4, +8,
 # +8, +16 (y16: 47), up path +16+8, +8+4, +4+2, +2+1, head +1 (upsample head +1.5) -> 94 at most,
@@ -233,6 +234,10 @@ def _run_hyperunet(model: HyperUNet, packed: torch.Tensor, tile: int, keep_y0: b
         head = model._decode(xt, tile_maps, pooled)[..., : s * (ye[3] - ye[2]), : s * (xe[3] - xe[2])]
         result = model.finish_output(packed[..., ye[2] : ye[3], xe[2] : xe[3]], head)
         out[..., 2 * ys_out[0] : 2 * ys_out[1], 2 * xs_out[0] : 2 * xs_out[1]] = _core(result, ye, xe, 2)
+        # Kept freed memory (hyperisp.runtime) fragments across tiles: a 4-block model's 24 MP
+        # develop peaked at 4.1-4.4 GB RSS without this trim, 3.4 GB with it.
+        del head, result, tile_maps
+        release_freed_memory()
     return out
 
 
