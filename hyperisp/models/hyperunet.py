@@ -140,7 +140,7 @@ class HyperUNet(nn.Module):
         if n_refine:
             self.config["n_refine"] = n_refine
         self.pool_cell = pool_cell
-        self.pool_group = 1  # training only, set by pooling_groups(); not part of the config
+        self.pool_group = 1  # set by pooling_groups(); not part of the config
         self.output, self.head, self.plain = output, head, plain
         nf, h, e = n_fwd, n_fwd // 2, n_embed
         c1, c2, c4, c8 = 16 * e, 8 * e, 4 * e, 2 * e  # pooled embedding sizes of E1, E2, E4, E8
@@ -179,7 +179,9 @@ class HyperUNet(nn.Module):
     def pool_embedding(self, e: torch.Tensor) -> torch.Tensor:
         """(N, Ce, H/32, W/32) embedding maps of a whole image -> (N, Ce) pooled vector."""
         pooled = global_pool(e, "max") if self.pool_cell is None else cell_max_pool(e, self.pool_cell // EMBED_STRIDE)
-        return pooled if self.pool_group == 1 else group_mean(pooled, self.pool_group)
+        if self.pool_group == 1:
+            return pooled
+        return group_mean(pooled, self.pool_group).repeat_interleave(self.pool_group, dim=0)
 
     def _encode(self, x: torch.Tensor, pooled: dict) -> tuple[torch.Tensor, ...]:
         """Down path on padded (N, 4, H, W); fills ``pooled`` with "e1", "e2", "e4", "e8"."""
@@ -291,9 +293,10 @@ class HyperUNet(nn.Module):
 def pooling_groups(model: nn.Module, group: int) -> Iterator[None]:
     """Inside: ``model`` (a HyperUNet) pools each embedding as the mean over runs of ``group`` samples.
 
-    For training on crops of one pool cell each: a batch of N = k*group crops then gets k
-    filter sets, each from the mean of its group's cell maxima, as a photo of many cells
-    does (:func:`~hyperisp.nn.group_mean`). 1: every crop its own filters.
+    A batch of N = k*group crops (k photos) then gets k filter sets, each from the mean of
+    its photo's crops' pooled embeddings, as the cells of one photo share one filter set
+    (:func:`~hyperisp.nn.group_mean`). 1: every crop its own filters, as in training.
+    experiments/photo_pooling.py compares the two.
     """
     if not isinstance(model, HyperUNet):
         raise ValueError(f"expected a HyperUNet for grouped pooling, got {type(model).__name__}")

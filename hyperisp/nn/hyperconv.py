@@ -106,19 +106,16 @@ def cell_max_pool(e: torch.Tensor, cell: int) -> torch.Tensor:
 
 
 def group_mean(pooled: torch.Tensor, group: int) -> torch.Tensor:
-    """Each sample's pooled embedding replaced by the mean over its run of ``group`` samples.
+    """Mean pooled embedding of each run of ``group`` consecutive samples: (N, Ce) -> (N / group, Ce).
 
-    (N, Ce) -> (N, Ce), N a multiple of ``group``. Why: a photo's filters come from the
-    mean of many cells' maxima (:func:`cell_max_pool`); a training crop of one cell alone
-    would give each crop filters tailored to it, which no photo ever gets. Grouping crops
-    makes training see the averaged embeddings of inference.
+    The samples of a run are parts of one image (patches, crops); their mean embedding is
+    the image's, as :func:`cell_max_pool` averages the cells of a whole photo.
     """
     if pooled.ndim != 2:
         raise ValueError(f"expected pooled embeddings of shape (N, Ce), got {tuple(pooled.shape)}")
     if group < 1 or pooled.shape[0] % group:
         raise ValueError(f"expected a batch that is a multiple of the group {group}, got {pooled.shape[0]}")
-    means = pooled.reshape(-1, group, pooled.shape[1]).mean(dim=1)
-    return means.repeat_interleave(group, dim=0)
+    return pooled.reshape(-1, group, pooled.shape[1]).mean(dim=1)
 
 
 def normalize_filters(raw: torch.Tensor, const: Optional[torch.Tensor] = None) -> torch.Tensor:

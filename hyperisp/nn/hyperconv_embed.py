@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from hyperisp.nn.fused import Activation
-from hyperisp.nn.hyperconv import EmbeddingNet, HyperConv, HyperFilters, global_pool, hyper_conv2d
+from hyperisp.nn.hyperconv import EmbeddingNet, HyperConv, HyperFilters, global_pool, group_mean, hyper_conv2d
 
 
 def conv_embedding(in_channels: int, channels: Sequence[int] = (32, 64, 128)) -> EmbeddingNet:
@@ -65,11 +65,7 @@ class HyperConvEmbed(nn.Module):
         if x.ndim != 4:
             raise ValueError(f"expected input of shape (N, Cin, H, W), got {tuple(x.shape)}")
         pooled = global_pool(self.embed(x), "avg")
-        if group > 1:
-            if pooled.shape[0] % group:
-                raise ValueError(f"expected a batch that is a multiple of {group} patches, got {pooled.shape[0]}")
-            pooled = pooled.reshape(-1, group, pooled.shape[1]).mean(dim=1)
-        return self.hyper.predict(pooled)
+        return self.hyper.predict(group_mean(pooled, group) if group > 1 else pooled)
 
     def forward(
         self,
