@@ -136,6 +136,8 @@ def test_pooling_groups_give_each_run_of_crops_one_filter_set():
     with pytest.raises(ValueError, match="HyperUNet"):
         with pooling_groups(torch.nn.Identity(), 2):
             pass
+    with pooling_groups(torch.nn.Identity(), 1):  # nothing to group: any model (validate() on denoisers)
+        pass
     with pytest.raises(ValueError, match="multiple of the group 3"), pooling_groups(model, 3):
         model(batch)
     assert model.pool_group == 1

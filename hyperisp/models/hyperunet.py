@@ -295,13 +295,16 @@ def pooling_groups(model: nn.Module, group: int) -> Iterator[None]:
 
     A batch of N = k*group crops (k photos) then gets k filter sets, each from the mean of
     its photo's crops' pooled embeddings, as the cells of one photo share one filter set
-    (:func:`~hyperisp.nn.group_mean`). 1: every crop its own filters, as in training.
-    experiments/photo_pooling.py compares the two.
+    (:func:`~hyperisp.nn.group_mean`). 1: every crop its own filters, as in training, and
+    nothing to do for any model. experiments/photo_pooling.py compares the two.
     """
-    if not isinstance(model, HyperUNet):
-        raise ValueError(f"expected a HyperUNet for grouped pooling, got {type(model).__name__}")
     if group < 1:
         raise ValueError(f"expected a group of at least 1 sample, got {group}")
+    if group == 1:
+        yield
+        return
+    if not isinstance(model, HyperUNet):
+        raise ValueError(f"expected a HyperUNet for grouped pooling, got {type(model).__name__}")
     model.pool_group = group
     try:
         yield

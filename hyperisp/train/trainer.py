@@ -9,7 +9,6 @@ stream, so 3 + 3 iterations give bit-identical weights to 6 in one go.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
@@ -150,11 +149,6 @@ def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Ten
     return (mse_msssim_loss if config.loss == "mse_msssim" else l1_loss)(pred, target)
 
 
-def grouped_pooling(model: torch.nn.Module, group: int) -> contextlib.AbstractContextManager:
-    """``pooling_groups(model, group)`` for group > 1, else nothing (any model)."""
-    return pooling_groups(model, group) if group > 1 else contextlib.nullcontext()
-
-
 @torch.no_grad()
 def validate(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], task: str, device: torch.device,
              chunk: int = 4, linear_target: bool = True, pool_group: int = 1) -> float:
@@ -167,7 +161,7 @@ def validate(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], t
     inputs, targets = batch[:2]
     chunk = max(chunk // pool_group, 1) * pool_group
     for i in range(0, len(inputs), chunk):
-        with grouped_pooling(model, pool_group):
+        with pooling_groups(model, pool_group):
             pred = model(inputs[i:i + chunk].to(device)).float().cpu().clamp(0, 1)
         target = targets[i:i + chunk]
         if task == "isp" and linear_target:
