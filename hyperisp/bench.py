@@ -6,7 +6,8 @@ Every case runs in a fresh process (spawn), so its peak RSS is its own:
               colour, encode) | plain-conv twin of equal FLOPs (network only) | rawpy postprocess
     denoise:  network only | end to end (PNG -> PNG) | plain VDN of equal FLOPs | OpenCV NLM
 
-Reported per case: seconds, seconds per output megapixel, peak RSS; for networks the
+Reported per case: seconds, seconds per output megapixel, peak RSS (and on CUDA the peak of
+the GPU memory torch allocated); for networks the
 achieved GFLOP/s (model FLOPs from :func:`hyperisp.models.counting.count_flops`, i.e. the
 useful work, not the tiles' halo overhead) against the machine's fp32 matmul peak,
 measured in the same run. On CUDA: megapixels per second.
@@ -103,7 +104,10 @@ def _network_case(config: Any, shape: tuple[int, ...], device: str, tile: Option
     # and a batch of photos runs warm after the first one.
     run()
     runs = [_time(run, device) for _ in range(repeats)]
-    return {"seconds": float(np.median(runs)), "runs": runs, "peak_rss_mb": _peak_rss_mb()}
+    result = {"seconds": float(np.median(runs)), "runs": runs, "peak_rss_mb": _peak_rss_mb()}
+    if device == "cuda":
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
 
 
 def _file_case(command: str, src: str, out: str, model: str, tile: Optional[int], threads: int,

@@ -554,13 +554,18 @@ def bench(
     title = (f"{model} at {report['megapixels']:.1f} MP on {report['device']}, {report['threads']} threads"
              + (f"; fp32 matmul peak {peak:.0f} GFLOP/s" if peak else ""))
     table = Table(title=title)
-    for column in ("case", "s", "s / MP", "MP / s", "GFLOP/s", "% of peak", "peak RSS", "note"):
+    gpu = report["device"] == "cuda"  # then also the peak GPU memory torch allocated
+    columns = ["case", "s", "s / MP", "MP / s", "GFLOP/s", "% of peak", "peak RSS"] + ["peak GPU"] * gpu + ["note"]
+    for column in columns:
         table.add_column(column, justify="left" if column in ("case", "note") else "right")
     for case in report["cases"]:
-        gflops, frac = case["gflop_per_s"], case["peak_fraction"]
-        table.add_row(case["name"], f"{case['seconds']:.2f}", f"{case['s_per_mp']:.3f}", f"{case['mp_per_s']:.2f}",
-                      f"{gflops:.1f}" if gflops else "-", f"{100 * frac:.0f} %" if frac else "-",
-                      f"{case['peak_rss_mb'] / 1024:.2f} GB", case["note"])
+        gflops, frac, gpu_mb = case["gflop_per_s"], case["peak_fraction"], case.get("peak_gpu_mb")
+        cells = [case["name"], f"{case['seconds']:.2f}", f"{case['s_per_mp']:.3f}", f"{case['mp_per_s']:.2f}",
+                 f"{gflops:.1f}" if gflops else "-", f"{100 * frac:.0f} %" if frac else "-",
+                 f"{case['peak_rss_mb'] / 1024:.2f} GB"]
+        if gpu:
+            cells.append(f"{gpu_mb / 1024:.2f} GB" if gpu_mb else "-")
+        table.add_row(*cells, case["note"])
     out.print(table)
 
 

@@ -55,3 +55,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def training_photos(tmp_path_factory) -> Path:
+    """Five 40x40 colour-wave PNGs: a training/eval data folder small enough for a few steps."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("photos")
+    g = np.random.default_rng(0)
+    for i in range(5):
+        base = g.uniform(0.2, 0.8, (3, 1, 1))
+        yy, xx = np.mgrid[0:40, 0:40] / 40
+        image = base + 0.2 * np.sin(8 * xx + 5 * yy + np.arange(3)[:, None, None] + i)
+        Image.fromarray((np.clip(image, 0, 1).transpose(1, 2, 0) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return folder

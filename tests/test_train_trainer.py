@@ -18,20 +18,8 @@ TINY_ISP = {"n_fwd": 4, "n_embed": 4, "n_hid": 8}
 TINY_DENOISE = {"base_channels": 6, "depth": 2, "snet_channels": 6, "snet_layers": 2, "embed_channels": [4, 4, 4]}
 
 
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("photos")
-    g = np.random.default_rng(0)
-    for i in range(5):
-        base = g.uniform(0.2, 0.8, (3, 1, 1))
-        yy, xx = np.mgrid[0:40, 0:40] / 40
-        image = base + 0.2 * np.sin(8 * xx + 5 * yy + np.arange(3)[:, None, None] + i)
-        Image.fromarray((np.clip(image, 0, 1).transpose(1, 2, 0) * 255).astype(np.uint8)).save(folder / f"{i}.png")
-    return folder
-
-
-def _config(photos, task="isp", **kw):
-    base = dict(task=task, data=[str(photos)], crop=32, batch=2, iters=6, warmup=2, val_images=1,
+def _config(training_photos, task="isp", **kw):
+    base = dict(task=task, data=[str(training_photos)], crop=32, batch=2, iters=6, warmup=2, val_images=1,
                 validate_every=3, checkpoint_every=3, lr=1e-3,
                 model_overrides=TINY_ISP if task == "isp" else TINY_DENOISE)
     base.update(kw)
@@ -45,16 +33,16 @@ def test_lr_schedule_warms_up_then_decays():
     assert lr_factor(55, c) == pytest.approx(0.55)
 
 
-def test_resume_is_exact(photos, tmp_path):
-    whole = train(_config(photos), tmp_path / "a", progress=False)
-    train(_config(photos), tmp_path / "b", stop_at=3, progress=False)
+def test_resume_is_exact(training_photos, tmp_path):
+    whole = train(_config(training_photos), tmp_path / "a", progress=False)
+    train(_config(training_photos), tmp_path / "b", stop_at=3, progress=False)
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
     assert state["iteration"] == 3
     resumed = train(TrainConfig(iters=0), tmp_path / "b", resume=True, progress=False)
     assert resumed["iteration"] == whole["iteration"] == 6
     for (name, a), (_, b) in zip(whole["model"].state_dict().items(), resumed["model"].state_dict().items()):
         assert torch.equal(a, b), name
-    different = train(_config(photos, seed=1), tmp_path / "c", progress=False)
+    different = train(_config(training_photos, seed=1), tmp_path / "c", progress=False)
     assert not all(torch.equal(a, b) for a, b in zip(whole["model"].state_dict().values(),
                                                      different["model"].state_dict().values()))
     log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
@@ -62,16 +50,16 @@ def test_resume_is_exact(photos, tmp_path):
     assert json.loads((tmp_path / "a" / "config.json").read_text())["model"] == "isp_small"
 
 
-def test_denoise_training_with_vdn_loss_runs_finite(photos, tmp_path):
-    result = train(_config(photos, task="denoise", iters=8, lr=3e-3, validate_every=8, phone_noise_max=80.0),
+def test_denoise_training_with_vdn_loss_runs_finite(training_photos, tmp_path):
+    result = train(_config(training_photos, task="denoise", iters=8, lr=3e-3, validate_every=8, phone_noise_max=80.0),
                    tmp_path / "d", progress=False)
     assert result["config"].loss == "vdn" and np.isfinite(result["last_loss"]) and np.isfinite(result["val_psnr"])
     assert json.loads((tmp_path / "d" / "config.json").read_text())["phone_noise_max"] == 80.0
 
 
-def test_colour_gate_decides_which_validation_is_best(photos, tmp_path):
+def test_colour_gate_decides_which_validation_is_best(training_photos, tmp_path):
     # An impossible limit: validations are logged with their chroma but none becomes best.pt.
-    train(_config(photos, max_neutral_chroma=0.0), tmp_path / "strict", progress=False)
+    train(_config(training_photos, max_neutral_chroma=0.0), tmp_path / "strict", progress=False)
     events = [json.loads(line) for line in (tmp_path / "strict" / "log.jsonl").read_text().splitlines()]
     chromas = [e["neutral_chroma_max"] for e in events if e["val_psnr"] is not None]
     assert len(chromas) == 2 and all(c > 0 for c in chromas)
@@ -82,37 +70,37 @@ def test_colour_gate_decides_which_validation_is_best(photos, tmp_path):
     assert best_validation(gated, TrainConfig(max_neutral_chroma=1.5))["val_psnr"] == 30.0
     assert best_validation(gated, TrainConfig())["val_psnr"] == 31.0
     # A limit every model passes: the gate changes nothing.
-    train(_config(photos, max_neutral_chroma=1e9), tmp_path / "loose", progress=False)
+    train(_config(training_photos, max_neutral_chroma=1e9), tmp_path / "loose", progress=False)
     assert (tmp_path / "loose" / "best.pt").exists()
     with pytest.raises(HyperispError, match="isp task only"):
-        _config(photos, task="denoise", max_neutral_chroma=1.0)
+        _config(training_photos, task="denoise", max_neutral_chroma=1.0)
     with pytest.raises(HyperispError, match="denoise task only"):
-        _config(photos, phone_noise_max=80.0)
+        _config(training_photos, phone_noise_max=80.0)
 
 
-def test_export_only_when_better(photos, tmp_path):
-    result = train(_config(photos, iters=4), tmp_path / "e", progress=False)
+def test_export_only_when_better(training_photos, tmp_path):
+    result = train(_config(training_photos, iters=4), tmp_path / "e", progress=False)
     weights = tmp_path / "weights"
     exported, new, shipped = export_if_better(result, "tiny", "hyperisp train isp ...", directory=weights)
     assert exported and shipped is None
     card = json.loads((weights / "tiny.json").read_text())
-    assert card["trained"] and card["training"]["iterations"] == 4 and card["training"]["data"] == [str(photos)]
+    assert card["trained"] and card["training"]["iterations"] == 4 and card["training"]["data"] == [str(training_photos)]
     again, new2, shipped2 = export_if_better(result, "tiny", "x", directory=weights)
     assert not again and new2 == pytest.approx(shipped2, abs=0.01)  # fp16 weights: equal, not better
 
 
-def test_cli_train_and_eval_end_to_end(photos, tmp_path, monkeypatch):
+def test_cli_train_and_eval_end_to_end(training_photos, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from hyperisp.cli import app
 
     runner = CliRunner()
     run = tmp_path / "run"
-    result = runner.invoke(app, ["train", "isp", "--data", str(photos), "--out", str(run), "--iters", "2",
+    result = runner.invoke(app, ["train", "isp", "--data", str(training_photos), "--out", str(run), "--iters", "2",
                                  "--crop", "32", "--batch", "1", "--val-images", "1", "--validate-every", "2"])
     assert result.exit_code == 0, result.output
     assert (run / "checkpoint.pt").is_file()
-    result = runner.invoke(app, ["eval", "isp", "--data", str(photos), "--limit", "1", "--baselines", "bilinear",
+    result = runner.invoke(app, ["eval", "isp", "--data", str(training_photos), "--limit", "1", "--baselines", "bilinear",
                                  "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout[result.stdout.index("{"):])
@@ -123,7 +111,7 @@ def test_cli_train_and_eval_end_to_end(photos, tmp_path, monkeypatch):
     assert {m for m, _ in colour} == {"isp", "bilinear"} and len(colour) == 8
     assert set(by) == {(m, lv) for m in ("isp", "bilinear") for lv in ("clean", "moderate", "high")}
     assert by[("bilinear", "clean")] > by[("bilinear", "moderate")] > by[("bilinear", "high")]
-    bad = runner.invoke(app, ["eval", "isp", "--data", str(photos), "--baselines", "nonsense"])
+    bad = runner.invoke(app, ["eval", "isp", "--data", str(training_photos), "--baselines", "nonsense"])
     assert bad.exit_code == 2
     # --write-card: the measured metrics and the command land in (a copy of) the shipped card.
     import shutil
@@ -131,7 +119,7 @@ def test_cli_train_and_eval_end_to_end(photos, tmp_path, monkeypatch):
     weights = tmp_path / "weights"
     shutil.copytree(Path(__file__).resolve().parents[1] / "weights", weights)
     monkeypatch.setenv("HYPERISP_WEIGHTS", str(weights))
-    result = runner.invoke(app, ["eval", "isp", "--data", str(photos), "--limit", "1", "--baselines", "none",
+    result = runner.invoke(app, ["eval", "isp", "--data", str(training_photos), "--limit", "1", "--baselines", "none",
                                  "--write-card"])
     assert result.exit_code == 0, result.output
     card = json.loads((weights / "isp.json").read_text())
@@ -166,43 +154,43 @@ def test_zrr_training_compares_srgb_targets_directly(tmp_path):
         assert float(compute_loss(model, packed, target, config, linear_target=True)) != pytest.approx(float(direct))
 
 
-def test_init_grows_into_a_larger_model_and_rejects_one_it_does_not_fit(photos, tmp_path):
+def test_init_grows_into_a_larger_model_and_rejects_one_it_does_not_fit(training_photos, tmp_path):
     from hyperisp.pretrained import load_pretrained
     from hyperisp.train.trainer import build_model
 
-    result = train(_config(photos, iters=2), tmp_path / "small", progress=False)
+    result = train(_config(training_photos, iters=2), tmp_path / "small", progress=False)
     export_if_better(result, "tiny", "hyperisp train isp ...", directory=tmp_path / "weights")
     card = str(tmp_path / "weights" / "tiny.json")
     source = load_pretrained(card)
-    grown = build_model(_config(photos, init=card, model="isp_refine2", model_overrides=TINY_ISP)).eval()
+    grown = build_model(_config(training_photos, init=card, model="isp_refine2", model_overrides=TINY_ISP)).eval()
     assert grown.config["n_refine"] == 2
     packed = torch.rand(1, 4, 20, 24)
     with torch.no_grad():
         torch.testing.assert_close(grown(packed), source(packed), atol=0, rtol=0)
     # Overrides alone apply to the init's architecture.
-    assert build_model(_config(photos, init=card, model_overrides={"n_refine": 1})).config["n_refine"] == 1
+    assert build_model(_config(training_photos, init=card, model_overrides={"n_refine": 1})).config["n_refine"] == 1
     with pytest.raises(HyperispError, match="does not fit"):
-        build_model(_config(photos, init=card, model="isp_small", model_overrides={**TINY_ISP, "n_fwd": 8}))
+        build_model(_config(training_photos, init=card, model="isp_small", model_overrides={**TINY_ISP, "n_fwd": 8}))
 
 
-def test_init_without_a_model_name_keeps_the_init_architecture(photos, tmp_path):
+def test_init_without_a_model_name_keeps_the_init_architecture(training_photos, tmp_path):
     # A grown model continues as itself: `--init isp` must not shrink it to the task's default config.
     from hyperisp.train.trainer import build_model
 
-    config = _config(photos, iters=2, model="isp_refine2")
+    config = _config(training_photos, iters=2, model="isp_refine2")
     result = train(config, tmp_path / "grown", progress=False)
     export_if_better(result, "tiny", "hyperisp train isp ...", directory=tmp_path / "weights")
     card = str(tmp_path / "weights" / "tiny.json")
-    again = _config(photos, init=card, model_overrides={})
+    again = _config(training_photos, init=card, model_overrides={})
     assert again.model == "" and build_model(again).config == result["model"].config
 
 
-def test_validation_can_share_filters_per_photo(photos, tmp_path):
+def test_validation_can_share_filters_per_photo(training_photos, tmp_path):
     from hyperisp.metrics import psnr
     from hyperisp.models import pooling_groups
     from hyperisp.train.trainer import validate
 
-    model = train(_config(photos, iters=2), tmp_path / "run", progress=False)["model"].eval()
+    model = train(_config(training_photos, iters=2), tmp_path / "run", progress=False)["model"].eval()
     with torch.no_grad():
         model.residual_scale.fill_(1.0)  # after 2 iterations the head barely shows: make it count
         packed, target = torch.rand(4, 4, 16, 16), torch.rand(4, 3, 32, 32)

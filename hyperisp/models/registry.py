@@ -44,6 +44,11 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
         "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, "n_refine": 4,
     },
+    # isp_refine4 with two more blocks (grown from a trained isp_refine4).
+    "isp_refine6": {
+        "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
+        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, "n_refine": 6,
+    },
     # Plain-conv twin of isp_small for ablations.
     "plainunet_small": {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
