@@ -1,6 +1,6 @@
 """Peak RSS of a whole 24 MP develop (read DNG, tiled network, colour, JPEG), in a fresh process.
 
-    PYTHONPATH=. python experiments/peak_rss_24mp.py [--tile 4096] [--model CARD] > experiments/results/peak_rss_24mp.txt
+    PYTHONPATH=. python experiments/peak_rss_24mp.py [--tile 4096] [--model CARD] [--ensemble 2] > experiments/results/peak_rss_24mp.txt
 
 Writes a synthetic 6000x4000 14-bit DNG to a temp folder, runs `hyperisp develop` on it in a
 child process and reports the child's peak RSS (ru_maxrss) and wall time.
@@ -19,6 +19,7 @@ from hyperisp.raw.dng import write_dng
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--tile", type=int, default=None, help="tile size in image pixels (default: the CLI's)")
 parser.add_argument("--model", default=None, help="model name or card path (default: the shipped isp)")
+parser.add_argument("--ensemble", type=int, default=1, help="self-ensemble views, as develop --ensemble")
 args = parser.parse_args()
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -28,8 +29,12 @@ with tempfile.TemporaryDirectory() as tmp:
         command += ["--tile", str(args.tile)]
     if args.model is not None:
         command += ["--model", args.model]
+    if args.ensemble != 1:
+        command += ["--ensemble", str(args.ensemble)]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     seconds = time.perf_counter() - start
 peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-print(f"24 MP develop (tile {args.tile or 'default'}, model {args.model or 'isp'}): peak RSS {peak_gb:.2f} GB, {seconds:.1f} s wall")
+views = f", {args.ensemble} views" if args.ensemble != 1 else ""
+print(f"24 MP develop (tile {args.tile or 'default'}, model {args.model or 'isp'}{views}): peak RSS {peak_gb:.2f} GB, "
+      f"{seconds:.1f} s wall")

@@ -83,8 +83,12 @@ def _setup_process(threads: int, keep_memory: bool) -> None:
 
 
 def _network_case(config: Any, shape: tuple[int, ...], device: str, tile: Optional[int], threads: int,
-                  keep_memory: bool = True, repeats: int = 3) -> dict:
-    """Warm network runs: the median of ``repeats`` timed runs after an untimed one ("runs": each of them)."""
+                  keep_memory: bool = True, repeats: int = 3, views: int = 1) -> dict:
+    """Warm network runs: the median of ``repeats`` timed runs after an untimed one ("runs": each of them).
+
+    ``views``: self-ensemble views per run (:mod:`hyperisp.ensemble`), as the pipeline runs them.
+    """
+    from hyperisp.ensemble import self_ensemble
     from hyperisp.models import create_model
     from hyperisp.pipeline import _network_tile, inference_autocast
     from hyperisp.pretrained import load_pretrained
@@ -96,9 +100,12 @@ def _network_case(config: Any, shape: tuple[int, ...], device: str, tile: Option
     x = torch.rand(shape, device=device)
     net_tile = _network_tile(net, tile)
 
+    def network(view: torch.Tensor) -> torch.Tensor:
+        return net(view) if net_tile is None else run_tiled(net, view, net_tile)
+
     def run() -> None:
         with torch.inference_mode(), inference_autocast(device):
-            net(x) if net_tile is None else run_tiled(net, x, net_tile)
+            self_ensemble(network, x, views, bayer=net.task == "isp")
 
     # Warm up at the timed shapes: oneDNN builds its kernels per input shape on first use,
     # and a batch of photos runs warm after the first one.
@@ -111,13 +118,14 @@ def _network_case(config: Any, shape: tuple[int, ...], device: str, tile: Option
 
 
 def _file_case(command: str, src: str, out: str, model: str, tile: Optional[int], threads: int,
-               keep_memory: bool = True) -> dict:
+               keep_memory: bool = True, views: int = 1) -> dict:
     """One cold ``develop_file`` / ``denoise_file`` call (``command``: "develop" or "denoise")."""
     from hyperisp import pipeline
 
     _setup_process(threads, keep_memory)
     start = time.perf_counter()
-    getattr(pipeline, f"{command}_file")(src, out, model=model, device="cpu", tile=tile, overwrite=True)
+    getattr(pipeline, f"{command}_file")(src, out, model=model, device="cpu", tile=tile, ensemble=views,
+                                         overwrite=True)
     return {"seconds": time.perf_counter() - start, "peak_rss_mb": _peak_rss_mb()}
 
 
@@ -183,6 +191,7 @@ def run_bench(
     isolate: bool = True,
     keep_memory: bool = True,
     repeats: int = 5,
+    ensemble: int = 1,
 ) -> dict:
     """Benchmark a shipped model (``isp`` or ``denoise`` task) at ``megapixels`` output size.
 
@@ -192,12 +201,15 @@ def run_bench(
     (peak RSS is then the process's running maximum). ``keep_memory``: the CLI's allocator setting
     (:func:`hyperisp.runtime.keep_freed_memory`); False times glibc's default. ``repeats``: network
     cases report the median of this many warm runs (single runs on a shared 2-core machine varied
-    by up to 1.5x, most often the first), end-to-end cases are one cold call each.
+    by up to 1.5x, most often the first), end-to-end cases are one cold call each. ``ensemble``:
+    self-ensemble views of the model's network and end-to-end cases (:mod:`hyperisp.ensemble`);
+    the network's FLOPs count every view, the plain twin runs one.
     """
     if repeats < 1:
         raise ValueError(f"expected repeats >= 1, got {repeats}")
     from hyperisp.models import count_flops
     from hyperisp.models.counting import input_shape_for
+    from hyperisp.pipeline import resolve_views
     from hyperisp.pretrained import get_card, load_pretrained
 
     threads = threads or torch.get_num_threads()
@@ -205,6 +217,7 @@ def run_bench(
     task = card.task
     if task not in ("isp", "denoise"):
         raise ValueError(f"expected an isp or denoise model, got task {task!r}")
+    views = resolve_views(task, ensemble)
     shape = input_shape_for(task, megapixels)
     height, width = _output_size(megapixels)
     out_mp = height * width / 1e6
@@ -222,9 +235,9 @@ def run_bench(
             row["peak_fraction"] = row["gflop_per_s"] / peak if peak else None
         cases.append(row)
 
-    how = "exact tiled inference"
-    add(f"{model}: network", run_case(_network_case, model, shape, device, tile, threads, keep_memory, repeats),
-        model_flops,
+    how = "exact tiled inference" + (f", {views} views" if views > 1 else "")
+    add(f"{model}: network", run_case(_network_case, model, shape, device, tile, threads, keep_memory, repeats, views),
+        views * model_flops,
         how if device == "cpu" else f"{how}, fp16 autocast")
     if baselines:
         from hyperisp.models import create_model
@@ -234,7 +247,7 @@ def run_bench(
             twin_flops = count_flops(create_model(twin), shape).total
         twin_name = f"plain-conv twin ({twin.get('n_fwd', twin.get('base_channels'))} ch)"
         add(twin_name, run_case(_network_case, twin, shape, device, tile, threads, keep_memory, repeats), twin_flops,
-            f"equal FLOPs ({twin_flops / model_flops:.2f}x)")
+            f"equal FLOPs ({twin_flops / model_flops:.2f}x of one view)")
     if device == "cpu":
         with tempfile.TemporaryDirectory() as tmp:
             if task == "isp":
@@ -243,7 +256,8 @@ def run_bench(
                 dng = str(Path(tmp) / "bench.dng")
                 write_dng(dng, synthetic_mosaic(height, width), black_level=512, white_level=16383)
                 add(f"{model}: end to end",
-                    run_case(_file_case, "develop", dng, str(Path(tmp) / "o.jpg"), model, tile, threads, keep_memory),
+                    run_case(_file_case, "develop", dng, str(Path(tmp) / "o.jpg"), model, tile, threads, keep_memory,
+                             views),
                     note="read DNG, network, colour, write JPEG")
                 if baselines:
                     add("rawpy postprocess", run_case(_rawpy_case, dng), note="LibRaw AHD, no encode")
@@ -254,7 +268,8 @@ def run_bench(
                 rgb = synthetic_mosaic(height, 3 * width).reshape(height, width, 3).astype(np.float32) / 16383
                 write_image(png, rgb, fmt="png")
                 add(f"{model}: end to end",
-                    run_case(_file_case, "denoise", png, str(Path(tmp) / "o.png"), model, tile, threads, keep_memory),
+                    run_case(_file_case, "denoise", png, str(Path(tmp) / "o.png"), model, tile, threads, keep_memory,
+                             views),
                     note="read PNG, network, write PNG")
                 if baselines:
                     try:
@@ -265,5 +280,6 @@ def run_bench(
                         add("OpenCV NLM", run_case(_nlm_case, png), note="fastNlMeansDenoisingColored h=5")
     return {
         "model": model, "task": task, "megapixels": out_mp, "output_size": [height, width], "device": device,
-        "threads": threads, "keep_memory": keep_memory, "repeats": repeats, "matmul_peak_gflops": peak, "cases": cases,
+        "threads": threads, "keep_memory": keep_memory, "repeats": repeats, "ensemble": views,
+        "matmul_peak_gflops": peak, "cases": cases,
     }

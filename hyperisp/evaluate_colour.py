@@ -34,8 +34,11 @@ def chart_level(illuminant: str, exposure: float) -> str:
 
 
 def evaluate_colour(model: torch.nn.Module, model_name: str = "model",
-                    charts: Sequence[tuple[str, float]] = CHARTS, bilinear: bool = True) -> list[dict[str, object]]:
+                    charts: Sequence[tuple[str, float]] = CHARTS, bilinear: bool = True,
+                    ensemble: int = 1) -> list[dict[str, object]]:
     """Develop each chart with the model (and bilinear); one row per (method, chart).
+
+    ``ensemble``: the model's self-ensemble views (:mod:`hyperisp.ensemble`), as ``hyperisp eval`` scores it.
 
     Returns:
         rows {"method", "level", "mean_de2000", "neutral_chroma"}.
@@ -48,7 +51,8 @@ def evaluate_colour(model: torch.nn.Module, model_name: str = "model",
         for illuminant, exposure in charts:
             raw = read_raw(write_chart_dng(Path(tmp) / "chart.dng", illuminant, "correct", exposure))
             for name, net in methods.items():
-                developed = develop_raw(raw, model=net, device="cpu", exposure=-math.log2(exposure), linear=True)
+                developed = develop_raw(raw, model=net, device="cpu", exposure=-math.log2(exposure), linear=True,
+                                        ensemble=ensemble if name == model_name else 1)
                 mean_de, neutral = chart_errors(developed.rgb)
                 rows.append({"method": name, "level": chart_level(illuminant, exposure),
                              "mean_de2000": mean_de, "neutral_chroma": neutral})
