@@ -88,11 +88,9 @@ def _network_case(config: Any, shape: tuple[int, ...], device: str, tile: Option
 
     ``views``: self-ensemble views per run (:mod:`hyperisp.ensemble`), as the pipeline runs them.
     """
-    from hyperisp.ensemble import self_ensemble
     from hyperisp.models import create_model
-    from hyperisp.pipeline import _network_tile, inference_autocast
+    from hyperisp.pipeline import _network_tile, inference_autocast, network_output
     from hyperisp.pretrained import load_pretrained
-    from hyperisp.tiling import run_tiled
 
     _setup_process(threads, keep_memory)
     torch.manual_seed(0)
@@ -100,12 +98,9 @@ def _network_case(config: Any, shape: tuple[int, ...], device: str, tile: Option
     x = torch.rand(shape, device=device)
     net_tile = _network_tile(net, tile)
 
-    def network(view: torch.Tensor) -> torch.Tensor:
-        return net(view) if net_tile is None else run_tiled(net, view, net_tile)
-
     def run() -> None:
         with torch.inference_mode(), inference_autocast(device):
-            self_ensemble(network, x, views, bayer=net.task == "isp")
+            network_output(net, x, net_tile, views)
 
     # Warm up at the timed shapes: oneDNN builds its kernels per input shape on first use,
     # and a batch of photos runs warm after the first one.

@@ -457,8 +457,7 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     write_card: bool = typer.Option(False, "--write-card", help="Write the model's metrics and this command into its card."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the network."),
-    ensemble: int = typer.Option(1, "--ensemble", min=1, max=8,
-                                 help="isp / denoise: self-ensemble views, as develop / denoise --ensemble."),
+    ensemble: int = EnsembleOpt,
 ) -> None:
     """Score a model and the classical baselines on the same inputs (PSNR, SSIM, MS-SSIM, s/MP)."""
     import sys
@@ -548,7 +547,7 @@ def bench(
                                      help="Reuse freed memory as every hyperisp command does (see hyperisp/runtime.py); "
                                           "--no-keep-memory times glibc's default allocator."),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Warm runs per network case; the median is reported."),
-    ensemble: int = typer.Option(1, "--ensemble", min=1, max=8, help="Self-ensemble views, as develop / denoise --ensemble."),
+    ensemble: int = EnsembleOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Seconds per megapixel, GFLOP/s against the matmul peak and peak memory, with baselines, in one run."""

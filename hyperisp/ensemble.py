@@ -86,7 +86,6 @@ class SelfEnsemble(torch.nn.Module):
     def __init__(self, net: torch.nn.Module, views: int, bayer: bool = False) -> None:
         super().__init__()
         self.net, self.views, self.bayer = net, check_views(views, bayer), bayer
-        self.task = getattr(net, "task", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self_ensemble(self.net, x, self.views, self.bayer)

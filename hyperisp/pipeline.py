@@ -84,18 +84,26 @@ def _run(net: torch.nn.Module, x: torch.Tensor, device: torch.device, tile: int 
     The clip and the CHW -> HWC transpose happen here, in torch: numpy's strided transpose of a
     12 MP image alone took 0.8 s.
     """
-    network_tile = _network_tile(net, tile)
-    views = resolve_views(net.task, ensemble)
-
-    def run(view: torch.Tensor) -> torch.Tensor:
-        return net(view) if network_tile is None else run_tiled(net, view, network_tile)
-
+    network_tile, views = _network_tile(net, tile), resolve_views(net.task, ensemble)
     with inference_autocast(device):
-        y = self_ensemble(run, x.to(device), views, bayer=net.task == "isp")
+        y = network_output(net, x.to(device), network_tile, views)
     release_freed_memory()  # the network's freed maps, kept for reuse while it ran (hyperisp.runtime)
     out = torch.empty(y.shape[2], y.shape[3], y.shape[1], dtype=torch.float32)
     out.copy_(y[0].permute(1, 2, 0)).clamp_(0.0, 1.0)
     return out.numpy()
+
+
+def network_output(net: torch.nn.Module, x: torch.Tensor, network_tile: int | None, views: int = 1) -> torch.Tensor:
+    """The network's output as develop / denoise compute it (and ``hyperisp bench`` times it).
+
+    Exact tiles of ``network_tile`` input pixels (None: the whole input in one go), averaged over
+    ``views`` self-ensemble views (:func:`hyperisp.ensemble.self_ensemble`). (N, C, H, W) -> the
+    network's output.
+    """
+    def run(view: torch.Tensor) -> torch.Tensor:
+        return net(view) if network_tile is None else run_tiled(net, view, network_tile)
+
+    return self_ensemble(run, x, views, bayer=net.task == "isp")
 
 
 def resolve_views(task: str, ensemble: int) -> int:
