@@ -19,7 +19,7 @@ from hyperisp.raw.dng import write_dng
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--tile", type=int, default=None, help="tile size in image pixels (default: the CLI's)")
 parser.add_argument("--model", default=None, help="model name or card path (default: the shipped isp)")
-parser.add_argument("--ensemble", type=int, default=1, help="self-ensemble views, as develop --ensemble")
+parser.add_argument("--ensemble", type=int, default=None, help="self-ensemble views, as develop --ensemble (default: develop's)")
 args = parser.parse_args()
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -29,12 +29,12 @@ with tempfile.TemporaryDirectory() as tmp:
         command += ["--tile", str(args.tile)]
     if args.model is not None:
         command += ["--model", args.model]
-    if args.ensemble != 1:
+    if args.ensemble is not None:
         command += ["--ensemble", str(args.ensemble)]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     seconds = time.perf_counter() - start
 peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-views = f", {args.ensemble} views" if args.ensemble != 1 else ""
+views = f", {args.ensemble} views" if args.ensemble is not None else ", default views"
 print(f"24 MP develop (tile {args.tile or 'default'}, model {args.model or 'isp'}{views}): peak RSS {peak_gb:.2f} GB, "
       f"{seconds:.1f} s wall")

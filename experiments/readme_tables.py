@@ -48,6 +48,7 @@ def eval_table(report: dict) -> str:
     """`hyperisp eval --json` report -> PSNR (dB) per method and level, plus mean CPU s/MP."""
     levels = list(dict.fromkeys(row["level"] for row in report["rows"]))
     methods = list(dict.fromkeys(row["method"] for row in report["rows"]))
+    model = methods[0]  # hyperisp eval lists the model first
     psnr = {(row["method"], row["level"]): row for row in report["rows"]}
     lines = ["| method | " + " | ".join(METHOD_NAMES.get(level, level) for level in levels) + " | CPU s/MP |",
              "|---|" + "---|" * (len(levels) + 1)]
@@ -56,6 +57,8 @@ def eval_table(report: dict) -> str:
         rows = [psnr.get((method, level)) for level in levels]
         partial = {row["images"] for row, level in zip(rows, levels) if row and row["images"] < full[level]}
         label = METHOD_NAMES.get(method, method) + (f" ({max(partial)} images)" if partial else "")  # run on a subset
+        if method == model and report.get("ensemble", 1) > 1:  # the model's self-ensemble (baselines run once)
+            label += f" ({report['ensemble']} views)"
         speeds = [row["cpu_s_per_mp"] for row in rows if row and row["cpu_s_per_mp"]]
         speed = f"{sum(speeds) / len(speeds):.2f}" if speeds else "-"
         lines.append(f"| {label} | " + " | ".join(f"{row['psnr']:.2f}" if row else "-" for row in rows)

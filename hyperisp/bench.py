@@ -186,7 +186,7 @@ def run_bench(
     isolate: bool = True,
     keep_memory: bool = True,
     repeats: int = 5,
-    ensemble: int = 1,
+    ensemble: int | None = None,
 ) -> dict:
     """Benchmark a shipped model (``isp`` or ``denoise`` task) at ``megapixels`` output size.
 
@@ -197,8 +197,8 @@ def run_bench(
     (:func:`hyperisp.runtime.keep_freed_memory`); False times glibc's default. ``repeats``: network
     cases report the median of this many warm runs (single runs on a shared 2-core machine varied
     by up to 1.5x, most often the first), end-to-end cases are one cold call each. ``ensemble``:
-    self-ensemble views of the model's network and end-to-end cases (:mod:`hyperisp.ensemble`);
-    the network's FLOPs count every view, the plain twin runs one.
+    self-ensemble views of the model's network and end-to-end cases (:mod:`hyperisp.ensemble`; None:
+    the task's default); the network's FLOPs count every view, the plain twin runs one.
     """
     if repeats < 1:
         raise ValueError(f"expected repeats >= 1, got {repeats}")

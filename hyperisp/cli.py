@@ -61,9 +61,9 @@ DeviceOpt = typer.Option(Device.auto, "--device", help="Where the network runs: 
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace outputs that already exist.")
 TileOpt = typer.Option(None, "--tile", min=0, help="Tile size in pixels for exact tiled inference "
                        "(bounded memory, same pixels); 0 = whole image at once. Default 4096 (develop), 2048 (denoise).")
-EnsembleOpt = typer.Option(1, "--ensemble", min=1, max=8,
+EnsembleOpt = typer.Option(None, "--ensemble", min=1, max=8,
                            help="Average the network over this many transposed / flipped views (self-ensemble): "
-                                "develop 1-2, denoise 1-8. Better pixels, one network run per view.")
+                                "develop 1-2 (default 2), denoise 1-8 (default 1). Better pixels, one network run per view.")
 
 
 def _fail(error: Exception) -> None:
@@ -123,7 +123,7 @@ class BatchOptions:
     as_json: bool = JsonOpt
     failures: Optional[Path] = FailuresOpt
     tile: Optional[int] = TileOpt
-    ensemble: int = EnsembleOpt
+    ensemble: Optional[int] = EnsembleOpt
 
 
 def _with_batch_options(command):
@@ -457,7 +457,7 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     write_card: bool = typer.Option(False, "--write-card", help="Write the model's metrics and this command into its card."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the network."),
-    ensemble: int = EnsembleOpt,
+    ensemble: Optional[int] = EnsembleOpt,
 ) -> None:
     """Score a model and the classical baselines on the same inputs (PSNR, SSIM, MS-SSIM, s/MP)."""
     import sys
@@ -486,6 +486,8 @@ def eval_command(
     try:
         net = load_pretrained(model)
         name = Path(model).stem
+        if task == "burst" and ensemble not in (None, 1):
+            raise HyperispError(None, f"--ensemble {ensemble}: burst models have no self-ensemble views")
         views = resolve_views(task, ensemble) if task != "burst" else 1
         scored = SelfEnsemble(net, views, bayer=task == "isp") if views > 1 else net
         with torch.no_grad():
@@ -503,7 +505,8 @@ def eval_command(
         raise typer.Exit(2)
     command = "hyperisp " + " ".join(sys.argv[1:])
     if as_json:
-        print(json.dumps({"command": command, "rows": rows, "colour": colour_rows, "notes": notes}, indent=2))
+        print(json.dumps({"command": command, "ensemble": views, "rows": rows, "colour": colour_rows, "notes": notes},
+                         indent=2))
     else:
         table = Table(title=f"eval {task} on {data or sidd}" + (f" (first {limit})" if limit else ""))
         for column in ("method", "level", "images", "PSNR", "SSIM", "MS-SSIM", "CPU s/MP", "wall s/MP"):
@@ -547,7 +550,7 @@ def bench(
                                      help="Reuse freed memory as every hyperisp command does (see hyperisp/runtime.py); "
                                           "--no-keep-memory times glibc's default allocator."),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Warm runs per network case; the median is reported."),
-    ensemble: int = EnsembleOpt,
+    ensemble: Optional[int] = EnsembleOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Seconds per megapixel, GFLOP/s against the matmul peak and peak memory, with baselines, in one run."""

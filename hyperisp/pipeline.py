@@ -17,7 +17,7 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
-from .ensemble import check_views, self_ensemble
+from .ensemble import DEFAULT_VIEWS, check_views, self_ensemble
 from .errors import HyperispError
 from .io.images import Photo, output_format, read_image, write_image
 from .pretrained import load_pretrained
@@ -75,7 +75,7 @@ def _network_tile(net: torch.nn.Module, tile: int | None) -> int | None:
 
 @torch.inference_mode()
 def _run(net: torch.nn.Module, x: torch.Tensor, device: torch.device, tile: int | None = None,
-         ensemble: int = 1) -> np.ndarray:
+         ensemble: int | None = None) -> np.ndarray:
     """(1, C, H, W) float32 (any strides) -> the network's output as (H', W', C') float32 numpy in [0, 1].
 
     Exact tiled inference (:func:`hyperisp.tiling.run_tiled`) with ``tile`` image pixels
@@ -103,11 +103,19 @@ def network_output(net: torch.nn.Module, x: torch.Tensor, network_tile: int | No
     def run(view: torch.Tensor) -> torch.Tensor:
         return net(view) if network_tile is None else run_tiled(net, view, network_tile)
 
-    return self_ensemble(run, x, views, bayer=net.task == "isp")
+    def run_into(view: torch.Tensor, acc: torch.Tensor) -> torch.Tensor:
+        return run_tiled(net, view, network_tile, into=acc)  # tile by tile: no second whole output
+
+    return self_ensemble(run, x, views, bayer=net.task == "isp", run_into=None if network_tile is None else run_into)
 
 
-def resolve_views(task: str, ensemble: int) -> int:
-    """``ensemble`` if a task's input has that many self-ensemble views (isp 2, denoise 8), else HyperispError."""
+def resolve_views(task: str, ensemble: int | None) -> int:
+    """``ensemble`` if a task's input has that many self-ensemble views (isp 2, denoise 8), else HyperispError.
+
+    None: the task's default (:data:`hyperisp.ensemble.DEFAULT_VIEWS`).
+    """
+    if ensemble is None:
+        return DEFAULT_VIEWS[task]
     try:
         return check_views(ensemble, bayer=task == "isp")
     except ValueError as error:
@@ -157,7 +165,7 @@ def develop_raw(
     exposure: float | str = 0.0,
     linear: bool = False,
     tile: int | None = None,
-    ensemble: int = 1,
+    ensemble: int | None = None,
 ) -> Developed:
     """Develop a :class:`RawImage`: network (demosaic + denoise), then analytic colour and tone.
 
@@ -167,7 +175,8 @@ def develop_raw(
     ``exposure`` is EV (added to a DNG's BaselineExposure) or "auto" (:func:`~hyperisp.raw.exposure.auto_exposure`);
     ``linear=True`` returns scene-linear sRGB with no transfer or tone curve.
     ``tile``: tile size in image pixels for exact tiled inference (None: default, 0: whole image).
-    ``ensemble``: network runs averaged, 1 or 2 (identity, transpose; see :mod:`hyperisp.ensemble`).
+    ``ensemble``: network runs averaged, 1 or 2 (identity, transpose; see :mod:`hyperisp.ensemble`);
+    None: 2.
     """
     if not (exposure == "auto" or isinstance(exposure, (int, float))):
         raise ValueError(f"exposure must be a number of EV or 'auto', got {exposure!r}")
@@ -198,7 +207,7 @@ def develop(
     black_level: float = 0.0,
     white_level: float | None = None,
     tile: int | None = None,
-    ensemble: int = 1,
+    ensemble: int | None = None,
 ) -> np.ndarray:
     """Develop a RAW file or a Bayer array into an upright sRGB image.
 
@@ -213,7 +222,7 @@ def develop(
         linear: return scene-linear sRGB (no transfer curve, no tone curve).
         tile: tile size in image pixels for exact tiled inference (None: default, 0: whole image).
         ensemble: network runs averaged over views of the mosaic, 1 or 2 (identity, transpose;
-            see :mod:`hyperisp.ensemble`): 2 is better and takes twice the network time.
+            see :mod:`hyperisp.ensemble`); None: 2, better pixels for twice the network time of 1.
     Returns:
         (H, W, 3) float32 sRGB in [0, 1].
     """
@@ -338,7 +347,7 @@ def denoise(
     model: str | torch.nn.Module = "denoise",
     device: str | torch.device = "auto",
     tile: int | None = None,
-    ensemble: int = 1,
+    ensemble: int | None = None,
 ) -> np.ndarray:
     """Denoise an sRGB photo.
 
@@ -347,7 +356,7 @@ def denoise(
             (uint8, uint16, or float in [0, 1]).
         tile: tile size in pixels for exact tiled inference (None: default, 0: whole image).
         ensemble: network runs averaged over transposed / flipped views, 1 to 8 (see
-            :mod:`hyperisp.ensemble`).
+            :mod:`hyperisp.ensemble`); None: 1.
     Returns:
         (H, W, 3) float32 sRGB in [0, 1].
     """
@@ -368,7 +377,7 @@ def denoise_file(
     model: str | torch.nn.Module = "denoise",
     device: str | torch.device = "auto",
     tile: int | None = None,
-    ensemble: int = 1,
+    ensemble: int | None = None,
 ) -> Path:
     """Denoise ``input_path`` and write it atomically, keeping its EXIF fields and RGB ICC profile."""
     rendered = run_network("denoise", read_input("denoise", input_path), model=model, device=device, tile=tile,

@@ -211,11 +211,14 @@ def hyperunet_pooled_tiled(
     return pooled, maps
 
 
-def _run_hyperunet(model: HyperUNet, packed: torch.Tensor, tile: int, keep_y0: bool) -> torch.Tensor:
+def _run_hyperunet(model: HyperUNet, packed: torch.Tensor, tile: int, keep_y0: bool,
+                   into: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The tiled forward; with ``into`` (the output's shape, any strides), tile results are added into it."""
     h, w = packed.shape[-2:]
     x = _prepare(packed)  # the model's pad-to-16, once, on the whole input
     pooled, maps = hyperunet_pooled_tiled(model, x, tile, keep_y0)
-    out = packed.new_empty(packed.shape[0], 3, 2 * h, 2 * w)
+    release_freed_memory()  # the embedding passes' tiles, before the final pass's (bigger) ones
+    out = packed.new_empty(packed.shape[0], 3, 2 * h, 2 * w) if into is None else into
     for ys, xs in _tiles(*x.shape[-2:], tile, unet_halo(model), UNET_ALIGN):
         if ys[0] >= h or xs[0] >= w:  # a core entirely in the padding: nothing to output
             continue
@@ -233,7 +236,11 @@ def _run_hyperunet(model: HyperUNet, packed: torch.Tensor, tile: int, keep_y0: b
         s = model.head_scale
         head = model._decode(xt, tile_maps, pooled)[..., : s * (ye[3] - ye[2]), : s * (xe[3] - xe[2])]
         result = model.finish_output(packed[..., ye[2] : ye[3], xe[2] : xe[3]], head)
-        out[..., 2 * ys_out[0] : 2 * ys_out[1], 2 * xs_out[0] : 2 * xs_out[1]] = _core(result, ye, xe, 2)
+        target = out[..., 2 * ys_out[0] : 2 * ys_out[1], 2 * xs_out[0] : 2 * xs_out[1]]
+        if into is None:
+            target.copy_(_core(result, ye, xe, 2))
+        else:
+            target.add_(_core(result, ye, xe, 2))
         # Kept freed memory (hyperisp.runtime) fragments across tiles: a 4-block model's 24 MP
         # develop peaked at 4.1-4.4 GB RSS without this trim, 3.4 GB with it.
         del head, result, tile_maps
@@ -321,7 +328,8 @@ def default_tile(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, keep_y0: bool = True) -> torch.Tensor:
+def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, keep_y0: bool = True,
+              into: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Whole-image inference computed tile by tile; equals ``model(x)`` (max abs diff < 1e-4).
 
     Args:
@@ -338,27 +346,31 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
             384 MB for a 24 MP raw at n_fwd = 16) from pass 2 instead of recomputing them in
             the final pass (12 MP, 2 cores: 8.8 s instead of 11.1 s); False = working memory
             of the tile plus the whole maps at 1/2 scale and below (a quarter of y0's size).
+        into: a tensor of the output's shape (any strides, e.g. a transposed view) to add the
+            output into; a tiled HyperUNet then adds tile by tile and never holds a second
+            whole output (a self-ensemble's views: :func:`hyperisp.ensemble.self_ensemble`).
     Returns:
-        The model's output, assembled from the tiles.
+        The model's output assembled from the tiles, or ``into`` with it added.
     """
     tile = default_tile(model) if tile is None else int(tile)
     align = tile_align(model)
     if isinstance(model, (HyperUNet, VDN)):
         model._check(x)
         _check_tile(tile, align)
-        if _is_one_tile(x, tile, align):  # the plain forward is the same computation
-            return model(x)
-        if isinstance(model, VDN):
-            return _run_vdn(model, x, tile)
-        with filters_once(model):
-            return _run_hyperunet(model, x, tile, keep_y0)
+        if isinstance(model, HyperUNet) and not _is_one_tile(x, tile, align):
+            with filters_once(model):
+                return _run_hyperunet(model, x, tile, keep_y0, into)
+        out = model(x) if _is_one_tile(x, tile, align) else _run_vdn(model, x, tile)  # one tile: the plain forward
+        return out if into is None else into.add_(out)
     if isinstance(model, HyperVDN):
         model._check(x)
         _check_tile(tile, align)
         if _is_one_tile(x, tile, align) or model.view_patches(*x.shape[-2:]) is None:
-            return model(x)  # one tile, or an image that is its own filter view (at most view_size)
-        xp = model._prepare(x)
-        filters = model._view_filters(xp, *x.shape[-2:], ("dnet",))  # once per image, for every tile (module doc)
-        with fixed_filters(model, filters):
-            return _run_vdn(model, x, tile, xp)
+            out = model(x)  # one tile, or an image that is its own filter view (at most view_size)
+        else:
+            xp = model._prepare(x)
+            filters = model._view_filters(xp, *x.shape[-2:], ("dnet",))  # once per image, for every tile (module doc)
+            with fixed_filters(model, filters):
+                out = _run_vdn(model, x, tile, xp)
+        return out if into is None else into.add_(out)
     raise TypeError(f"expected a HyperUNet, VDN or HyperVDN, got {type(model).__name__}")

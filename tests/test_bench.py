@@ -32,7 +32,7 @@ def test_matmul_peak_is_positive():
 
 def test_bench_cli_json_at_a_tiny_size():
     result = CliRunner().invoke(app, ["bench", "--mp", "0.02", "--no-baselines", "--no-isolate", "--repeats", "3",
-                                      "--ensemble", "2", "--json"])
+                                      "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     names = [c["name"] for c in report["cases"]]
@@ -42,7 +42,7 @@ def test_bench_cli_json_at_a_tiny_size():
     assert 0 < network["peak_fraction"] < 5
     assert len(network["runs"]) == report["repeats"] == 3 and network["seconds"] == sorted(network["runs"])[1]
     assert report["matmul_peak_gflops"] > 0
-    # a self-ensemble: the network case runs both views and counts both views' FLOPs
+    # develop's default self-ensemble: the network case runs both views and counts both views' FLOPs
     with torch.device("meta"):
         one_view = count_flops(create_model(get_card("isp").config), input_shape_for("isp", 0.02)).total
     assert report["ensemble"] == 2 and "2 views" in network["note"] and network["flops"] == 2 * one_view

@@ -78,3 +78,5 @@ def test_cli_eval_burst_noise_forms(tmp_path: Path):
     assert psnr["mildenhall"] < psnr["spec"] - 3  # shot noise as a variance is far stronger at these levels
     bad = runner.invoke(app, ["eval", "burst", "--data", str(tmp_path), "--noise", "gaussian"])
     assert bad.exit_code == 2 and "unknown noise form" in bad.output
+    views = runner.invoke(app, ["eval", "burst", "--data", str(tmp_path), "--ensemble", "2"])
+    assert views.exit_code == 2 and "no self-ensemble views" in views.output  # not silently ignored

@@ -282,6 +282,23 @@ def test_negative_refinement_count_is_rejected():
         HyperUNet(**TINY_UNET, n_refine=-1)
 
 
+def test_refinement_blocks_take_their_own_filter_mlp_widths():
+    torch.manual_seed(0)
+    base = HyperUNet(**TINY_UNET, output="residual", n_refine=1).eval()
+    grown = HyperUNet(**TINY_UNET, output="residual", n_refine=3, refine_hid=[TINY_UNET["n_hid"] // 2, 6, 4]).eval()
+    assert grown.config["refine_hid"] == [TINY_UNET["n_hid"] // 2, 6, 4] and "refine_hid" not in base.config
+    assert [b.conv_a.mlp[0].out_features for b in grown.refine][1:] == [6, 4]
+    # A model with default-width blocks grows into narrower extra blocks unchanged.
+    missing = grown.load_state_dict(base.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith(("refine.1.", "refine.2.")) for k in missing)
+    packed = torch.rand(1, 4, 20, 22)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(packed), base(packed), atol=0, rtol=0)
+    for bad in ([4], [4, 4, 0]):
+        with pytest.raises(ValueError, match="refine_hid"):
+            HyperUNet(**TINY_UNET, n_refine=3, refine_hid=bad)
+
+
 def test_hypervdn_refinement_blocks_start_as_the_identity():
     tiny = dict(base_channels=12, snet_channels=12, n_hid=16, embed_channels=[4, 8, 8])
     torch.manual_seed(0)

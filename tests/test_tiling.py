@@ -55,6 +55,19 @@ def test_refinement_blocks_widen_the_halo_and_tiles_stay_exact():
         assert (run_tiled(model, x, tile=tile) - whole).abs().max().item() < TOL
 
 
+def test_tiles_add_into_a_strided_output():
+    # into= adds the output into a tensor of its shape, here a transposed view (the self-ensemble's use)
+    model = _unet()
+    x = torch.rand(1, 4, 177, 203, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        whole = model(x)
+    base = torch.rand(1, 3, 2 * 203, 2 * 177)
+    for tile in (64, 512):  # tiled, and one tile (the plain forward)
+        acc = base.clone()
+        assert run_tiled(model, x, tile=tile, into=acc.transpose(-1, -2)).data_ptr() == acc.data_ptr()
+        assert (acc.transpose(-1, -2) - base.transpose(-1, -2) - whole).abs().max().item() < TOL
+
+
 @pytest.mark.parametrize("pool_cell", [None, 64])
 def test_pooled_embeddings_reduce_exactly_over_tiles(pool_cell):
     model = _unet(pool_cell=pool_cell)

@@ -133,6 +133,8 @@ def test_hypervdn_tiles_equal_whole_image(size, tile):
     tiled = run_tiled(model, x, tile)
     assert tiled.shape == whole.shape
     assert (tiled - whole).abs().max().item() < TOL
+    acc = torch.ones_like(whole)
+    assert run_tiled(model, x, tile, into=acc) is acc and (acc - 1 - whole).abs().max().item() < TOL  # added into
 
 
 def test_hypervdn_tiles_of_a_batch_and_of_forward_vdn_paths():

@@ -104,6 +104,9 @@ class HyperUNet(nn.Module):
             width n_hid/2) at the packed scale before the head: depth where demosaicking
             needs it, at full resolution. They start as the identity, so a trained model
             grows into them (``hyperisp train --init``). 0: the paper's layout.
+        refine_hid: the filter-MLP width of each refinement block (n_refine values); None:
+            n_hid/2 for all. Narrower MLPs for later blocks keep a grown model's weights
+            file under the 25 MB limit: the MLPs hold most of the parameters.
     """
 
     task = "isp"
@@ -118,6 +121,7 @@ class HyperUNet(nn.Module):
         plain: bool = False,
         pool_cell: Optional[int] = None,
         n_refine: int = 0,
+        refine_hid: Optional[list[int]] = None,
     ) -> None:
         super().__init__()
         if output not in ("sigmoid", "residual"):
@@ -134,11 +138,15 @@ class HyperUNet(nn.Module):
         }
         if n_refine < 0:
             raise ValueError(f"expected n_refine >= 0, got {n_refine}")
+        if refine_hid is not None and (len(refine_hid) != n_refine or any(w < 1 for w in refine_hid)):
+            raise ValueError(f"expected refine_hid None or {n_refine} positive widths, got {refine_hid}")
         # Optional keys only when set: configs (and cards) of older models stay as they were.
         if pool_cell is not None:
             self.config["pool_cell"] = pool_cell
         if n_refine:
             self.config["n_refine"] = n_refine
+        if refine_hid is not None:
+            self.config["refine_hid"] = list(refine_hid)
         self.pool_cell = pool_cell
         self.pool_group = 1  # set by pooling_groups(); not part of the config
         self.output, self.head, self.plain = output, head, plain
@@ -163,7 +171,8 @@ class HyperUNet(nn.Module):
         self.hc2_8, self.hc2_4 = hc(h, h, c8, nh2), hc(h, h, c4, nh2)
         self.hc2_2, self.hc2 = hc(h, nf, c2, nh2), hc(nf, nf, c1, nh)
         self.refine = nn.ModuleList(
-            RefineBlock(hc(nf, 2 * nf, c1, nh2), hc(2 * nf, nf, c1, nh2), GELU) for _ in range(n_refine))
+            RefineBlock(hc(nf, 2 * nf, c1, w), hc(2 * nf, nf, c1, w), GELU)
+            for w in (refine_hid if refine_hid is not None else [nh2] * n_refine))
         self.hc4 = hc(nf, 3 if head == "upsample" else 12, c1, nh)
         self.residual_scale = nn.Parameter(torch.zeros(())) if output == "residual" else None
 

@@ -49,6 +49,13 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
         "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, "n_refine": 6,
     },
+    # isp_refine6 with two more blocks whose filter MLPs are half as wide (so the fp16
+    # weights stay under 25 MB), grown from a trained isp_refine6.
+    "isp_refine8": {
+        "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
+        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, "n_refine": 8,
+        "refine_hid": [128] * 6 + [64] * 2,
+    },
     # Plain-conv twin of isp_small for ablations.
     "plainunet_small": {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
