@@ -25,8 +25,8 @@ _TRANSPOSE = VIEWS[1]
 BAYER_VIEWS = 2  # identity and transpose: the symmetries that keep an RGGB mosaic RGGB
 _SWAP_GREENS = [0, 2, 1, 3]  # packed (R, Gr, Gb, B) of the transposed mosaic
 # Views a task's network averages unless told otherwise (README, "Self-ensemble"): develop's 2
-# double the network time (still within its 0.5 s/MP budget) for +0.3 / +0.1 / +0.16 dB on
-# CBSD68; the denoiser's gains need 8 views, which would pass its 1 s/MP budget.
+# double the network time (still within its 0.5 s/MP budget) for +0.32 / +0.12 / +0.16 dB on
+# CBSD68 with the shipped isp; the denoiser's gains need 8 views, which would pass its 1 s/MP budget.
 DEFAULT_VIEWS = {"isp": 2, "denoise": 1, "burst": 1}
 
 
