@@ -9,8 +9,8 @@ transpose keeps R and B on the diagonal and swaps the greens (Gr <-> Gb), while 
 moves R onto a G or B site, so the network would see another CFA phase. Each view is a whole
 network run (tiled or not), so tiled inference stays exact.
 
-The pipeline runs one view unless asked for more (``--ensemble``): measured gains and costs
-are in the README ("Self-ensemble").
+Unless asked (``--ensemble``), the pipeline runs :data:`DEFAULT_VIEWS`: two for develop, one
+for denoise. Measured gains and costs are in the README ("Self-ensemble").
 """
 from __future__ import annotations
 
