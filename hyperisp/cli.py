@@ -488,7 +488,7 @@ def eval_command(
         name = Path(model).stem
         if task == "burst" and ensemble not in (None, 1):
             raise HyperispError(None, f"--ensemble {ensemble}: burst models have no self-ensemble views")
-        views = resolve_views(task, ensemble) if task != "burst" else 1
+        views = resolve_views(task, ensemble)  # burst: 1 (its DEFAULT_VIEWS; others were refused above)
         scored = SelfEnsemble(net, views, bayer=task == "isp") if views > 1 else net
         with torch.no_grad():
             if task == "isp":
