@@ -10,10 +10,11 @@ isp``: clean and moderate noise) is developed with the pooled embeddings taken f
   * an 8 x 8 collage (~9.8 MP, a 10 MP photo),
 while the convolutions always run on the image alone, so only the pooled statistics change.
 Collages of different photos are harder than one photo of the same size (more varied
-content), so this is a pessimistic stand-in for a 10 MP photo. Both pooling designs are
-run with the same weights: the paper's global max, and the mean of per-cell maxima over
-cells of --pool-cell packed pixels (``HyperUNet(pool_cell=...)``); models trained on
-crops no larger than a cell cannot tell them apart.
+content), so this is a pessimistic stand-in for a 10 MP photo. The three pooling designs are
+run with the same weights: the paper's global max, the mean of per-cell maxima over
+cells of --pool-cell packed pixels (``HyperUNet(pool_cell=...)``), and the filter view
+(``HyperUNet(view_size=...)``: training-size patches spread over the area, each pooled
+alone, averaged); models trained on crops no larger than a cell cannot tell them apart.
 
     PYTHONPATH=. python experiments/train_test_scale.py --model isp --threads 2
 
@@ -31,6 +32,7 @@ import torch
 from hyperisp.data import linear_to_srgb
 from hyperisp.evaluate import ISP_BORDER, ISP_LEVELS, load_eval_images, protocol_mosaic
 from hyperisp.metrics import psnr
+from hyperisp.models import create_model
 from hyperisp.pretrained import load_pretrained
 from hyperisp.raw.bayer import pack_bayer
 
@@ -43,6 +45,13 @@ def collage(tiles: list[torch.Tensor], side: int) -> torch.Tensor:
     """side x side grid of equally sized (1, C, h, w) tensors -> (1, C, side*h, side*w)."""
     rows = [torch.cat(tiles[r * side:(r + 1) * side], dim=-1) for r in range(side)]
     return torch.cat(rows, dim=-2)
+
+
+def variant(model: torch.nn.Module, **config) -> torch.nn.Module:
+    """``model`` with other pooling settings (config keys), same weights."""
+    twin = create_model({**model.config, **config}).eval()
+    twin.load_state_dict(model.state_dict())
+    return twin
 
 
 def main() -> None:
@@ -62,10 +71,16 @@ def main() -> None:
     h, w = min(c.shape[-2] for _, c in images) // 2 * 2, min(c.shape[-1] for _, c in images) // 2 * 2
     images = [(n, c[..., :h, :w]) for n, c in images]
     results: dict[str, dict[str, float]] = {}
-    designs = {"global max": None, f"cell max ({args.pool_cell} packed px = {2 * args.pool_cell} px cells)": args.pool_cell}
+    view = {"view_size": model.config.get("view_size", 64), "view_grid": model.config.get("view_grid", 8)}
+    designs = {
+        "global max": variant(model, pool_cell=None, view_size=0),
+        f"cell max ({args.pool_cell} packed px = {2 * args.pool_cell} px cells)": variant(
+            model, pool_cell=args.pool_cell, view_size=0),
+        f"filter view (up to {view['view_grid']}x{view['view_grid']} patches of {2 * view['view_size']} px)": variant(
+            model, pool_cell=model.config.get("pool_cell"), **view),
+    }
     with torch.no_grad():
-        for (design, cell), (index, (level, shot)) in itertools.product(designs.items(), enumerate(LEVELS.items())):
-            model.pool_cell = cell
+        for (design, model), (index, (level, shot)) in itertools.product(designs.items(), enumerate(LEVELS.items())):
             packed = [pack_bayer(protocol_mosaic(n, c, index, shot)) for n, c in images]
             pools = {"128 px crop (training scale)": [], "whole image (0.15 MP)": [], "4x4 collage (2.5 MP)": [],
                      "8x8 collage (9.8 MP)": []}

@@ -30,7 +30,10 @@ Exactness rests on three facts:
     the whole (small, 4-channel) input, not per tile.
 The embedding maps end at 1/32 scale (tiny), so their tile cores are assembled into the
 whole map and pooled exactly as the model pools it (global max, or cell maxima with
-``pool_cell``); average pools (VDN) agree to float rounding.
+``pool_cell``); average pools (VDN) agree to float rounding. A HyperUNet with a filter
+view (``view_size``, the shipped isp) takes its pooled embeddings from the view instead,
+once per image (``model.view_pooled``, a fixed number of small patches); the passes then
+only compute the maps, and pass 1 is skipped.
 
 Plain VDN is purely local: tiles with a halo of 64 (D-Net's receptive-field radius is
 under 64 at depth 4, each 3x3 conv counting 1 whether it pads with zeros or, as
@@ -131,24 +134,31 @@ def _check_tile(tile: int, align: int) -> None:
 
 
 # -- HyperUNet ------------------------------------------------------------------------------------
-def _pool_over_tiles(
-    model: HyperUNet, tiles: list[tuple[Span, Span]], embed: Callable[[Span, Span], torch.Tensor], size: tuple[int, int]
-) -> torch.Tensor:
-    """Pooled embedding (N, C) of an embedding computed tile by tile; ``embed`` returns its extended maps.
+def _pass_over_tiles(
+    model: HyperUNet, tiles: list[tuple[Span, Span]], key: str, step: Callable[[Span, Span], torch.Tensor],
+    size: tuple[int, int], pooled: dict[str, torch.Tensor],
+) -> None:
+    """Run ``step`` on every tile and set ``pooled[key]`` (unless the filter view already gave it).
 
-    The tile cores are assembled into the whole (tiny, 1/32-scale) embedding map, which is then
-    pooled exactly as whole-image inference pools it (global max or cell maxima).
+    ``step`` stores the whole maps it makes and returns the extended input of embedding
+    ``key``. Its tile cores are assembled into the whole (tiny, 1/32-scale) embedding map,
+    which is then pooled exactly as whole-image inference pools it (global max or cell maxima).
     """
+    embed = getattr(model, "embed" + key[1:])
     whole: Optional[torch.Tensor] = None
     s = 1 / EMBED_STRIDE
     for ys, xs in tiles:
-        part = _core(embed(ys, xs), ys, xs, s)
+        source = step(ys, xs)
+        if key in pooled:
+            continue
+        part = _core(embed(source), ys, xs, s)
         if whole is None:
             whole = part.new_empty(*part.shape[:2], math.ceil(size[0] * s), math.ceil(size[1] * s))
         top, left = ys[0] // EMBED_STRIDE, xs[0] // EMBED_STRIDE
         whole[..., top : top + part.shape[-2], left : left + part.shape[-1]] = part
-    assert whole is not None
-    return model.pool_embedding(whole)
+    if key not in pooled:
+        assert whole is not None
+        pooled[key] = model.pool_embedding(whole)
 
 
 def _whole_map(like: torch.Tensor, channels: int, height: int, width: int) -> torch.Tensor:
@@ -162,11 +172,13 @@ def _store_core(whole: torch.Tensor, t: torch.Tensor, ys: Span, xs: Span, scale:
 
 
 def hyperunet_pooled_tiled(
-    model: HyperUNet, x: torch.Tensor, tile: int, keep_y0: bool = False
+    model: HyperUNet, x: torch.Tensor, tile: int, keep_y0: bool = False, view: Optional[dict[str, torch.Tensor]] = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """The pooled embeddings of the padded packed input ``x`` (N, 4, H, W), computed tile by tile.
 
     Equal to ``model.pooled_embeddings`` of the unpadded input (``x`` = ``_prepare(packed)``).
+    ``view``: pooled embeddings already known (from the filter view, ``model.view_pooled``);
+    the passes then only compute the maps.
     Returns ({"e1", "e2", "e4", "e8"} -> (N, C), maps): ``maps`` holds the whole down-path maps
     the passes computed on the way, "y2" (N, n_fwd/2, H/2, W/2) and "y4" (N, n_fwd/2, H/4, W/4),
     plus "y0" (N, n_fwd, H, W) if ``keep_y0``, so the final pass need not recompute them.
@@ -179,35 +191,37 @@ def hyperunet_pooled_tiled(
     tiles = _tiles(height, width, tile, HALO, UNET_ALIGN)
     size = (height, width)
     nf, half = model.config["n_fwd"], model.config["n_fwd"] // 2
-    pooled = {"e1": _pool_over_tiles(model, tiles, lambda ys, xs: model.embed1(_extended(x, ys, xs)), size)}
+    pooled = dict(view or {})
+    if "e1" not in pooled:
+        _pass_over_tiles(model, tiles, "e1", lambda ys, xs: _extended(x, ys, xs), size, pooled)
     maps = {"y0": _whole_map(x, nf, height, width)} if keep_y0 else {}
     x2 = _whole_map(x, nf, height // 2, width // 2)  # maxpool(y0): where the next passes start
 
-    def embed2(ys: Span, xs: Span) -> torch.Tensor:
+    def pass2(ys: Span, xs: Span) -> torch.Tensor:
         y0 = model._stem(_extended(x, ys, xs), pooled)
         if keep_y0:
             _store_core(maps["y0"], y0, ys, xs, 1)
         _store_core(x2, F.max_pool2d(y0, 2), ys, xs, 0.5)
-        return model.embed2(y0)
+        return y0
 
-    pooled["e2"] = _pool_over_tiles(model, tiles, embed2, size)
+    _pass_over_tiles(model, tiles, "e2", pass2, size, pooled)
     maps["y2"] = _whole_map(x, half, height // 2, width // 2)
 
-    def embed4(ys: Span, xs: Span) -> torch.Tensor:
+    def pass3(ys: Span, xs: Span) -> torch.Tensor:
         y2 = model._y2(_extended(x2, ys, xs, 0.5), pooled["e2"])
         _store_core(maps["y2"], y2, ys, xs, 0.5)
-        return model.embed4(F.max_pool2d(y2, 2))
+        return F.max_pool2d(y2, 2)
 
-    pooled["e4"] = _pool_over_tiles(model, tiles, embed4, size)
+    _pass_over_tiles(model, tiles, "e4", pass3, size, pooled)
     x2 = None  # freed: the next pass starts from y2
     maps["y4"] = _whole_map(x, half, height // 4, width // 4)
 
-    def embed8(ys: Span, xs: Span) -> torch.Tensor:
+    def pass4(ys: Span, xs: Span) -> torch.Tensor:
         y4 = model._y4(_extended(maps["y2"], ys, xs, 0.5), pooled)
         _store_core(maps["y4"], y4, ys, xs, 0.25)
-        return model.embed8(F.max_pool2d(y4, 2))
+        return F.max_pool2d(y4, 2)
 
-    pooled["e8"] = _pool_over_tiles(model, tiles, embed8, size)
+    _pass_over_tiles(model, tiles, "e8", pass4, size, pooled)
     return pooled, maps
 
 
@@ -233,7 +247,7 @@ def _run_hyperunet(model: HyperUNet, packed: torch.Tensor, tile: int, keep_y0: b
     """The tiled forward; with ``into`` (the output's shape, any strides), tile results are added into it."""
     h, w = packed.shape[-2:]
     x = _prepare(packed)  # the model's pad-to-16, once, on the whole input
-    pooled, maps = hyperunet_pooled_tiled(model, x, tile, keep_y0)
+    pooled, maps = hyperunet_pooled_tiled(model, x, tile, keep_y0, view=model.view_pooled(x, h, w))
     release_freed_memory()  # the embedding passes' tiles, before the final pass's (bigger) ones
     out = packed.new_empty(packed.shape[0], 3, 2 * h, 2 * w) if into is None else into
     with _trim_after(model.refine):

@@ -313,3 +313,37 @@ def test_hypervdn_refinement_blocks_start_as_the_identity():
         torch.testing.assert_close(grown(x), base(x), atol=0, rtol=0)
         grown.dnet.refine[0].scale.fill_(0.5)
         assert not torch.allclose(grown(x), base(x))
+
+
+def test_hyperunet_filter_view_pools_training_size_patches():
+    from hyperisp.models import pooling_groups
+
+    model = HyperUNet(n_fwd=8, n_embed=4, n_hid=16, pool_cell=128, view_size=32, view_grid=3).eval()
+    assert model.config["view_size"] == 32 and model.config["view_grid"] == 3
+    assert "view_size" not in HyperUNet(n_fwd=8, n_embed=4, n_hid=16).config  # older cards stay as they were
+    small = torch.rand(2, 4, 30, 32, generator=torch.Generator().manual_seed(0))
+    big = torch.rand(2, 4, 70, 100, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        # An image within one patch is its own view: exactly the per-sample pooling of training.
+        assert model.view_boxes(30, 32) is None
+        torch.testing.assert_close(model(small), model(small, pooled=model.pooled_embeddings(small)))
+        # A larger one: up to 3 x 3 patches of 32, inside the image, corners on the pad-to-16 grid.
+        boxes = model.view_boxes(70, 100)
+        assert boxes == [(t, l, 32, 32) for t in (0, 16, 32) for l in (0, 32, 64)]
+        pooled = model.pooled_embeddings(big)
+        patches = torch.stack([big[..., t:t + h, l:l + w] for t, l, h, w in boxes], dim=1).flatten(0, 1)
+        with pooling_groups(model, len(boxes)):
+            grouped = model.pooled_embeddings(patches)
+        for key, value in pooled.items():
+            assert value.shape[0] == 2  # one pooled vector per image of the batch
+            torch.testing.assert_close(value, grouped[key][:: len(boxes)])
+        # E1 pools the input itself: the mean over the patches of each patch's own pooled embedding.
+        alone = torch.stack([model.pooled_embeddings(big[:1, :, t:t + h, l:l + w])["e1"][0] for t, l, h, w in boxes])
+        torch.testing.assert_close(pooled["e1"][0], alone.mean(0))
+        # The forward runs the whole image with the view's embeddings, not its own.
+        torch.testing.assert_close(model(big), model(big, pooled=pooled))
+        no_view = HyperUNet(n_fwd=8, n_embed=4, n_hid=16, pool_cell=128)
+        no_view.load_state_dict(model.state_dict())
+        assert not torch.allclose(model(big), no_view.eval()(big))
+    with pytest.raises(ValueError, match="view_size a multiple of 16"):
+        HyperUNet(n_fwd=8, n_embed=4, n_hid=16, view_size=40)

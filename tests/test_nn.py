@@ -245,3 +245,21 @@ def test_static_conv_predict_gives_the_filters_its_forward_applies():
     assert filters.weight.shape == (1, 5, 3, 3, 3) and filters.bias.shape == (1, 5) and filters.gain is None
     with torch.no_grad():
         torch.testing.assert_close(hyper_conv2d(x, filters), conv(x), atol=1e-6, rtol=1e-5)
+
+
+def test_view_boxes_spread_training_size_patches_over_the_image():
+    from hyperisp.nn import padded_length, view_boxes
+
+    assert padded_length(20, 16, 32) == 32 and padded_length(33, 16) == 48 and padded_length(64, 16, 32) == 64
+    assert view_boxes(64, 60, 64, 8, 16) is None  # fits once padded: its own view
+    assert view_boxes(3000, 4000, 0, 8, 16) is None  # no view
+    boxes = view_boxes(1500, 2000, 64, 8, 16)
+    assert len(boxes) == 64 and boxes == view_boxes(1500, 2000, 64, 8, 16)
+    assert all(t % 16 == 0 and l % 16 == 0 and t + h <= 1500 and l + w <= 2000 and (h, w) == (64, 64)
+               for t, l, h, w in boxes)
+    assert {t for t, *_ in boxes} >= {0, 1436 // 16 * 16}  # first and last rows reach the borders
+    assert len(view_boxes(100, 150, 64, 8, 16)) == 2 * 3  # fewer patches than the grid: enough to cover
+    # A short side is spanned whole, padding included (min_size pads 20 to 32).
+    assert view_boxes(20, 150, 64, 8, 16, min_size=32) == [(0, 0, 32, 64), (0, 43 // 16 * 16, 32, 64), (0, 86 // 16 * 16, 32, 64)]
+    with pytest.raises(ValueError, match="multiple of 16"):
+        view_boxes(100, 100, 40, 8, 16)

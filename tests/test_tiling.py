@@ -30,12 +30,14 @@ def _unet(config: str = "isp_small", seed: int = 0, **overrides) -> torch.nn.Mod
 
 
 @pytest.mark.parametrize(
-    "config, size, pool_cell",
-    [("isp_small", (177, 203), None), ("isp_small", (230, 141), None), ("hyperunet_8_8_256", (163, 181), None),
-     ("isp_small", (177, 203), 64), ("isp_small", (230, 141), 96)],
+    "config, size, overrides",
+    [("isp_small", (177, 203), {}), ("isp_small", (230, 141), {"view_grid": 2}),  # with the filter view
+     ("isp_small", (177, 203), {"view_size": 0, "pool_cell": None}), ("hyperunet_8_8_256", (163, 181), {}),
+     ("isp_small", (177, 203), {"view_size": 0, "pool_cell": 64}), ("isp_small", (230, 141), {"view_size": 0, "pool_cell": 96})],
 )
-def test_hyperunet_tiles_equal_whole_image(config, size, pool_cell):
-    model = _unet(config, pool_cell=pool_cell)
+def test_hyperunet_tiles_equal_whole_image(config, size, overrides):
+    model = _unet(config, **overrides)
+    assert (model.view_boxes(*size) is not None) == (model.config.get("view_size", 0) > 0)
     x = torch.rand(1, 4, *size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         whole = model(x)
@@ -70,7 +72,7 @@ def test_tiles_add_into_a_strided_output():
 
 @pytest.mark.parametrize("pool_cell", [None, 64])
 def test_pooled_embeddings_reduce_exactly_over_tiles(pool_cell):
-    model = _unet(pool_cell=pool_cell)
+    model = _unet(pool_cell=pool_cell, view_size=0)  # no filter view: the image's own pooled embeddings
     x = torch.rand(1, 4, 200, 190, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         whole = model.pooled_embeddings(x)
@@ -79,7 +81,19 @@ def test_pooled_embeddings_reduce_exactly_over_tiles(pool_cell):
     for key in whole:
         torch.testing.assert_close(tiled[key], whole[key], rtol=0, atol=1e-6)
     if pool_cell:  # the cells matter on this size: the global max is different
-        assert not torch.allclose(whole["e1"], _unet(pool_cell=None).pooled_embeddings(x)["e1"])
+        assert not torch.allclose(whole["e1"], _unet(pool_cell=None, view_size=0).pooled_embeddings(x)["e1"])
+
+
+def test_tiled_passes_take_the_filter_views_pooled_embeddings():
+    model = _unet()
+    x = torch.rand(1, 4, 200, 190, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        view = model.view_pooled(_prepare(x), 200, 190)
+        tiled, maps = hyperunet_pooled_tiled(model, _prepare(x), tile=64, view=view)
+        own, _ = hyperunet_pooled_tiled(model, _prepare(x), tile=64)
+    assert set(view) == {"e1", "e2", "e4", "e8"} and all(tiled[k] is view[k] for k in view)
+    assert set(maps) == {"y2", "y4"}
+    assert not torch.allclose(own["e1"], view["e1"])  # the image pooled whole is another statistic
 
 
 def test_naive_tiles_would_differ():
@@ -92,8 +106,10 @@ def test_naive_tiles_would_differ():
     assert (naive - whole[..., :128, :128]).abs().max().item() > 1e-3
 
 
-def test_filters_are_predicted_once_per_image():
-    model = _unet()
+@pytest.mark.parametrize("view_size, predictions", [(0, 11), (64, 17)])
+def test_filters_are_predicted_once_per_image(view_size, predictions):
+    # with a filter view, the down path's 6 HyperConvs also predict filters once for the view's patches
+    model = _unet(view_size=view_size)
     calls = []
     hooks = [m.register_forward_hook(lambda *_: calls.append(1)) for m in model.modules()
              if isinstance(m, hyperisp.nn.FilterMLP)]
@@ -101,7 +117,7 @@ def test_filters_are_predicted_once_per_image():
     run_tiled(model, x, tile=64)
     for h in hooks:
         h.remove()
-    assert len(calls) == len(hooks) == 11  # every HyperConv once, not once per tile
+    assert len(hooks) == 11 and len(calls) == predictions  # every HyperConv once, not once per tile
     assert all("predict" not in vars(m) for m in model.modules())  # the memo is undone afterwards
     with filters_once(model):
         pass

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from hyperisp.models.registry import register_arch
 from hyperisp.nn import (
     CLAMP01, GELU, EmbeddingNet, HyperConv, RefineBlock, StaticConv, cell_max_pool, global_pool, group_mean,
-    pad_to_multiple, pixel_shuffle,
+    pad_to_multiple, pixel_shuffle, view_boxes,
 )
 from hyperisp.raw.bayer import demosaic_bilinear, demosaic_bilinear_planes
 
@@ -100,6 +100,16 @@ class HyperUNet(nn.Module):
             the global max either way; on big photos the global max drifts (it can only
             grow with the area) while the cell statistics stay those of training.
             experiments/train_test_scale.py measures both.
+        view_size: 0 (none) or a size in packed pixels, a multiple of 16: the filter view
+            (:mod:`hyperisp.nn.view`). An image larger than one patch of this size takes its
+            pooled embeddings from up to ``view_grid`` x ``view_grid`` such patches spread
+            over it: each patch is pooled alone, as a training crop is, and each stage's
+            pooled embeddings are averaged over the patches (:func:`pooling_groups`); the
+            whole image is then run with them. Set to the training crop (64 packed =
+            128 px), it keeps training's statistic at any photo size: +0.56 / +0.68 / +0.33
+            dB on CBSD68 (clean / moderate / high, one view) over pooling each image whole
+            with ``pool_cell``. An image that fits in one patch is its own view.
+        view_grid: the most patches along each side of the view.
         n_refine: residual :class:`RefineBlock` s (n_fwd -> 2 n_fwd -> n_fwd, filter MLPs of
             width n_hid/2) at the packed scale before the head: depth where demosaicking
             needs it, at full resolution. They start as the identity, so a trained model
@@ -122,6 +132,8 @@ class HyperUNet(nn.Module):
         pool_cell: Optional[int] = None,
         n_refine: int = 0,
         refine_hid: Optional[list[int]] = None,
+        view_size: int = 0,
+        view_grid: int = 8,
     ) -> None:
         super().__init__()
         if output not in ("sigmoid", "residual"):
@@ -132,6 +144,9 @@ class HyperUNet(nn.Module):
             raise ValueError(f"expected even n_fwd, n_embed, n_hid >= 2, got {n_fwd}, {n_embed}, {n_hid}")
         if pool_cell is not None and (pool_cell < EMBED_STRIDE or pool_cell % EMBED_STRIDE):
             raise ValueError(f"expected pool_cell None or a positive multiple of {EMBED_STRIDE}, got {pool_cell}")
+        if view_size < 0 or view_size % _MULTIPLE or view_grid < 1:
+            raise ValueError(f"expected view_size a multiple of {_MULTIPLE} (0: no view) and view_grid >= 1, "
+                             f"got {view_size} and {view_grid}")
         self.config = {
             "arch": "hyperunet", "n_fwd": n_fwd, "n_embed": n_embed, "n_hid": n_hid,
             "output": output, "head": head, "plain": plain,
@@ -147,6 +162,8 @@ class HyperUNet(nn.Module):
             self.config["n_refine"] = n_refine
         if refine_hid is not None:
             self.config["refine_hid"] = list(refine_hid)
+        if view_size:
+            self.config.update(view_size=int(view_size), view_grid=int(view_grid))
         self.pool_cell = pool_cell
         self.pool_group = 1  # set by pooling_groups(); not part of the config
         self.output, self.head, self.plain = output, head, plain
@@ -191,6 +208,34 @@ class HyperUNet(nn.Module):
         if self.pool_group == 1:
             return pooled
         return group_mean(pooled, self.pool_group).repeat_interleave(self.pool_group, dim=0)
+
+    def view_boxes(self, height: int, width: int) -> Optional[list[tuple[int, int, int, int]]]:
+        """The filter view of an (unpadded) ``height`` x ``width`` packed image: (top, left, h, w) boxes.
+
+        Boxes index the input padded as the network pads it; None when the model has no view,
+        no embeddings (plain), or the image fits in one patch (its own view).
+        """
+        if self.plain:
+            return None
+        return view_boxes(height, width, self.config.get("view_size", 0), self.config.get("view_grid", 1),
+                          _MULTIPLE, _MIN_SIZE)
+
+    def view_pooled(self, x: torch.Tensor, height: int, width: int) -> dict[str, torch.Tensor]:
+        """Pooled embeddings from the filter view of ``x`` (N, 4, H, W), the padded input of an h x w image.
+
+        {"e1", "e2", "e4", "e8"} -> (N, C), each the mean over the view's patches of the
+        patch's own pooled embedding (:func:`pooling_groups`); empty when the image is its
+        own view. Computed once per image: tiled inference gives every tile the same.
+        """
+        boxes = self.view_boxes(height, width)
+        if boxes is None:
+            return {}
+        patches = torch.stack([x[..., t : t + h, l : l + w] for t, l, h, w in boxes], dim=1)
+        patches = patches.flatten(0, 1).contiguous(memory_format=torch.channels_last)  # image-major
+        pooled: dict[str, torch.Tensor] = {}
+        with pooling_groups(self, len(boxes)):
+            self._encode(patches, pooled)
+        return {key: value[:: len(boxes)] for key, value in pooled.items()}
 
     def _encode(self, x: torch.Tensor, pooled: dict) -> tuple[torch.Tensor, ...]:
         """Down path on padded (N, 4, H, W); fills ``pooled`` with "e1", "e2", "e4", "e8"."""
@@ -255,26 +300,31 @@ class HyperUNet(nn.Module):
     def pooled_embeddings(self, packed: torch.Tensor) -> dict[str, torch.Tensor]:
         """Pooled embeddings {"e1": (N, 16e), "e2": (N, 8e), "e4": (N, 4e), "e8": (N, 2e)}.
 
-        Runs the down path (E2/E4/E8 read forward maps, so it cannot be skipped).
+        Runs the down path (E2/E4/E8 read forward maps, so it cannot be skipped), on the
+        filter view's patches when the image is larger than one (``view_size``).
         ``forward(packed, pooled=...)`` accepts such a dict, e.g. reduced over tiles.
         Empty for ``plain`` models.
         """
         self._check(packed)
-        pooled: dict[str, torch.Tensor] = {}
-        if not self.plain:
-            self._encode(_prepare(packed), pooled)
+        if self.plain:
+            return {}
+        x = _prepare(packed)
+        pooled = self.view_pooled(x, *packed.shape[-2:])
+        if not pooled:
+            self._encode(x, pooled)
         return pooled
 
     def forward(self, packed: torch.Tensor, pooled: Optional[dict[str, torch.Tensor]] = None) -> torch.Tensor:
         """(N, 4, h, w) packed RAW -> (N, 3, 2h, 2w) RGB.
 
         Any h, w: the input is reflect-padded to a multiple of 16 (at least 32) and the
-        output cropped back. ``pooled`` (optional) overrides the pooled embeddings.
+        output cropped back. ``pooled`` (optional) overrides the pooled embeddings, which
+        otherwise come from the filter view (``view_size``) or the image itself.
         """
         self._check(packed)
         h, w = packed.shape[-2:]
         x = _prepare(packed)
-        pooled = dict(pooled) if pooled else {}
+        pooled = dict(pooled) if pooled else self.view_pooled(x, h, w)
         s = self.head_scale
         return self.finish_output(packed, self._decode(x, self._encode(x, pooled), pooled)[..., : s * h, : s * w])
 
@@ -314,8 +364,8 @@ def pooling_groups(model: nn.Module, group: int) -> Iterator[None]:
         return
     if not isinstance(model, HyperUNet):
         raise ValueError(f"expected a HyperUNet for grouped pooling, got {type(model).__name__}")
-    model.pool_group = group
+    outer, model.pool_group = model.pool_group, group
     try:
         yield
     finally:
-        model.pool_group = 1
+        model.pool_group = outer

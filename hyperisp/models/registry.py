@@ -19,6 +19,8 @@ import torch.nn as nn
 _ARCHS: dict[str, Callable[..., nn.Module]] = {}
 
 _PAPER_UNET = {"arch": "hyperunet", "output": "sigmoid", "head": "upsample", "plain": False}
+# The isp models' filter view: patches of the training crop (128 px = 64 packed px).
+_VIEW = {"view_size": 64, "view_grid": 8}
 
 MODEL_CONFIGS: dict[str, dict[str, Any]] = {
     # Paper A layouts (upsample head, sigmoid output): their param counts match SPEC §3.
@@ -28,33 +30,41 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
     "hyperunet_8_8_256": {**_PAPER_UNET, "n_fwd": 8, "n_embed": 8, "n_hid": 256},
     # Paper A's "no HC (96)" baseline: same layout, plain convs, 96 forward maps.
     "plainunet_96": {**_PAPER_UNET, "n_fwd": 96, "n_embed": 8, "n_hid": 256, "plain": True},
-    # Our default ISP: residual over bilinear demosaic, sub-pixel head, filters pooled as the
-    # mean of 256 px cell maxima (same statistics at 12 MP as on training crops; see hyperunet.py).
+    # Our default ISP: residual over bilinear demosaic, sub-pixel head, filters predicted from
+    # a view of up to 8 x 8 training-size patches (128 px) pooled as training crops are, so
+    # photos of any size see training's statistic (see hyperunet.py and nn/view.py).
     "isp_small": {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
-        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128,
+        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, **_VIEW,
     },
     # isp_small with two full-resolution refinement blocks (grown from a trained isp_small).
     "isp_refine2": {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
-        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, "n_refine": 2,
+        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, **_VIEW, "n_refine": 2,
     },
     # isp_refine2 with two more blocks (grown from a trained isp_refine2).
     "isp_refine4": {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
-        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, "n_refine": 4,
+        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, **_VIEW, "n_refine": 4,
     },
     # isp_refine4 with two more blocks (grown from a trained isp_refine4).
     "isp_refine6": {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
-        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, "n_refine": 6,
+        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, **_VIEW, "n_refine": 6,
     },
     # isp_refine6 with two more blocks whose filter MLPs are half as wide (so the fp16
     # weights stay under 25 MB), grown from a trained isp_refine6.
     "isp_refine8": {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
-        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, "n_refine": 8,
+        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, **_VIEW, "n_refine": 8,
         "refine_hid": [128] * 6 + [64] * 2,
+    },
+    # isp_refine8 with a ninth block (MLP width 64), grown from a trained isp_refine8: the
+    # largest that keeps the fp16 weights under 25 MB.
+    "isp_refine9": {
+        "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
+        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, **_VIEW, "n_refine": 9,
+        "refine_hid": [128] * 6 + [64] * 3,
     },
     # Plain-conv twin of isp_small for ablations.
     "plainunet_small": {

@@ -42,7 +42,7 @@ import torch.nn as nn
 from hyperisp.models.registry import register_arch
 from hyperisp.nn import (
     Activation, HyperConvEmbed, HyperFilters, RefineBlock, avg_pool2x2, conv2d_act, fixed_filters, leaky_relu,
-    pad_to_multiple, shared_filters,
+    pad_to_multiple, shared_filters, view_boxes,
 )
 
 # (cin, cout) -> 3x3 'same' conv module with forward(x or [parts of x's channel concatenation], activation=None)
@@ -264,22 +264,7 @@ class HyperVDN(_VariationalDenoiser):
         Boxes are in the image padded to 16 (as the network sees it); None when the image
         fits in one patch (it is then its own view: per-sample pooling).
         """
-        size, grid, m = self.config["view_size"], self.config["view_grid"], self._multiple
-
-        def axis(length: int) -> tuple[int, list[int]]:
-            padded = -(-length // m) * m
-            if padded <= size:  # this side fits: the patch spans it, padding included
-                return padded, [0]
-            count = min(grid, -(-length // size))
-            starts = [(length - size) // 2] if count == 1 else [
-                round(i * (length - size) / (count - 1)) for i in range(count)
-            ]
-            return size, sorted({a // m * m for a in starts})  # inside the unpadded image, multiples of 16
-
-        if size == 0 or -(-height // m) * m <= size and -(-width // m) * m <= size:
-            return None
-        (ph, tops), (pw, lefts) = axis(height), axis(width)
-        return [(top, left, ph, pw) for top in tops for left in lefts]
+        return view_boxes(height, width, self.config["view_size"], self.config["view_grid"], self._multiple)
 
     def view_filters(self, x: torch.Tensor, nets: Sequence[str] = ("dnet",)) -> dict[str, HyperFilters]:
         """The filters of every HyperConvEmbed of ``nets``, predicted from the filter view of x.

@@ -87,6 +87,11 @@ def reflect_conv2d(
     return y
 
 
+def padded_length(length: int, multiple: int, min_size: int = 0) -> int:
+    """``length`` rounded up to a multiple of ``multiple`` and at least ``min_size``: the size :func:`pad_to_multiple` pads to."""
+    return max(-(-length // multiple) * multiple, -(-min_size // multiple) * multiple)
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 0) -> torch.Tensor:
     """Pad (N, C, H, W) at the bottom and right to H', W' divisible by ``multiple``.
 
@@ -103,9 +108,4 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 0) -> torch.
     if multiple < 1:
         raise ValueError(f"expected multiple >= 1, got {multiple}")
     h, w = x.shape[-2:]
-
-    def target(n: int) -> int:
-        n = max(n, min_size)
-        return -(-n // multiple) * multiple
-
-    return reflect_pad(x, (0, target(w) - w, 0, target(h) - h))
+    return reflect_pad(x, (0, padded_length(w, multiple, min_size) - w, 0, padded_length(h, multiple, min_size) - h))
