@@ -59,8 +59,8 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
         "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, **_VIEW, "n_refine": 8,
         "refine_hid": [128] * 6 + [64] * 2,
     },
-    # isp_refine8 with a ninth block (MLP width 64), grown from a trained isp_refine8: the
-    # largest that keeps the fp16 weights under 25 MB.
+    # isp_refine8 with a ninth block (MLP width 64), grown from a trained isp_refine8 (session 11,
+    # runs/isp14). Not shipped: its fp16 file is 25.4 MB (24.2 MiB), over the 25 MB limit.
     "isp_refine9": {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
         "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, **_VIEW, "n_refine": 9,
