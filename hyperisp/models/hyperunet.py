@@ -207,7 +207,10 @@ class HyperUNet(nn.Module):
         pooled = global_pool(e, "max") if self.pool_cell is None else cell_max_pool(e, self.pool_cell // EMBED_STRIDE)
         if self.pool_group == 1:
             return pooled
-        return group_mean(pooled, self.pool_group).repeat_interleave(self.pool_group, dim=0)
+        mean = group_mean(pooled, self.pool_group)
+        # A batch that is one group (a filter view's patches of one image) keeps one row: the
+        # HyperConvs then share its filters over the batch, one plain conv instead of a grouped one.
+        return mean if mean.shape[0] == 1 else mean.repeat_interleave(self.pool_group, dim=0)
 
     def view_boxes(self, height: int, width: int) -> Optional[list[tuple[int, int, int, int]]]:
         """The filter view of an (unpadded) ``height`` x ``width`` packed image: (top, left, h, w) boxes.
