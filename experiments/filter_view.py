@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from hyperisp.evaluate import evaluate_isp
-from hyperisp.models import create_model
+from hyperisp.models import reconfigured
 from hyperisp.pretrained import load_pretrained
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -40,8 +40,7 @@ def main() -> None:
     rows = []
     for spec in args.view:
         size, grid = (int(v) for v in spec.split(":"))
-        model = create_model({**base.config, "view_size": size, "view_grid": grid}).eval()
-        model.load_state_dict(base.state_dict())
+        model = reconfigured(base, view_size=size, view_grid=grid)
         table, _ = evaluate_isp(model, args.data, baselines=())
         psnr = {row["level"]: round(float(row["psnr"]), 3) for row in table}
         rows.append({"view_size": size, "view_grid": grid, "psnr": psnr})

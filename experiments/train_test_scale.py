@@ -32,7 +32,7 @@ import torch
 from hyperisp.data import linear_to_srgb
 from hyperisp.evaluate import ISP_BORDER, ISP_LEVELS, load_eval_images, protocol_mosaic
 from hyperisp.metrics import psnr
-from hyperisp.models import create_model
+from hyperisp.models import reconfigured
 from hyperisp.pretrained import load_pretrained
 from hyperisp.raw.bayer import pack_bayer
 
@@ -45,13 +45,6 @@ def collage(tiles: list[torch.Tensor], side: int) -> torch.Tensor:
     """side x side grid of equally sized (1, C, h, w) tensors -> (1, C, side*h, side*w)."""
     rows = [torch.cat(tiles[r * side:(r + 1) * side], dim=-1) for r in range(side)]
     return torch.cat(rows, dim=-2)
-
-
-def variant(model: torch.nn.Module, **config) -> torch.nn.Module:
-    """``model`` with other pooling settings (config keys), same weights."""
-    twin = create_model({**model.config, **config}).eval()
-    twin.load_state_dict(model.state_dict())
-    return twin
 
 
 def main() -> None:
@@ -73,10 +66,10 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     view = {"view_size": model.config.get("view_size", 64), "view_grid": model.config.get("view_grid", 8)}
     designs = {
-        "global max": variant(model, pool_cell=None, view_size=0),
-        f"cell max ({args.pool_cell} packed px = {2 * args.pool_cell} px cells)": variant(
+        "global max": reconfigured(model, pool_cell=None, view_size=0),
+        f"cell max ({args.pool_cell} packed px = {2 * args.pool_cell} px cells)": reconfigured(
             model, pool_cell=args.pool_cell, view_size=0),
-        f"filter view (up to {view['view_grid']}x{view['view_grid']} patches of {2 * view['view_size']} px)": variant(
+        f"filter view (up to {view['view_grid']}x{view['view_grid']} patches of {2 * view['view_size']} px)": reconfigured(
             model, pool_cell=model.config.get("pool_cell"), **view),
     }
     with torch.no_grad():

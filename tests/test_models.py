@@ -342,8 +342,10 @@ def test_hyperunet_filter_view_pools_training_size_patches():
         torch.testing.assert_close(pooled["e1"][0], alone.mean(0))
         # The forward runs the whole image with the view's embeddings, not its own.
         torch.testing.assert_close(model(big), model(big, pooled=pooled))
-        no_view = HyperUNet(n_fwd=8, n_embed=4, n_hid=16, pool_cell=128)
-        no_view.load_state_dict(model.state_dict())
-        assert not torch.allclose(model(big), no_view.eval()(big))
+        from hyperisp.models import reconfigured
+
+        no_view = reconfigured(model, view_size=0)
+        assert "view_size" not in no_view.config and not no_view.training
+        assert not torch.allclose(model(big), no_view(big))
     with pytest.raises(ValueError, match="view_size a multiple of 16"):
         HyperUNet(n_fwd=8, n_embed=4, n_hid=16, view_size=40)

@@ -1,5 +1,8 @@
 """Models: HyperUNet (RAW -> RGB), VDN / HyperVDN (sRGB denoising), registry, counting."""
-from hyperisp.models.registry import MODEL_CONFIGS, create_model, get_config, list_archs, list_configs, register_arch
+from hyperisp.models.registry import (
+    MODEL_CONFIGS, create_model, get_config, list_archs, list_configs, reconfigured,
+    register_arch,
+)
 from hyperisp.models.hyperunet import HyperUNet, pooling_groups
 from hyperisp.models.vdn import VDN, HyperVDN
 from hyperisp.models.kpn import KPN, GatedKPN, HyperGatedKPN
@@ -23,5 +26,6 @@ __all__ = [
     "list_configs",
     "model_cost",
     "pooling_groups",
+    "reconfigured",
     "register_arch",
 ]

@@ -152,3 +152,13 @@ def create_model(name_or_config: Union[str, Mapping[str, Any]], **overrides: Any
     if arch not in _ARCHS:
         raise ValueError(f"unknown or missing architecture {arch!r}; expected one of {sorted(_ARCHS)}")
     return _ARCHS[arch](**config)
+
+
+def reconfigured(model: nn.Module, **overrides: Any) -> nn.Module:
+    """``model``'s architecture with config ``overrides`` (e.g. pooling settings), holding its weights, in eval mode.
+
+    The overrides must leave every parameter's shape as it was (state_dict is loaded strictly).
+    """
+    twin = create_model(model.config, **overrides).eval()
+    twin.load_state_dict(model.state_dict())
+    return twin
