@@ -70,3 +70,23 @@ def training_photos(tmp_path_factory) -> Path:
         image = base + 0.2 * np.sin(8 * xx + 5 * yy + np.arange(3)[:, None, None] + i)
         Image.fromarray((np.clip(image, 0, 1).transpose(1, 2, 0) * 255).astype(np.uint8)).save(folder / f"{i}.png")
     return folder
+
+
+# Models small enough for a few training steps in seconds, on the CPU or a GPU.
+TINY_MODELS = {
+    "isp": {"n_fwd": 4, "n_embed": 4, "n_hid": 8},
+    "denoise": {"base_channels": 6, "depth": 2, "snet_channels": 6, "snet_layers": 2, "embed_channels": [4, 4, 4]},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_config(training_photos):
+    """``tiny_config(task="isp", **fields) -> TrainConfig``: a few steps of a tiny model on ``training_photos``."""
+    from hyperisp.train.trainer import TrainConfig
+
+    def make(task: str = "isp", **fields) -> TrainConfig:
+        base = dict(task=task, data=[str(training_photos)], crop=32, batch=2, iters=6, warmup=2, val_images=1,
+                    validate_every=3, checkpoint_every=3, lr=1e-3, model_overrides=TINY_MODELS[task])
+        return TrainConfig(**{**base, **fields})
+
+    return make

@@ -73,13 +73,10 @@ def test_denoise_on_cuda_matches_the_cpu():
 
 
 @pytest.mark.parametrize("task", ["isp", "denoise"])
-def test_training_steps_run_on_cuda(training_photos, tmp_path, task):
+def test_training_steps_run_on_cuda(tiny_config, tmp_path, task):
     from hyperisp.train.trainer import TrainConfig, train
 
-    tiny = ({"n_fwd": 4, "n_embed": 4, "n_hid": 8} if task == "isp" else
-            {"base_channels": 6, "depth": 2, "snet_channels": 6, "snet_layers": 2, "embed_channels": [4, 4, 4]})
-    config = TrainConfig(task=task, data=[str(training_photos)], crop=32, batch=2, iters=4, warmup=2, val_images=1,
-                         validate_every=2, checkpoint_every=2, lr=1e-3, model_overrides=tiny)
+    config = tiny_config(task, iters=4, validate_every=2, checkpoint_every=2)
     result = train(config, tmp_path / task, device="cuda", progress=False)
     assert result["iteration"] == 4 and np.isfinite(result["last_loss"]) and np.isfinite(result["val_psnr"])
     resumed = train(TrainConfig(iters=6), tmp_path / task, resume=True, device="cuda", progress=False)

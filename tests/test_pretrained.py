@@ -67,7 +67,7 @@ def test_shipped_weights_match_their_cards():
     assert {"isp", "denoise"} <= {c.name for c in cards}
     for card in cards:
         path = weights_dir() / card.file
-        assert path.stat().st_size <= 25 * 2**20, f"{path} is over 25 MB"
+        assert path.stat().st_size <= 25_000_000, f"{path} is over 25 MB"
         assert file_sha256(path) == card.sha256
         assert card.training.get("data") is not None, "a card must say what it was trained on"
         load_pretrained(card.name)  # builds and loads without error

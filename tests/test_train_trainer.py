@@ -14,18 +14,6 @@ from hyperisp.train.trainer import TrainConfig, best_validation, export_if_bette
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-TINY_ISP = {"n_fwd": 4, "n_embed": 4, "n_hid": 8}
-TINY_DENOISE = {"base_channels": 6, "depth": 2, "snet_channels": 6, "snet_layers": 2, "embed_channels": [4, 4, 4]}
-
-
-def _config(training_photos, task="isp", **kw):
-    base = dict(task=task, data=[str(training_photos)], crop=32, batch=2, iters=6, warmup=2, val_images=1,
-                validate_every=3, checkpoint_every=3, lr=1e-3,
-                model_overrides=TINY_ISP if task == "isp" else TINY_DENOISE)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
 def test_lr_schedule_warms_up_then_decays():
     c = TrainConfig(iters=100, warmup=10, min_lr_ratio=0.1)
     assert lr_factor(0, c) == pytest.approx(0.1) and lr_factor(9, c) == pytest.approx(1.0)
@@ -33,16 +21,16 @@ def test_lr_schedule_warms_up_then_decays():
     assert lr_factor(55, c) == pytest.approx(0.55)
 
 
-def test_resume_is_exact(training_photos, tmp_path):
-    whole = train(_config(training_photos), tmp_path / "a", progress=False)
-    train(_config(training_photos), tmp_path / "b", stop_at=3, progress=False)
+def test_resume_is_exact(tmp_path, tiny_config):
+    whole = train(tiny_config(), tmp_path / "a", progress=False)
+    train(tiny_config(), tmp_path / "b", stop_at=3, progress=False)
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
     assert state["iteration"] == 3
     resumed = train(TrainConfig(iters=0), tmp_path / "b", resume=True, progress=False)
     assert resumed["iteration"] == whole["iteration"] == 6
     for (name, a), (_, b) in zip(whole["model"].state_dict().items(), resumed["model"].state_dict().items()):
         assert torch.equal(a, b), name
-    different = train(_config(training_photos, seed=1), tmp_path / "c", progress=False)
+    different = train(tiny_config(seed=1), tmp_path / "c", progress=False)
     assert not all(torch.equal(a, b) for a, b in zip(whole["model"].state_dict().values(),
                                                      different["model"].state_dict().values()))
     log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
@@ -50,16 +38,16 @@ def test_resume_is_exact(training_photos, tmp_path):
     assert json.loads((tmp_path / "a" / "config.json").read_text())["model"] == "isp_small"
 
 
-def test_denoise_training_with_vdn_loss_runs_finite(training_photos, tmp_path):
-    result = train(_config(training_photos, task="denoise", iters=8, lr=3e-3, validate_every=8, phone_noise_max=80.0),
+def test_denoise_training_with_vdn_loss_runs_finite(tmp_path, tiny_config):
+    result = train(tiny_config(task="denoise", iters=8, lr=3e-3, validate_every=8, phone_noise_max=80.0),
                    tmp_path / "d", progress=False)
     assert result["config"].loss == "vdn" and np.isfinite(result["last_loss"]) and np.isfinite(result["val_psnr"])
     assert json.loads((tmp_path / "d" / "config.json").read_text())["phone_noise_max"] == 80.0
 
 
-def test_colour_gate_decides_which_validation_is_best(training_photos, tmp_path):
+def test_colour_gate_decides_which_validation_is_best(tmp_path, tiny_config):
     # An impossible limit: validations are logged with their chroma but none becomes best.pt.
-    train(_config(training_photos, max_neutral_chroma=0.0), tmp_path / "strict", progress=False)
+    train(tiny_config(max_neutral_chroma=0.0), tmp_path / "strict", progress=False)
     events = [json.loads(line) for line in (tmp_path / "strict" / "log.jsonl").read_text().splitlines()]
     chromas = [e["neutral_chroma_max"] for e in events if e["val_psnr"] is not None]
     assert len(chromas) == 2 and all(c > 0 for c in chromas)
@@ -70,16 +58,16 @@ def test_colour_gate_decides_which_validation_is_best(training_photos, tmp_path)
     assert best_validation(gated, TrainConfig(max_neutral_chroma=1.5))["val_psnr"] == 30.0
     assert best_validation(gated, TrainConfig())["val_psnr"] == 31.0
     # A limit every model passes: the gate changes nothing.
-    train(_config(training_photos, max_neutral_chroma=1e9), tmp_path / "loose", progress=False)
+    train(tiny_config(max_neutral_chroma=1e9), tmp_path / "loose", progress=False)
     assert (tmp_path / "loose" / "best.pt").exists()
     with pytest.raises(HyperispError, match="isp task only"):
-        _config(training_photos, task="denoise", max_neutral_chroma=1.0)
+        tiny_config(task="denoise", max_neutral_chroma=1.0)
     with pytest.raises(HyperispError, match="denoise task only"):
-        _config(training_photos, phone_noise_max=80.0)
+        tiny_config(phone_noise_max=80.0)
 
 
-def test_export_only_when_better(training_photos, tmp_path):
-    result = train(_config(training_photos, iters=4), tmp_path / "e", progress=False)
+def test_export_only_when_better(training_photos, tmp_path, tiny_config):
+    result = train(tiny_config(iters=4), tmp_path / "e", progress=False)
     weights = tmp_path / "weights"
     exported, new, shipped = export_if_better(result, "tiny", "hyperisp train isp ...", directory=weights)
     assert exported and shipped is None
@@ -132,7 +120,7 @@ def test_cli_train_and_eval_end_to_end(training_photos, tmp_path, monkeypatch):
     load_pretrained("isp", directory=weights)  # hash still valid
 
 
-def test_zrr_training_compares_srgb_targets_directly(tmp_path):
+def test_zrr_training_compares_srgb_targets_directly(tmp_path, tiny_config):
     root = tmp_path / "zrr"
     (root / "huawei_raw").mkdir(parents=True)
     (root / "canon").mkdir()
@@ -141,7 +129,7 @@ def test_zrr_training_compares_srgb_targets_directly(tmp_path):
         Image.fromarray(g.integers(0, 1024, (32, 32)).astype(np.uint16)).save(root / "huawei_raw" / f"{i}.png")
         Image.fromarray(g.integers(0, 256, (32, 32, 3)).astype(np.uint8)).save(root / "canon" / f"{i}.jpg")
     config = TrainConfig(task="isp", model="hyperunet_8_8_256", data=[str(root)], crop=32, batch=2, iters=2,
-                         warmup=1, val_images=1, model_overrides=TINY_ISP, loss="mse_msssim")
+                         warmup=1, val_images=1, model_overrides=tiny_config().model_overrides, loss="mse_msssim")
     result = train(config, tmp_path / "run", progress=False)
     assert result["linear_target"] is False and np.isfinite(result["val_psnr"])
     from hyperisp.train.trainer import compute_loss
@@ -155,43 +143,43 @@ def test_zrr_training_compares_srgb_targets_directly(tmp_path):
         assert float(compute_loss(model, packed, target, config, linear_target=True)) != pytest.approx(float(direct))
 
 
-def test_init_grows_into_a_larger_model_and_rejects_one_it_does_not_fit(training_photos, tmp_path):
+def test_init_grows_into_a_larger_model_and_rejects_one_it_does_not_fit(tmp_path, tiny_config):
     from hyperisp.pretrained import load_pretrained
     from hyperisp.train.trainer import build_model
 
-    result = train(_config(training_photos, iters=2), tmp_path / "small", progress=False)
+    result = train(tiny_config(iters=2), tmp_path / "small", progress=False)
     export_if_better(result, "tiny", "hyperisp train isp ...", directory=tmp_path / "weights")
     card = str(tmp_path / "weights" / "tiny.json")
     source = load_pretrained(card)
-    grown = build_model(_config(training_photos, init=card, model="isp_refine2", model_overrides=TINY_ISP)).eval()
+    grown = build_model(tiny_config(init=card, model="isp_refine2")).eval()
     assert grown.config["n_refine"] == 2
     packed = torch.rand(1, 4, 20, 24)
     with torch.no_grad():
         torch.testing.assert_close(grown(packed), source(packed), atol=0, rtol=0)
     # Overrides alone apply to the init's architecture.
-    assert build_model(_config(training_photos, init=card, model_overrides={"n_refine": 1})).config["n_refine"] == 1
+    assert build_model(tiny_config(init=card, model_overrides={"n_refine": 1})).config["n_refine"] == 1
     with pytest.raises(HyperispError, match="does not fit"):
-        build_model(_config(training_photos, init=card, model="isp_small", model_overrides={**TINY_ISP, "n_fwd": 8}))
+        build_model(tiny_config(init=card, model="isp_small", model_overrides={**tiny_config().model_overrides, "n_fwd": 8}))
 
 
-def test_init_without_a_model_name_keeps_the_init_architecture(training_photos, tmp_path):
+def test_init_without_a_model_name_keeps_the_init_architecture(tmp_path, tiny_config):
     # A grown model continues as itself: `--init isp` must not shrink it to the task's default config.
     from hyperisp.train.trainer import build_model
 
-    config = _config(training_photos, iters=2, model="isp_refine2")
+    config = tiny_config(iters=2, model="isp_refine2")
     result = train(config, tmp_path / "grown", progress=False)
     export_if_better(result, "tiny", "hyperisp train isp ...", directory=tmp_path / "weights")
     card = str(tmp_path / "weights" / "tiny.json")
-    again = _config(training_photos, init=card, model_overrides={})
+    again = tiny_config(init=card, model_overrides={})
     assert again.model == "" and build_model(again).config == result["model"].config
 
 
-def test_validation_can_share_filters_per_photo(training_photos, tmp_path):
+def test_validation_can_share_filters_per_photo(tmp_path, tiny_config):
     from hyperisp.metrics import psnr
     from hyperisp.models import pooling_groups
     from hyperisp.train.trainer import validate
 
-    model = train(_config(training_photos, iters=2), tmp_path / "run", progress=False)["model"].eval()
+    model = train(tiny_config(iters=2), tmp_path / "run", progress=False)["model"].eval()
     with torch.no_grad():
         model.residual_scale.fill_(1.0)  # after 2 iterations the head barely shows: make it count
         packed, target = torch.rand(4, 4, 16, 16), torch.rand(4, 3, 32, 32)
