@@ -3,9 +3,10 @@
 #
 #     run(command="bash experiments/device_check.sh", timeout_s=480)
 #
-# about 5 minutes. The machine's python3 already has torch, typer, rich, imageio, safetensors,
-# tqdm, pillow and pytest; hyperisp runs from the working tree (no install). Nothing here reads
-# a raw file, so rawpy is not needed, and ../shared does not travel: training speed is measured
+# at most 150 + 2 x 90 + 4 x 35 = 470 s of timeouts, usually about 4 minutes. The machine's
+# python3 already has torch, typer, rich, imageio, safetensors, tqdm, pillow and pytest;
+# hyperisp runs from the working tree (no install). Nothing here reads a raw file, so rawpy is
+# not needed, and ../shared does not travel: training speed is measured
 # on photos the script makes. Writes under $OUT (or /tmp/device_check):
 #   env.txt                      torch, CUDA, GPU
 #   pytest_cuda.txt              tests/test_cuda.py: fp32 tiles exact, fp16 close to the CPU, training
@@ -15,15 +16,15 @@ set -u
 OUT=${OUT:-/tmp/device_check}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-hyperisp() { python3 -m hyperisp "$@"; }
+# `timeout` runs programs, not shell functions: hyperisp is not installed there, so `python3 -m hyperisp`.
 
 python3 -c "import torch; print(torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name(0))" \
     2>&1 | tee "$OUT/env.txt"
 
-timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$OUT/pytest_cuda.txt"
+timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$OUT/pytest_cuda.txt"
 
 for model in isp denoise; do
-    timeout 120 hyperisp bench --model "$model" --device cuda --megapixels 12 --json \
+    timeout 90 python3 -m hyperisp bench --model "$model" --device cuda --megapixels 12 --json \
         > "$OUT/bench_${model}_cuda.json" 2> "$OUT/bench_${model}_cuda.err"
     echo "bench $model: exit $?"
 done
@@ -44,6 +45,6 @@ EOF
 for run in "isp --init isp --batch 8" "isp --init isp --batch 32" "denoise --init denoise --crop 96 --batch 8" \
            "denoise --init denoise --crop 96 --batch 32"; do
     # shellcheck disable=SC2086
-    timeout 90 hyperisp train $run --data "$photos" --out "$(mktemp -d)" --iters 300 --validate-every 1000 \
+    timeout 35 python3 -m hyperisp train $run --data "$photos" --out "$(mktemp -d)" --iters 200 --validate-every 1000 \
         --checkpoint-every 1000 --device cuda 2>&1 | tail -1 | sed "s|^|train $run: |" | tee -a "$OUT/train_speed.txt"
 done

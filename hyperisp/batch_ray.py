@@ -76,7 +76,9 @@ def run_ray(items: list[PlanItem], spec: JobSpec, *, jobs: int = 1, address: str
 
     started_here = "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
     ray = _connect(address, jobs)
-    task = ray.remote(num_cpus=1, max_retries=0)(_process_remote)
+    # Ray hides GPUs from tasks that do not ask for one; tasks share a node's GPUs, ``jobs`` to a GPU.
+    gpus = ray.cluster_resources().get("GPU", 0) if spec.device != "cpu" else 0
+    task = ray.remote(num_cpus=1, num_gpus=1 / max(1, jobs) if gpus else 0, max_retries=0)(_process_remote)
     in_flight_cap = max(2 * jobs, 2 * int(ray.cluster_resources().get("CPU", 1)))
     pending: dict = {}
     todo = iter(items)

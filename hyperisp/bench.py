@@ -105,6 +105,8 @@ def _network_case(config: Any, shape: tuple[int, ...], device: str, tile: Option
     # Warm up at the timed shapes: oneDNN builds its kernels per input shape on first use,
     # and a batch of photos runs warm after the first one.
     run()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()  # the timed runs' peak, not an earlier case's in this process
     runs = [_time(run, device) for _ in range(repeats)]
     result = {"seconds": float(np.median(runs)), "runs": runs, "peak_rss_mb": _peak_rss_mb()}
     if device == "cuda":

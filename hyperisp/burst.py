@@ -123,7 +123,7 @@ def burst_denoise(
     Returns:
         float32 sRGB in [0, 1]: (H, W) for a grey burst, (H, W, 3) for colour.
     """
-    dev = resolve_device(device)
+    dev = resolve_device(device, model)
     net = get_model(model, "burst", dev)
     stack, _ = read_burst(frames, max_frames=net.frames)
     return _denoise_stack(net, stack, dev, tile)
@@ -152,7 +152,7 @@ def burst_denoise_file(
     """Denoise a burst of image files and write the result atomically, with the first frame's EXIF."""
     output_format(output_path, fmt)  # a bad extension or an existing output fails before the slow part
     check_output_path(Path(output_path), overwrite=overwrite)
-    dev = resolve_device(device)
+    dev = resolve_device(device, model)
     net = get_model(model, "burst", dev)
     stack, metadata = read_burst(frames, max_frames=net.frames)
     clean = _denoise_stack(net, stack, dev)

@@ -66,6 +66,12 @@ EnsembleOpt = typer.Option(None, "--ensemble", min=1, max=8,
                                 "develop 1-2 (default 2), denoise 1-8 (default 1). Better pixels, one network run per view.")
 
 
+def _cuda_available() -> bool:
+    import torch  # lazily: --help and argument errors need no torch
+
+    return torch.cuda.is_available()
+
+
 def _fail(error: Exception) -> None:
     err.print(f"[red]error:[/red] {error}", soft_wrap=True)
 
@@ -171,6 +177,9 @@ def _run_batch(command: str, inputs: List[str], name: str, batch: BatchOptions, 
         err.print(f"removed {removed} stale temporary file(s) left by an interrupted run", soft_wrap=True)
     if engine == Engine.local and jobs > 1 and len(todo) > 1:
         jobs, note = cap_jobs(jobs, estimate_megapixels(todo, command), command)
+        if batch.device.value != "cpu" and _cuda_available():
+            # each worker would hold its own CUDA context and model on the one GPU, which runs one network at a time
+            jobs, note = 1, f"--jobs {jobs} capped to 1 on the GPU: one worker decodes ahead and encodes behind it"
         if note:
             err.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
     spec = JobSpec(command, model=model, device=batch.device.value, fmt=fmt and fmt.value, quality=batch.quality,

@@ -32,9 +32,13 @@ PathType = Union[str, PathLike]
 WhiteBalance = Union[str, Sequence[float]]
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' picks CUDA when present, else CPU; 'cuda' without a GPU is an error."""
+def resolve_device(device: str | torch.device = "auto", model: str | torch.nn.Module | None = None) -> torch.device:
+    """'auto' picks CUDA when present, else CPU (or, for a module passed in, where its weights are);
+    'cuda' without a GPU is an error."""
     if str(device) == "auto":
+        weights = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+        if weights is not None:
+            return weights.device
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise HyperispError(None, "--device cuda asked for, but no CUDA GPU is available")
@@ -50,10 +54,14 @@ def _cached_model(model: str, device: str) -> torch.nn.Module:
 
 
 def get_model(model: str | torch.nn.Module, task: str, device: torch.device) -> torch.nn.Module:
-    """A shipped model by name or card path (cached), or a module passed in, checked for its task."""
+    """A shipped model by name or card path (cached), or a module passed in, checked for its task and device."""
     net = _cached_model(str(model), str(device)) if not isinstance(model, torch.nn.Module) else model
     if getattr(net, "task", task) != task:
         raise HyperispError(None, f"model '{model}' is a {net.task} model, not a {task} model")
+    weights = next(net.parameters(), None)
+    if weights is not None and weights.device.type != device.type:
+        raise HyperispError(None, f"the model passed in is on {weights.device}, not on {device}: "
+                                  f"move it with .to('{device.type}') or pass device='{weights.device.type}'")
     return net
 
 
@@ -180,7 +188,7 @@ def develop_raw(
     """
     if not (exposure == "auto" or isinstance(exposure, (int, float))):
         raise ValueError(f"exposure must be a number of EV or 'auto', got {exposure!r}")
-    dev = resolve_device(device)
+    dev = resolve_device(device, model)
     net = get_model(model, "isp", dev)
     choice = choose_wb(raw, wb)
     cam_to_srgb = raw.colour.camera_to_srgb(1 / choice.gains.astype(np.float64))[0] if raw.colour is not None \
@@ -361,7 +369,7 @@ def denoise(
         (H, W, 3) float32 sRGB in [0, 1].
     """
     pixels = read_image(image).pixels if not isinstance(image, np.ndarray) else _as_unit_float(image)
-    dev = resolve_device(device)
+    dev = resolve_device(device, model)
     net = get_model(model, "denoise", dev)
     return _run(net, torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None], dev, tile,
                 ensemble)

@@ -235,6 +235,17 @@ def test_two_workers_give_the_same_bytes(shoot: Path, tmp_path: Path):
     assert outputs(tmp_path / "two") == outputs(tmp_path / "one") and sorted(outputs(tmp_path / "one")) == GOOD
 
 
+def test_workers_are_capped_to_one_on_a_gpu(shoot: Path, tmp_path: Path, monkeypatch):
+    import hyperisp.cli
+
+    monkeypatch.setattr(hyperisp.cli, "_cuda_available", lambda: True)  # as on a GPU machine; the run uses the CPU
+    result = run("develop", shoot, "-r", "-o", tmp_path / "gpu", "--jobs", "2", "--device", "cpu")
+    assert "capped to 1 on the GPU" not in result.output  # --device cpu: workers as asked
+    result = run("develop", shoot, "-r", "-o", tmp_path / "auto", "--jobs", "2")
+    assert "--jobs 2 capped to 1 on the GPU" in result.output and result.exit_code == 1  # the shoot's bad files
+    assert sorted(outputs(tmp_path / "auto")) == GOOD
+
+
 def test_ray_engine_gives_the_same_bytes(shoot: Path, tmp_path: Path):
     ray = pytest.importorskip("ray")
     from hyperisp.batch_ray import _connect

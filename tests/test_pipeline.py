@@ -44,3 +44,15 @@ def test_kodak_dc50_develops_upright_and_neutral():
     # Upright: the sky (bright, bluish) is in the top rows, not the bottom.
     top, bottom = rgb[:60].mean(), rgb[-60:].mean()
     assert top > bottom
+
+
+def test_a_model_passed_in_runs_where_its_weights_are_or_says_why_not():
+    from hyperisp.errors import HyperispError
+    from hyperisp.models import create_model
+
+    net = create_model("denoise_small", base_channels=6, depth=2, snet_channels=6, snet_layers=2,
+                       embed_channels=[4, 4, 4]).eval()
+    image = np.random.default_rng(0).uniform(0, 1, (24, 40, 3)).astype(np.float32)
+    assert hyperisp.denoise(image, model=net).shape == image.shape  # 'auto': on its weights' device, even with a GPU
+    with pytest.raises(HyperispError, match="model passed in is on meta, not on cpu"):
+        hyperisp.denoise(image, model=net.to("meta"), device="cpu")

@@ -5,7 +5,8 @@ optimizer, scheduler, data-generator and torch RNG states, iteration), ``log.jso
 (one line per log/validation event) and ``best.pt`` (the weights with the best
 validation PSNR; for isp runs with ``max_neutral_chroma``, among those that pass the
 colour-chart gate). Resuming loads ``checkpoint.pt`` and continues the same random
-stream, so 3 + 3 iterations give bit-identical weights to 6 in one go.
+stream, so 3 + 3 iterations give bit-identical weights to 6 in one go on the CPU (on CUDA,
+cuDNN's backward passes are not deterministic: the same stream, weights equal to rounding).
 """
 from __future__ import annotations
 
@@ -305,7 +306,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
                     colour_ok = chroma <= config.max_neutral_chroma
                 if val > best and colour_ok:
                     best = val
-                    torch.save(model.state_dict(), out / "best.pt")
+                    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, out / "best.pt")  # loads anywhere
                 if on_validate:
                     on_validate(step, val)
             if val is not None or step % 50 == 0:
