@@ -8,6 +8,8 @@ phases into it), so these functions never need a phase argument:
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -94,6 +96,12 @@ def _bilinear_kernels() -> torch.Tensor:
 _BILINEAR_KERNELS = _bilinear_kernels()
 
 
+@functools.lru_cache(maxsize=8)
+def _bilinear_kernels_on(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    # once per device: a host-to-GPU copy per call would make the CPU wait for the GPU every tile
+    return _BILINEAR_KERNELS.to(device, dtype)
+
+
 def demosaic_bilinear_planes(packed: torch.Tensor) -> torch.Tensor:
     """Bilinear demosaicking before the sub-pixel shuffle: (N, 4, h, w) -> (N, 12, h, w).
 
@@ -116,7 +124,7 @@ def demosaic_bilinear_planes(packed: torch.Tensor) -> torch.Tensor:
     if packed.device.type == "meta":
         # FLOP counting: a fixed average of neighbours is the classical base, not model work.
         return packed.new_empty(n, 12, h, w)
-    weight = _BILINEAR_KERNELS.to(packed)
+    weight = _bilinear_kernels_on(packed.device, packed.dtype)
     if packed.is_contiguous(memory_format=torch.channels_last) and not packed.is_contiguous():
         weight = weight.contiguous(memory_format=torch.channels_last)
     return F.conv2d(F.pad(packed, (1, 1, 1, 1), mode="replicate"), weight)
