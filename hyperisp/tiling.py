@@ -48,7 +48,7 @@ larger than the model's filter view (``view_size``, 128 px by default; see
 a batch of up to 3 x 3 patches of 128 x 128 spread over the photo, each layer
 averaging its embedding over the whole batch. ``model(x)`` does the same, so:
     filters  = model.view_filters(x)          once per image (a fixed 147 k pixels)
-    tiles    : model.dnet(tile) with ``fixed_filters(model, filters)``, as plain VDN.
+    tiles    : the denoised tile (D-Net and the subtraction) with ``fixed_filters(model, filters)``, as plain VDN.
 This also fixes a train/test mismatch: the model trains on small crops, and an
 average over 12 MP is a statistic it never saw; the view keeps the pooled area at
 training scale whatever the photo size. An image that fits in one patch is its own
@@ -296,19 +296,15 @@ def _run_vdn(model: VDN | HyperVDN, x: torch.Tensor, tile: int, xp: Optional[tor
     _check_tile(tile, _VDN_ALIGN)
     if model.config["depth"] > 4 or _VDN_RADIUS + _REFINE_RADIUS * len(model.dnet.refine) > _VDN_HALO:
         return model(x)  # _VDN_HALO covers D-Net's radius up to depth 4 and 6 refinement blocks only
-    scale = model.out_scale  # None for VDN
     h, w = x.shape[-2:]
     xp = model._prepare(x) if xp is None else xp
-    out = x.new_empty(x.shape)
+    out = torch.empty_like(x, memory_format=torch.channels_last)  # as the tiles come: a row block is one copy
     for ys, xs in _tiles(*xp.shape[-2:], tile, _VDN_HALO, _VDN_ALIGN):
         if ys[0] >= h or xs[0] >= w:
             continue
         ys_out, xs_out = (ys[0], min(ys[1], h), ys[2], ys[3]), (xs[0], min(xs[1], w), xs[2], xs[3])
-        xt = _extended(xp, ys, xs)
-        residual = _core(model.dnet(xt)[:, :3], ys_out, xs_out, 1)
-        # x - scale * residual in one pass, written straight into the output
-        torch.sub(_core(xt, ys_out, xs_out, 1), residual, alpha=1.0 if scale is None else float(scale),
-                  out=out[..., ys_out[0] : ys_out[1], xs_out[0] : xs_out[1]])
+        denoised = model._denoise_prepared(_extended(xp, ys, xs))
+        out[..., ys_out[0] : ys_out[1], xs_out[0] : xs_out[1]] = _core(denoised, ys_out, xs_out, 1)
     return out
 
 

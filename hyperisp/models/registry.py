@@ -66,6 +66,13 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
         "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, **_VIEW, "n_refine": 9,
         "refine_hid": [128] * 6 + [64] * 3,
     },
+    # isp_refine8 with a ninth block whose filter MLP is 32 wide (fp16 weights about 24.8 MB),
+    # grown from a trained isp_refine8 (session 12, runs/isp15). Shipped as `isp` since session 12.
+    "isp_refine9_32": {
+        "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,
+        "output": "residual", "head": "pixel_shuffle", "plain": False, "pool_cell": 128, **_VIEW, "n_refine": 9,
+        "refine_hid": [128] * 6 + [64] * 2 + [32],
+    },
     # Plain-conv twin of isp_small for ablations.
     "plainunet_small": {
         "arch": "hyperunet", "n_fwd": 16, "n_embed": 8, "n_hid": 256,

@@ -67,6 +67,11 @@ class ZeroPadConv(nn.Conv2d):
             y = conv2d_act(part, w, self.bias if i == 0 else None, 1, 1, activation if last else None, y)
         return y
 
+    def forward_head(self, x: torch.Tensor, channels: int, scale: torch.Tensor | float,
+                     residual: torch.Tensor) -> torch.Tensor:
+        """``residual + scale * self(x)[:, :channels]`` as one convolution that computes only those outputs."""
+        return conv2d_act(x, self.weight[:channels] * scale, self.bias[:channels] * scale, 1, residual=residual)
+
 
 class DNet(nn.Module):
     """VDN's UNet: (N, 3, H, W), H and W divisible by 2^(depth-1) -> (N, 6, H, W).
@@ -100,6 +105,10 @@ class DNet(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> the maps the last conv reads, (N, widths[0], H, W)."""
         skips = []
         for i, convs in enumerate(self.down):
             x = self._block(convs, x)
@@ -110,7 +119,7 @@ class DNet(nn.Module):
             x = self._block(convs, [upconv(x), skips.pop()])  # concatenated, or convolved part by part
         for block in self.refine:
             x = block(x)
-        return self.last(x)
+        return x
 
 
 class SNet(nn.Module):
@@ -174,12 +183,24 @@ class _VariationalDenoiser(nn.Module):
         return self._dnet(x), snet_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) noisy sRGB in [0, 1] -> (N, 3, H, W) denoised (not clamped).
+        """(N, 3, H, W) noisy sRGB in [0, 1] -> (N, 3, H, W) denoised (not clamped; channels_last strides).
 
         Any H, W (reflect-padded to a multiple of 16 inside, cropped back). S-Net is not run.
         """
         self._check(x)
-        return x - self._dnet(x)[:, :3]
+        h, w = x.shape[-2:]
+        xp = self._prepare(x)
+        with self._filters_for(xp, h, w, "dnet"):
+            return self._denoise_prepared(xp)[..., :h, :w]
+
+    def _denoise_prepared(self, xp: torch.Tensor) -> torch.Tensor:
+        """``xp - scale * dnet(xp)[:, :3]`` for an input as :meth:`_prepare` gives it: (N, 3, H, W) -> same.
+
+        The subtraction runs inside D-Net's last convolution, which computes only the 3
+        residual-mean channels (inference needs no log variance): no pass over the maps after it.
+        """
+        scale = -1.0 if self.out_scale is None else -self.out_scale
+        return self.dnet.last.forward_head(self.dnet.features(xp), 3, scale, xp)
 
 
 @register_arch("vdn")

@@ -79,18 +79,31 @@ class HyperConvEmbed(nn.Module):
         with fixed filters they are applied part by part; otherwise concatenated, as the
         embedding that predicts the filters reads the whole input.
         """
-        if self.fixed is not None:  # filters given from outside (see fixed_filters)
-            n = x.shape[0] if isinstance(x, torch.Tensor) else x[0].shape[0]
-            return hyper_conv2d(x, repeat_filters(self.fixed, n), "auto", activation, residual)
-        if not isinstance(x, torch.Tensor):
-            x = torch.cat(list(x), 1)
-        if self.share is None:  # the ordinary path: per-sample filters
-            filters = self.predict(x)
-        else:
-            group, sink, name = self.share
-            sink[name] = self.predict(x, group)
-            filters = repeat_filters(sink[name], x.shape[0])
-        return hyper_conv2d(x, filters, "auto", activation, residual)
+        if self.fixed is None and not isinstance(x, torch.Tensor):
+            x = torch.cat(list(x), 1)  # the embedding that predicts the filters reads the whole input
+        return hyper_conv2d(x, self.filters_for(x), "auto", activation, residual)
+
+    def forward_head(self, x: torch.Tensor, channels: int, scale: torch.Tensor | float,
+                     residual: torch.Tensor) -> torch.Tensor:
+        """``residual + scale * self(x)[:, :channels]`` as one convolution that computes only those outputs.
+
+        x: (N, Cin, H, W); residual: (N, channels, H, W). Returns (N, channels, H, W).
+        """
+        weight, bias, gain = self.filters_for(x)
+        head = HyperFilters(weight[:, :channels] * scale, None if bias is None else bias[:, :channels] * scale,
+                            None if gain is None else gain[:, :channels])
+        return hyper_conv2d(x, head, "auto", residual=residual)
+
+    def filters_for(self, x: torch.Tensor | Sequence[torch.Tensor]) -> HyperFilters:
+        """The filters this layer applies to x: given (:func:`fixed_filters`), shared over a view's
+        patches (:func:`shared_filters`, recorded), or predicted from x itself (the ordinary path)."""
+        if self.fixed is not None:
+            return repeat_filters(self.fixed, x.shape[0] if isinstance(x, torch.Tensor) else x[0].shape[0])
+        if self.share is None:
+            return self.predict(x)
+        group, sink, name = self.share
+        sink[name] = self.predict(x, group)
+        return repeat_filters(sink[name], x.shape[0])
 
 
 def repeat_filters(filters: HyperFilters, n: int) -> HyperFilters:
