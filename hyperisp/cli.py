@@ -176,10 +176,11 @@ def _run_batch(command: str, inputs: List[str], name: str, batch: BatchOptions, 
     if removed := clean_stale_temp_files(i.target for i in items if i.target is not None):
         err.print(f"removed {removed} stale temporary file(s) left by an interrupted run", soft_wrap=True)
     if engine == Engine.local and jobs > 1 and len(todo) > 1:
-        jobs, note = cap_jobs(jobs, estimate_megapixels(todo, command), command)
         if batch.device.value != "cpu" and _cuda_available():
             # each worker would hold its own CUDA context and model on the one GPU, which runs one network at a time
             jobs, note = 1, f"--jobs {jobs} capped to 1 on the GPU: one worker decodes ahead and encodes behind it"
+        else:
+            jobs, note = cap_jobs(jobs, estimate_megapixels(todo, command), command)
         if note:
             err.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
     spec = JobSpec(command, model=model, device=batch.device.value, fmt=fmt and fmt.value, quality=batch.quality,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import hyperisp
-from conftest import shared_path
+from conftest import TINY_MODELS, shared_path
 
 
 def test_develop_a_bayer_array():
@@ -50,8 +50,7 @@ def test_a_model_passed_in_runs_where_its_weights_are_or_says_why_not():
     from hyperisp.errors import HyperispError
     from hyperisp.models import create_model
 
-    net = create_model("denoise_small", base_channels=6, depth=2, snet_channels=6, snet_layers=2,
-                       embed_channels=[4, 4, 4]).eval()
+    net = create_model("denoise_small", **TINY_MODELS["denoise"]).eval()
     image = np.random.default_rng(0).uniform(0, 1, (24, 40, 3)).astype(np.float32)
     assert hyperisp.denoise(image, model=net).shape == image.shape  # 'auto': on its weights' device, even with a GPU
     with pytest.raises(HyperispError, match="model passed in is on meta, not on cpu"):
