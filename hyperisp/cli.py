@@ -408,7 +408,7 @@ def train_command(
     batch: int = typer.Option(8, "--batch", min=1),
     lr: float = typer.Option(1e-3, "--lr"),
     warmup: int = typer.Option(200, "--warmup", min=1, help="Linear warm-up iterations (then cosine decay)."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="l1 (isp default), mse_msssim (paper A), or vdn (denoise default)."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="l1 (isp default), mse, mse_msssim (paper A), or vdn (denoise default)."),
     loss_space: str = typer.Option("developed", "--loss-space", help="isp: compare developed images (developed), camera RGB in sRGB gamma (srgb) or linear."),
     seed: int = typer.Option(0, "--seed"),
     validate_every: int = typer.Option(500, "--validate-every", min=1),

@@ -208,3 +208,15 @@ def test_vdn_loss_log_variance_is_relative_to_the_prior():
     start = vdn_loss(torch.zeros(2, 6, 16, 16), snet, noisy, clean, eps2=5e-5)
     variance_one = torch.cat([torch.zeros(2, 3, 16, 16), torch.full((2, 3, 16, 16), -math.log(5e-5))], 1)
     assert start < 1e3 < vdn_loss(variance_one, snet, noisy, clean, eps2=5e-5)
+
+
+def test_trainer_takes_each_image_loss_by_name_and_refuses_others():
+    from hyperisp.train.losses import IMAGE_LOSSES, mse_loss
+    from hyperisp.train.trainer import TrainConfig
+
+    x, y = torch.zeros(1, 3, 8, 8), torch.full((1, 3, 8, 8), 0.5)
+    assert float(mse_loss(x, y)) == pytest.approx(0.25)  # not the 0.5 L1 would give
+    for name in IMAGE_LOSSES:
+        assert TrainConfig(task="denoise", data=["x"], loss=name).loss == name
+    with pytest.raises(HyperispError, match="loss 'l2'"):
+        TrainConfig(task="denoise", data=["x"], loss="l2")

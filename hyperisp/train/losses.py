@@ -1,4 +1,4 @@
-"""Training losses: MSE + (1 - MS-SSIM) (paper A), L1, and VDN's variational loss.
+"""Training losses: MSE + (1 - MS-SSIM) (paper A), L1, MSE, and VDN's variational loss.
 
 All image losses take (N, 3, H, W) predictions and targets on a [0, 1] scale.
 """
@@ -23,6 +23,15 @@ def mse_msssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error. Scalar."""
     return F.l1_loss(pred, target)
+
+
+def mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error, the loss PSNR measures (a last fine-tune after L1). Scalar."""
+    return F.mse_loss(pred, target)
+
+
+# Image losses by the names `hyperisp train --loss` takes (VDN's variational loss is separate).
+IMAGE_LOSSES = {"l1": l1_loss, "mse": mse_loss, "mse_msssim": mse_msssim_loss}
 
 
 def estimate_sigma_map(noisy: torch.Tensor, clean: torch.Tensor, window: int = 7, sigma: float = 3.0) -> torch.Tensor:

@@ -26,7 +26,7 @@ from ..errors import HyperispError
 from ..metrics import psnr
 from ..models import create_model, pooling_groups
 from .datasets import make_sampler
-from .losses import l1_loss, mse_msssim_loss, vdn_loss
+from .losses import IMAGE_LOSSES, vdn_loss
 
 
 @dataclass
@@ -43,7 +43,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
     iters: int = 3000  # schedule length
     seed: int = 0
-    loss: str = ""  # "mse_msssim" | "l1" | "vdn"; default l1 (isp, see docs/training.md), vdn (denoise)
+    loss: str = ""  # "mse_msssim" | "l1" | "mse" | "vdn"; default l1 (isp, see docs/training.md), vdn (denoise)
     loss_space: str = "developed"  # isp: compare developed images ("developed"), sRGB gamma ("srgb") or linear
     vdn_eps2: float = 5e-5  # VDN's prior variance around the clean image: 5e-5 synthetic, 1e-6 SIDD (Yue et al.)
     grad_clip: float = 1.0
@@ -66,7 +66,7 @@ class TrainConfig:
         if not self.init:  # with an init, no model means the init's own architecture
             self.model = self.model or {"isp": "isp_small", "denoise": "denoise_small"}[self.task]
         self.loss = self.loss or {"isp": "l1", "denoise": "vdn"}[self.task]
-        if self.loss not in ("mse_msssim", "l1", "vdn") or (self.loss == "vdn" and self.task != "denoise"):
+        if self.loss not in (*IMAGE_LOSSES, "vdn") or (self.loss == "vdn" and self.task != "denoise"):
             raise HyperispError(None, f"loss {self.loss!r} does not fit task {self.task!r}")
         if self.loss_space not in ("developed", "srgb", "linear"):
             raise HyperispError(None, f"unknown loss_space {self.loss_space!r}; expected developed, srgb or linear")
@@ -147,7 +147,7 @@ def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Ten
     elif config.task == "isp" and linear_target and config.loss_space in ("srgb", "developed"):
         # sRGB gamma spends capacity where the metric (and the eye) sees errors: the darks.
         pred, target = linear_to_srgb(pred), linear_to_srgb(target)
-    return (mse_msssim_loss if config.loss == "mse_msssim" else l1_loss)(pred, target)
+    return IMAGE_LOSSES[config.loss](pred, target)
 
 
 @torch.no_grad()
