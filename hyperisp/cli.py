@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional, get_type_hints
+from typing import List, Optional, Tuple, get_type_hints
 
 import typer
 from rich.console import Console
@@ -420,6 +420,12 @@ def train_command(
     phone_noise_max: Optional[float] = typer.Option(
         None, "--phone-noise-max", min=0.0,
         help="denoise: upper bound (8-bit levels) of the blurred phone-like noise; default the AWGN bound, 50."),
+    noise_modes: Optional[Tuple[float, float, float]] = typer.Option(
+        None, "--noise-modes",
+        help="denoise: weights of camera-like, AWGN and both-noise samples (default 1 1 1)."),
+    blur_prob: Optional[float] = typer.Option(
+        None, "--blur-prob", min=0.0, max=1.0,
+        help="denoise: share of AWGN samples blurred and channel-mixed like phone noise (default 0.5)."),
     device: Device = DeviceOpt,
     export: Optional[str] = typer.Option(None, "--export", help="Write weights + card as this shipped model if validation beats it."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (1 is far faster on a busy machine)."),
@@ -439,7 +445,8 @@ def train_command(
                              loss_space=loss_space,
                              validate_every=validate_every, checkpoint_every=checkpoint_every,
                              val_images=val_images, init=init, max_neutral_chroma=max_neutral_chroma,
-                             phone_noise_max=phone_noise_max)
+                             phone_noise_max=phone_noise_max,
+                             noise_modes=None if noise_modes is None else list(noise_modes), blur_prob=blur_prob)
         result = train(config, out_dir, resume=resume, device=device.value, stop_at=stop_at)
         err.print(f"trained to iteration {result['iteration']}: loss {result['last_loss']:.4f}, "
                   f"best held-out PSNR {result['best_val_psnr']:.2f} dB, {result['it_per_s']:.2f} it/s")

@@ -111,6 +111,30 @@ def test_denoise_sampler_adds_noise(photo_folder):
     assert (noisy - clean).abs().mean() > 1e-3
 
 
+def test_training_config_sets_the_denoise_noise_mixture(photo_folder):
+    from hyperisp.train.trainer import TrainConfig
+
+    def lag1_correlation(noise: torch.Tensor) -> float:  # horizontal neighbours
+        a, b = noise[..., :-1].flatten(), noise[..., 1:].flatten()
+        return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+    white = TrainConfig(task="denoise", data=["x"], noise_modes=[0, 1, 0], blur_prob=0.0)
+    assert white.noise_options() == {"mode_probs": (0, 1, 0), "blur_prob": 0.0}
+    assert TrainConfig(task="denoise", data=["x"]).noise_options() == {}
+    correlations = {}
+    for blur in (0.0, 1.0):
+        config = TrainConfig(task="denoise", data=["x"], noise_modes=[0, 1, 0], blur_prob=blur)
+        sampler, _ = make_sampler("denoise", [photo_folder], 32, 8, **config.noise_options())
+        noisy, clean = sampler.sample(torch.Generator().manual_seed(0))
+        correlations[blur] = lag1_correlation(noisy - clean)
+    assert abs(correlations[0.0]) < 0.1 < 0.5 < correlations[1.0]  # white AWGN only, then blurred only
+    for bad in ({"noise_modes": [1, 1]}, {"noise_modes": [0, 0, 0]}, {"noise_modes": [1, -1, 1]}, {"blur_prob": 1.5}):
+        with pytest.raises(HyperispError):
+            TrainConfig(task="denoise", data=["x"], **bad)
+    with pytest.raises(HyperispError, match="denoise task only"):
+        TrainConfig(task="isp", data=["x"], blur_prob=0.5)
+
+
 def test_holdout_split_is_disjoint_and_seeded(photo_folder):
     paths = list_images([photo_folder])
     train, val = split_holdout(paths, 2, seed=3)

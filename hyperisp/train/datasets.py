@@ -166,16 +166,18 @@ class IspSampler:
 
 
 class DenoiseSampler:
-    """Batches of (noisy sRGB (N, 3, c, c), clean sRGB (N, 3, c, c)) with :func:`srgb_realistic_noise`."""
+    """Batches of (noisy sRGB (N, 3, c, c), clean sRGB (N, 3, c, c)) with :func:`srgb_realistic_noise`.
 
-    def __init__(self, cache: ImageCache, crop: int = 128, batch: int = 8, sigma_awgn_max: float = 50 / 255,
-                 phone_sigma_max: float | None = None) -> None:
-        self.cache, self.crop, self.batch = cache, crop, batch
-        self.sigma_awgn_max, self.phone_sigma_max = sigma_awgn_max, phone_sigma_max
+    ``noise``: keyword arguments of :func:`srgb_realistic_noise` (e.g. ``phone_sigma_max``,
+    ``mode_probs``, ``blur_prob``); its defaults otherwise.
+    """
+
+    def __init__(self, cache: ImageCache, crop: int = 128, batch: int = 8, **noise) -> None:
+        self.cache, self.crop, self.batch, self.noise = cache, crop, batch, noise
 
     def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         clean = self.cache.random_crops(self.batch, self.crop, generator)
-        return srgb_realistic_noise(clean, generator, self.sigma_awgn_max, phone_sigma_max=self.phone_sigma_max), clean
+        return srgb_realistic_noise(clean, generator, **self.noise), clean
 
 
 def make_sampler(task: str, data: Sequence[str | Path], crop: int, batch: int, val_images: int = 0,

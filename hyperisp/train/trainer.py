@@ -59,6 +59,10 @@ class TrainConfig:
     # denoise: upper bound, in 8-bit levels, of the blurred "phone" noise (srgb_realistic_noise's
     # phone_sigma_max); None: the AWGN bound (50). Real phone noise is stronger than most samples.
     phone_noise_max: Optional[float] = None
+    # denoise: the noise mixture (srgb_realistic_noise's mode_probs and blur_prob); None: its defaults,
+    # (1/3, 1/3, 1/3) and 0.5, under which only 1/6 of samples carry plain white AWGN (CBSD68's noise).
+    noise_modes: Optional[list[float]] = None  # probabilities of (camera-like, AWGN, both)
+    blur_prob: Optional[float] = None  # share of AWGN samples blurred and channel-mixed ("phone" noise)
 
     def __post_init__(self) -> None:
         if self.task not in ("isp", "denoise"):
@@ -72,8 +76,26 @@ class TrainConfig:
             raise HyperispError(None, f"unknown loss_space {self.loss_space!r}; expected developed, srgb or linear")
         if self.max_neutral_chroma is not None and self.task != "isp":
             raise HyperispError(None, "max_neutral_chroma (the colour-chart gate) applies to the isp task only")
-        if self.phone_noise_max is not None and self.task != "denoise":
-            raise HyperispError(None, "phone_noise_max (the blurred noise's level) applies to the denoise task only")
+        noise = {"phone_noise_max": self.phone_noise_max, "noise_modes": self.noise_modes, "blur_prob": self.blur_prob}
+        given = [name for name, value in noise.items() if value is not None]
+        if given and self.task != "denoise":
+            raise HyperispError(None, f"{given[0]} (the synthetic noise) applies to the denoise task only")
+        if self.noise_modes is not None and (len(self.noise_modes) != 3 or min(self.noise_modes) < 0
+                                             or sum(self.noise_modes) <= 0):
+            raise HyperispError(None, f"noise_modes needs 3 non-negative weights, not all 0; got {self.noise_modes}")
+        if self.blur_prob is not None and not 0 <= self.blur_prob <= 1:
+            raise HyperispError(None, f"blur_prob must lie in [0, 1], got {self.blur_prob}")
+
+    def noise_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`~hyperisp.data.srgb_realistic_noise` this config sets (denoise)."""
+        options: dict[str, Any] = {}
+        if self.phone_noise_max is not None:
+            options["phone_sigma_max"] = self.phone_noise_max / 255
+        if self.noise_modes is not None:
+            options["mode_probs"] = tuple(self.noise_modes)
+        if self.blur_prob is not None:
+            options["blur_prob"] = self.blur_prob
+        return options
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -262,9 +284,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     generator = torch.Generator().manual_seed(config.seed)
-    options = {} if config.phone_noise_max is None else {"phone_sigma_max": config.phone_noise_max / 255}
     sampler, val_sampler = make_sampler(config.task, config.data, config.crop, config.batch,
-                                        config.val_images, config.seed, **options)
+                                        config.val_images, config.seed, **config.noise_options())
     linear_target = not getattr(sampler, "target_is_srgb", False)
     val_batch = val_sampler.sample(torch.Generator().manual_seed(config.seed + 1)) if val_sampler else None
     step, best = 0, -math.inf
