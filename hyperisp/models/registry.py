@@ -93,6 +93,12 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
         "arch": "hypervdn", "ratio": 1 / 3, "n_hid": 64, "base_channels": 24, "depth": 4,
         "snet_channels": 24, "embed_channels": [8, 16, 32], "n_refine": 2,
     },
+    # denoise_small with 16 full-resolution channels instead of 8, widened from a trained
+    # denoise_small without changing its output (hyperisp.train.widen).
+    "denoise_wide_top": {
+        "arch": "hypervdn", "ratio": 1 / 3, "n_hid": 64, "base_channels": 24, "depth": 4,
+        "snet_channels": 24, "embed_channels": [8, 16, 32], "widths": [16, 16, 32, 64],
+    },
     # SPEC §6 burst denoisers (8-frame grey bursts; narrow U-Net for CPU, see kpn.py).
     "kpn": {"arch": "kpn", "frames": 8, "kernel_size": 5},
     "gated_kpn_128": {"arch": "gated_kpn", "frames": 8, "hidden": 128, "kernel_size": 5},

@@ -234,6 +234,8 @@ class HyperVDN(_VariationalDenoiser):
     ``view_size`` (a multiple of 16, or 0 for none) and ``view_grid``: the filter view
     (module doc). Configs without them (older model cards) get the defaults.
     ``n_refine``: refinement blocks at full resolution before D-Net's last conv (:class:`DNet`).
+    ``widths``: D-Net's channels per level, instead of ``base_channels * 2**level * ratio``
+    (a model widened from a trained one, :mod:`hyperisp.train.widen`).
     """
 
     def __init__(
@@ -249,6 +251,7 @@ class HyperVDN(_VariationalDenoiser):
         view_size: int = 128,
         view_grid: int = 3,
         n_refine: int = 0,
+        widths: Optional[Sequence[int]] = None,
     ) -> None:
         super().__init__()
         if not 0 < ratio <= 1:
@@ -268,11 +271,15 @@ class HyperVDN(_VariationalDenoiser):
             raise ValueError(f"expected n_refine >= 0, got {n_refine}")
         if n_refine:  # only then: older cards keep their configs
             self.config["n_refine"] = n_refine
+        if widths is not None:
+            if len(widths) != depth or min(widths) < 1:
+                raise ValueError(f"expected {depth} positive D-Net widths, got {list(widths)}")
+            self.config["widths"] = [int(c) for c in widths]
 
         def conv(cin: int, cout: int) -> nn.Module:
             return HyperConvEmbed(cin, cout, n_hid, embed_channels)
 
-        widths = [int(base_channels * 2**i * ratio) for i in range(depth)]
+        widths = self.config.get("widths") or [int(base_channels * 2**i * ratio) for i in range(depth)]
         if min(widths) < 1:
             raise ValueError(f"ratio {ratio} leaves no channels at base_channels={base_channels}")
         self.dnet = DNet(conv, widths, slope, n_refine=n_refine)

@@ -27,6 +27,7 @@ from ..metrics import psnr
 from ..models import create_model, pooling_groups
 from .datasets import make_sampler
 from .losses import IMAGE_LOSSES, vdn_loss
+from .widen import can_widen, widen_hypervdn
 
 
 @dataclass
@@ -141,10 +142,14 @@ def grow_model(target: torch.nn.Module, source: torch.nn.Module, source_name: st
     """``target`` with every tensor of ``source`` copied in: all must exist in ``target`` with the same shape.
 
     Meant for architectures whose extra parts start as the identity (HyperUNet's refinement
-    blocks), so the grown model starts with the trained model's output.
+    blocks), so the grown model starts with the trained model's output. A HyperVDN that
+    differs only in its D-Net widths is widened instead (:func:`~hyperisp.train.widen.widen_hypervdn`),
+    with the same guarantee.
     """
     state, expected = source.state_dict(), target.state_dict()
     misfit = sorted(k for k in state if k not in expected or expected[k].shape != state[k].shape)
+    if misfit and can_widen(target, source):
+        return widen_hypervdn(target, source).train()
     if misfit:
         raise HyperispError(None, f"--init {source_name} ({source.config}) does not fit model {target.config}: "
                                   f"{len(misfit)} tensors missing or of another shape, e.g. {misfit[:3]}")
