@@ -23,7 +23,6 @@ from ..models.vdn import DNet, HyperVDN
 from ..nn import HyperConvEmbed
 
 
-
 class ChannelMap(NamedTuple):
     """How a widened tensor's channels relate to the trained one's, one entry per new channel:
     ``source`` channel it equals, ``sign`` its consumers apply, and whether it is a ``new`` copy."""
