@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# GPU training of the wider denoiser (issue 3) for a session lent a device machine.
+#
+# Here, once (copies 42 MB of training photos into the git-ignored runs/gpu_data):
+#     bash experiments/device_train_denoise.sh --pack
+# Then one call, after experiments/device_check.sh if that has not run yet:
+#     run(command="bash experiments/device_train_denoise.sh", carry=["runs/gpu_data"], timeout_s=540)
+#
+# It grows the shipped denoiser into denoise_wide_top (hyperisp/train/widen.py; a shipped
+# denoise_wide_top just continues), measures the GPU's it/s in a short probe, sets --iters so the
+# cosine schedule ends inside TRAIN_SECONDS (default 360), trains, and exports the best
+# validated weights as a card under $OUT/card (fp16, ~17 MB, under the 16 MiB-per-file return
+# limit). Score it here with `hyperisp eval denoise ... --model <files_at>/card/denoise.json`
+# and ship it only if it beats weights/denoise on CBSD68 and the SIDD pair.
+# Environment: DEVICE (cuda), TRAIN_SECONDS (360), BATCH (32), CROP (128), DATA (runs/gpu_data).
+set -u
+DATA=${DATA:-runs/gpu_data}
+if [ "${1:-}" = "--pack" ]; then
+    mkdir -p "$DATA"
+    cp -r ../shared/datasets/train/bsds432 ../shared/datasets/train/sun_hays80 "$DATA"/  # urban100 (94 MB) does not fit
+    du -sh "$DATA"
+    exit 0
+fi
+OUT=${OUT:-/tmp/device_train}
+DEVICE=${DEVICE:-cuda}
+TRAIN_SECONDS=${TRAIN_SECONDS:-360}
+BATCH=${BATCH:-32}
+CROP=${CROP:-128}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+run=$(mktemp -d)  # checkpoints stay on the machine: only the card comes back
+# `timeout` runs programs, not shell functions: the command is an array.
+cmd=(python3 -m hyperisp train denoise --data "$DATA/bsds432" --data "$DATA/sun_hays80" --init denoise
+     --model denoise_wide_top --device "$DEVICE" --batch "$BATCH" --crop "$CROP" --lr 3e-4 --warmup 200
+     --loss mse --phone-noise-max 100 --noise-modes 1 2 1 --blur-prob 0.3 --seed 17)
+
+# Probe: 60 iterations, no validation; its last line reports it/s.
+probe=$(timeout 120 "${cmd[@]}" --iters 60 --out "$run/probe" --validate-every 100000 --checkpoint-every 100000 2>&1 | tail -1)
+echo "probe: $probe" | tee "$OUT/train.txt"
+iters=$(python3 -c "import re,sys; m=re.search(r'([0-9.]+) it/s', sys.argv[1]); print(max(100, int(float(m.group(1)) * $TRAIN_SECONDS * 0.9)) if m else 0)" "$probe")
+if [ "$iters" = "0" ]; then echo "the probe did not train: see above" | tee -a "$OUT/train.txt"; exit 1; fi
+every=$(( iters / 8 > 100 ? iters / 8 : 100 ))
+echo "training $iters iterations: ${cmd[*]} --iters $iters --validate-every $every" | tee -a "$OUT/train.txt"
+timeout $(( TRAIN_SECONDS + 120 )) "${cmd[@]}" --iters "$iters" --out "$run/main" --validate-every "$every" \
+    --checkpoint-every "$every" 2>&1 | tail -12 | tee -a "$OUT/train.txt"
+cp "$run/main/log.jsonl" "$run/main/config.json" "$OUT/" 2>/dev/null
+python3 experiments/export_checkpoint.py "$run/main" denoise --out "$OUT/card" --init denoise \
+    --recipe "${cmd[*]} --iters $iters --validate-every $every (data: bsds432 + sun_hays80)" 2>&1 | tail -3 | tee -a "$OUT/train.txt"
+ls -la "$OUT/card" 2>&1 | tee -a "$OUT/train.txt"
