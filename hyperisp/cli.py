@@ -63,7 +63,7 @@ TileOpt = typer.Option(None, "--tile", min=0, help="Tile size in pixels for exac
                        "(bounded memory, same pixels); 0 = whole image at once. Default 4096 (develop), 2048 (denoise).")
 EnsembleOpt = typer.Option(None, "--ensemble", min=1, max=8,
                            help="Average the network over this many transposed / flipped views (self-ensemble): "
-                                "develop 1-2 (default 2), denoise 1-8 (default 1). Better pixels, one network run per view.")
+                                "develop 1-2, denoise 1-8 (default 1). Better pixels, one network run per view.")
 
 
 def _cuda_available() -> bool:

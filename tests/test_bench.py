@@ -42,7 +42,12 @@ def test_bench_cli_json_at_a_tiny_size():
     assert 0 < network["peak_fraction"] < 5
     assert len(network["runs"]) == report["repeats"] == 3 and network["seconds"] == sorted(network["runs"])[1]
     assert report["matmul_peak_gflops"] > 0
-    # develop's default self-ensemble: the network case runs both views and counts both views' FLOPs
+    # develop's default is one view; --ensemble 2 runs both views and counts both views' FLOPs
     with torch.device("meta"):
         one_view = count_flops(create_model(get_card("isp").config), input_shape_for("isp", 0.02)).total
-    assert report["ensemble"] == 2 and "2 views" in network["note"] and network["flops"] == 2 * one_view
+    assert report["ensemble"] == 1 and "views" not in network["note"] and network["flops"] == one_view
+    both = CliRunner().invoke(app, ["bench", "--mp", "0.02", "--no-baselines", "--no-isolate", "--repeats", "1",
+                                    "--ensemble", "2", "--json"])
+    assert both.exit_code == 0, both.output
+    two_views = json.loads(both.output)["cases"][0]
+    assert "2 views" in two_views["note"] and two_views["flops"] == 2 * one_view

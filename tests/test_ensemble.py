@@ -77,7 +77,7 @@ def test_tiled_ensemble_is_exact_and_the_pipeline_averages_the_transpose():
     options = dict(model=net, device="cpu", linear=True, tile=0)
     one, two = (hyperisp.develop(mosaic[0, 0].numpy(), ensemble=n, **options) for n in (1, 2))
     default = hyperisp.develop(mosaic[0, 0].numpy(), **options)
-    assert np.array_equal(default, two) and not np.array_equal(one, two)  # develop averages 2 views by default
+    assert np.array_equal(default, one) and not np.array_equal(one, two)  # develop runs 1 view unless asked
 
 
 def test_cli_rejects_views_a_mosaic_does_not_have(tmp_path, small_dng):
