@@ -33,7 +33,9 @@ def main() -> None:
     config = TrainConfig(**json.loads((args.run / "config.json").read_text()))
     overrides = {**config.model_overrides, **{k: int(v) for k, v in (s.split("=") for s in args.set)}}
     # No model name: the run kept its init's architecture.
-    model = create_model(config.model or load_pretrained(config.init).config, **overrides)
+    arch = config.model or load_pretrained(config.init).config
+    model = create_model(arch, **overrides)
+    arch_name = arch if isinstance(arch, str) else arch["arch"]
     log = [json.loads(line) for line in (args.run / "log.jsonl").read_text().splitlines()]
     validated = [e for e in log if e.get("val_psnr") is not None]
     if args.last:
@@ -45,7 +47,7 @@ def main() -> None:
         best = best_validation(validated, config)
     training = training_record(config, best["iteration"], args.recipe, best["val_psnr"], args.init)
     card = save_pretrained(model.eval(), args.name, trained=True, directory=args.out, training=training,
-                           description=f"{config.model or config.init} trained on {', '.join(Path(d).name for d in config.data)} "
+                           description=f"{arch_name} trained on {', '.join(Path(d).name for d in config.data)} "
                                        f"({'last' if args.last else 'best'} held-out PSNR at iteration {best['iteration']})")
     print(f"wrote {args.out / card.file} and its card ({best['val_psnr']:.2f} dB held out at {best['iteration']})")
 
