@@ -82,3 +82,17 @@ def test_training_grows_a_shipped_denoiser_wider(tiny_config, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(grown.eval()(x), load_pretrained(card)(x), atol=1e-5, rtol=0)
     assert grown.config["widths"] == [4, 4]
+
+
+@pytest.mark.parametrize("narrow, wide", [("denoise_small", "denoise_wide_top"), ("denoise_wide_top", "denoise_wide2")])
+def test_registry_widenings_are_valid(narrow, wide):
+    """Each registered widening (shipped models were trained through them) passes widen's checks."""
+    from hyperisp.models.registry import get_config
+    from hyperisp.train.widen import _default_widths
+
+    small, large = get_config(narrow), get_config(wide)
+    assert {k: v for k, v in small.items() if k != "widths"} == {k: v for k, v in large.items() if k != "widths"}
+    old, new = small.get("widths") or _default_widths(small), large["widths"]
+    assert len(old) == len(new) and old != new
+    for o, n in zip(old, new):
+        assert widen_channel_map(o, n).new.count(True) == n - o

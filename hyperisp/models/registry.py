@@ -99,6 +99,11 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
         "arch": "hypervdn", "ratio": 1 / 3, "n_hid": 64, "base_channels": 24, "depth": 4,
         "snet_channels": 24, "embed_channels": [8, 16, 32], "widths": [16, 16, 32, 64],
     },
+    # denoise_wide_top widened again at full and half resolution (hyperisp.train.widen; session 16).
+    "denoise_wide2": {
+        "arch": "hypervdn", "ratio": 1 / 3, "n_hid": 64, "base_channels": 24, "depth": 4,
+        "snet_channels": 24, "embed_channels": [8, 16, 32], "widths": [24, 32, 32, 64],
+    },
     # SPEC §6 burst denoisers (8-frame grey bursts; narrow U-Net for CPU, see kpn.py).
     "kpn": {"arch": "kpn", "frames": 8, "kernel_size": 5},
     "gated_kpn_128": {"arch": "gated_kpn", "frames": 8, "hidden": 128, "kernel_size": 5},
