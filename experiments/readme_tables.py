@@ -48,7 +48,7 @@ def eval_table(report: dict) -> str:
     """`hyperisp eval --json` report -> PSNR (dB) per method and level, plus mean CPU s/MP."""
     levels = list(dict.fromkeys(row["level"] for row in report["rows"]))
     methods = list(dict.fromkeys(row["method"] for row in report["rows"]))
-    model = methods[0]  # hyperisp eval lists the model first
+    model = next(m for m in methods if m != "noisy")  # hyperisp eval lists the model first, after the noisy input
     psnr = {(row["method"], row["level"]): row for row in report["rows"]}
     lines = ["| method | " + " | ".join(METHOD_NAMES.get(level, level) for level in levels) + " | CPU s/MP |",
              "|---|" + "---|" * (len(levels) + 1)]

@@ -27,8 +27,9 @@ _SWAP_GREENS = [0, 2, 1, 3]  # packed (R, Gr, Gb, B) of the transposed mosaic
 # Views a task's network averages unless told otherwise (README, "Self-ensemble"). Develop's second
 # view gives +0.25 / +0.14 / +0.11 dB on CBSD68 for twice the network time, which put it at
 # 0.36-0.51 s/MP at 12 MP on the machines measured, against a 0.5 s/MP budget: one view keeps the
-# default inside it on any of them, and `--ensemble 2` buys the quality. The denoiser's gains need
-# 8 views, which would pass its 1 s/MP budget.
+# default inside it on any of them, and `--ensemble 2` buys the quality. The denoiser's second view
+# gives +0.10-0.12 dB (session 16) for 1.9x the end-to-end time (0.99 s/MP at 12 MP on the fastest
+# machine measured, against a 1 s/MP budget) and 1.6x the peak memory: one view by default too.
 DEFAULT_VIEWS = {"isp": 1, "denoise": 1, "burst": 1}
 
 

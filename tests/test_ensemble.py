@@ -89,3 +89,14 @@ def test_cli_rejects_views_a_mosaic_does_not_have(tmp_path, small_dng):
     result = CliRunner().invoke(app, ["develop", str(small_dng), "-o", str(out), "--ensemble", "4"])
     assert result.exit_code == 2 and "--ensemble 4" in result.output and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_denoise_runs_one_view_unless_asked():
+    torch.manual_seed(0)
+    net = create_model("denoise_small", n_hid=16).eval()
+    with torch.no_grad():
+        net.out_scale.fill_(0.8)  # an untrained HyperVDN returns its input, the same in every view
+    photo = np.random.default_rng(2).random((40, 56, 3), dtype=np.float32)
+    one, two = (hyperisp.denoise(photo, model=net, device="cpu", tile=0, ensemble=n) for n in (1, 2))
+    default = hyperisp.denoise(photo, model=net, device="cpu", tile=0)
+    assert np.array_equal(default, one) and not np.array_equal(one, two)  # the views do differ
