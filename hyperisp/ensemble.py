@@ -29,7 +29,7 @@ _SWAP_GREENS = [0, 2, 1, 3]  # packed (R, Gr, Gb, B) of the transposed mosaic
 # 0.36-0.51 s/MP at 12 MP on the machines measured, against a 0.5 s/MP budget: one view keeps the
 # default inside it on any of them, and `--ensemble 2` buys the quality. The denoiser's second view
 # gives +0.10-0.12 dB (session 16) for 1.9x the end-to-end time (0.99 s/MP at 12 MP on the fastest
-# machine measured, against a 1 s/MP budget) and 1.6x the peak memory: one view by default too.
+# machine measured, against a 1 s/MP budget) and 1.6x the end-to-end peak memory: one view too.
 DEFAULT_VIEWS = {"isp": 1, "denoise": 1, "burst": 1}
 
 
