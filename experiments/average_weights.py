@@ -39,12 +39,12 @@ def main() -> None:
     if len(weights) != len(args.cards):
         parser.error(f"expected {len(args.cards)} weights, got {len(weights)}")
     models = [load_pretrained(card) for card in args.cards]
+    cards = [get_card(card) for card in args.cards]
     model = models[0]
     model.load_state_dict(average_state(models, weights))
-    first = get_card(args.cards[0])
     parts = ", ".join(f"{w:g} x {c}" for w, c in zip(weights, args.cards))
-    training = {**first.training, "averaged": parts,
-                "recipes": [get_card(c).training.get("recipe", "") for c in args.cards]}
+    training = {**cards[0].training, "averaged": parts,
+                "recipes": [card.training.get("recipe", "") for card in cards]}
     save_pretrained(model, args.name, trained=True, directory=args.out, training=training,
                     description=f"weight average of {parts}")
     print(f"wrote {args.out / args.name}.json: {parts}")
