@@ -43,8 +43,10 @@ def main() -> None:
     model = models[0]
     model.load_state_dict(average_state(models, weights))
     parts = ", ".join(f"{w:g} x {c}" for w, c in zip(weights, args.cards))
-    training = {**cards[0].training, "averaged": parts,
-                "recipes": [card.training.get("recipe", "") for card in cards]}
+    # Each averaged model's own recipe and start, so the card tells how every part was made.
+    sources = [{"card": str(path), "recipe": card.training.get("recipe", ""),
+                "started_from": card.training.get("started_from", "")} for path, card in zip(args.cards, cards)]
+    training = {**cards[0].training, "averaged": parts, "sources": sources}
     save_pretrained(model, args.name, trained=True, directory=args.out, training=training,
                     description=f"weight average of {parts}")
     print(f"wrote {args.out / args.name}.json: {parts}")

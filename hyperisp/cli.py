@@ -426,6 +426,9 @@ def train_command(
     blur_prob: Optional[float] = typer.Option(
         None, "--blur-prob", min=0.0, max=1.0,
         help="denoise: share of AWGN samples blurred and channel-mixed like phone noise (default 0.5)."),
+    unclipped_awgn: Optional[float] = typer.Option(
+        None, "--unclipped-awgn", min=0.0, max=1.0,
+        help="denoise: share of white AWGN samples left unclipped, as CBSD68 adds its noise (default 0)."),
     device: Device = DeviceOpt,
     export: Optional[str] = typer.Option(None, "--export", help="Write weights + card as this shipped model if validation beats it."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (1 is far faster on a busy machine)."),
@@ -446,7 +449,8 @@ def train_command(
                              validate_every=validate_every, checkpoint_every=checkpoint_every,
                              val_images=val_images, init=init, max_neutral_chroma=max_neutral_chroma,
                              phone_noise_max=phone_noise_max,
-                             noise_modes=None if noise_modes is None else list(noise_modes), blur_prob=blur_prob)
+                             noise_modes=None if noise_modes is None else list(noise_modes), blur_prob=blur_prob,
+                             unclipped_awgn=unclipped_awgn)
         result = train(config, out_dir, resume=resume, device=device.value, stop_at=stop_at)
         err.print(f"trained to iteration {result['iteration']}: loss {result['last_loss']:.4f}, "
                   f"best held-out PSNR {result['best_val_psnr']:.2f} dB, {result['it_per_s']:.2f} it/s")

@@ -288,6 +288,25 @@ def test_phone_sigma_max_scales_only_the_blurred_noise():
         torch.testing.assert_close(rms(strong), ratio * rms(base), rtol=1e-4, atol=1e-6)
 
 
+def test_unclipped_prob_leaves_only_white_awgn_samples_unclipped():
+    clean = torch.cat([torch.full((8, 3, 32, 32), 0.02), torch.full((8, 3, 32, 32), 0.98)])
+    clipped = srgb_realistic_noise(clean, gen(28))
+    assert torch.equal(clipped, srgb_realistic_noise(clean, gen(28), unclipped_prob=0.0))  # old streams kept
+    outside = lambda x: ((x < 0) | (x > 1)).flatten(1).any(dim=1)  # noqa: E731
+    white = dict(mode_probs=(0, 1, 0), blur_prob=0.0)
+    # (all but the samples whose level, U(0, 50/255), is too small to leave [0, 0.02] or [0.98, 1])
+    assert outside(srgb_realistic_noise(clean, gen(29), unclipped_prob=1.0, **white)).float().mean() > 0.8
+    # Pure white AWGN samples unclipped: the same values, clipped, as without the option.
+    torch.testing.assert_close(srgb_realistic_noise(clean, gen(29), unclipped_prob=1.0, **white).clamp(0, 1),
+                               srgb_realistic_noise(clean, gen(29), **white))
+    for others in ({"mode_probs": (1, 0, 0)}, {"mode_probs": (0, 0, 1)}, {"mode_probs": (0, 1, 0), "blur_prob": 1.0}):
+        assert not outside(srgb_realistic_noise(clean, gen(30), unclipped_prob=1.0, **others)).any()
+    half = outside(srgb_realistic_noise(clean.repeat(8, 1, 1, 1), gen(31), unclipped_prob=0.5, **white))
+    assert 0.3 < half.float().mean() < 0.7
+    with pytest.raises(ValueError, match="unclipped_prob"):
+        srgb_realistic_noise(clean, gen(31), unclipped_prob=1.5)
+
+
 def test_mix_noise_channels():
     noise = torch.randn(2, 3, 16, 16, generator=gen(21))
     assert torch.equal(mix_noise_channels(noise, 0.0), noise)

@@ -128,7 +128,9 @@ def test_training_config_sets_the_denoise_noise_mixture(photo_folder):
         noisy, clean = sampler.sample(torch.Generator().manual_seed(0))
         correlations[blur] = lag1_correlation(noisy - clean)
     assert abs(correlations[0.0]) < 0.1 < 0.5 < correlations[1.0]  # white AWGN only, then blurred only
-    for bad in ({"noise_modes": [1, 1]}, {"noise_modes": [0, 0, 0]}, {"noise_modes": [1, -1, 1]}, {"blur_prob": 1.5}):
+    assert TrainConfig(task="denoise", data=["x"], unclipped_awgn=0.5).noise_options() == {"unclipped_prob": 0.5}
+    for bad in ({"noise_modes": [1, 1]}, {"noise_modes": [0, 0, 0]}, {"noise_modes": [1, -1, 1]}, {"blur_prob": 1.5},
+                {"unclipped_awgn": -0.1}):
         with pytest.raises(HyperispError):
             TrainConfig(task="denoise", data=["x"], **bad)
     with pytest.raises(HyperispError, match="denoise task only"):

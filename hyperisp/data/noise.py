@@ -174,7 +174,7 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
                          shot_range: tuple[float, float] = (1e-4, 1.2e-2),
                          luma_mix_prob: float = 0.5, luma_mix_max: float = 1.0,
                          blur_prob: float = 0.5, blur_sigma_range: tuple[float, float] = (0.4, 1.2),
-                         phone_sigma_max: float | None = None) -> torch.Tensor:
+                         phone_sigma_max: float | None = None, unclipped_prob: float = 0.0) -> torch.Tensor:
     """Noisy sRGB training inputs: camera-like noise, AWGN, or both, per sample.
 
     Camera-like ("realistic") noise: unprocess the clean photo (no exposure change,
@@ -203,6 +203,13 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
     noises) with probabilities ``mode_probs``. All random numbers are drawn for
     every sample whatever its mode, so a seed gives the same stream for any mix.
 
+    Clipping: every sample is clipped to [0, 1] as a saved photo is, except, with
+    probability ``unclipped_prob``, a plain white AWGN sample (mode AWGN, not blurred):
+    the AWGN benchmarks (CBSD68) add their noise in float without clipping, and at
+    sigma 50 a model trained only on clipped inputs lost 1.4 dB to values outside [0, 1]
+    (``experiments/clipping_check.py``). Its draw is made only when ``unclipped_prob`` > 0,
+    so the stream of a seed without it is unchanged.
+
     Args:
         clean_srgb: (N, 3, H, W) in [0, 1], H and W even.
         generator: randomness.
@@ -214,14 +221,17 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
         blur_prob: share of samples whose Gaussian noise is blurred and channel-mixed.
         blur_sigma_range: range of the blur's standard deviation in pixels.
         phone_sigma_max: upper bound of the blurred samples' noise level (None: ``sigma_awgn_max``).
+        unclipped_prob: share of plain white AWGN samples left unclipped.
     Returns:
-        (N, 3, H, W) noisy sRGB clipped to [0, 1].
+        (N, 3, H, W) noisy sRGB, clipped to [0, 1] but for the unclipped AWGN samples.
     """
     if clean_srgb.ndim != 4 or clean_srgb.shape[1] != 3:
         raise ValueError(f"expected clean_srgb of shape (N, 3, H, W), got {tuple(clean_srgb.shape)}")
     probs = torch.as_tensor(mode_probs, dtype=torch.float64)
     if probs.shape != (3,) or (probs < 0).any() or probs.sum() <= 0:
         raise ValueError(f"expected 3 non-negative mode probabilities, got {mode_probs}")
+    if not 0 <= unclipped_prob <= 1:
+        raise ValueError(f"expected 0 <= unclipped_prob <= 1, got {unclipped_prob}")
     n = clean_srgb.shape[0]
     modes = torch.multinomial(probs.float().to(_device(generator) or "cpu"), n, replacement=True,
                               generator=generator).cpu()
@@ -244,4 +254,9 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
     white_noise = torch.where(blurred, coloured, white_noise)
     use_camera = (modes != 1).to(clean_srgb)[:, None, None, None]
     use_white = (modes != 0).to(clean_srgb)[:, None, None, None]
-    return (clean_srgb + use_camera * camera_noise + use_white * white_noise).clamp(0.0, 1.0)
+    noisy = clean_srgb + use_camera * camera_noise + use_white * white_noise
+    if unclipped_prob <= 0:
+        return noisy.clamp(0.0, 1.0)
+    keep = torch.rand(n, generator=generator, device=_device(generator)).cpu() < unclipped_prob
+    keep = (keep & (modes == 1) & ~blurred.view(n).cpu())[:, None, None, None].to(clean_srgb.device)
+    return torch.where(keep, noisy, noisy.clamp(0.0, 1.0))

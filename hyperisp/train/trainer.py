@@ -64,6 +64,8 @@ class TrainConfig:
     # (1/3, 1/3, 1/3) and 0.5, under which only 1/6 of samples carry plain white AWGN (CBSD68's noise).
     noise_modes: Optional[list[float]] = None  # probabilities of (camera-like, AWGN, both)
     blur_prob: Optional[float] = None  # share of AWGN samples blurred and channel-mixed ("phone" noise)
+    # denoise: share of plain white AWGN samples left unclipped, as CBSD68 adds its noise; None: 0 (all clipped)
+    unclipped_awgn: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.task not in ("isp", "denoise"):
@@ -77,7 +79,8 @@ class TrainConfig:
             raise HyperispError(None, f"unknown loss_space {self.loss_space!r}; expected developed, srgb or linear")
         if self.max_neutral_chroma is not None and self.task != "isp":
             raise HyperispError(None, "max_neutral_chroma (the colour-chart gate) applies to the isp task only")
-        noise = {"phone_noise_max": self.phone_noise_max, "noise_modes": self.noise_modes, "blur_prob": self.blur_prob}
+        noise = {"phone_noise_max": self.phone_noise_max, "noise_modes": self.noise_modes, "blur_prob": self.blur_prob,
+                 "unclipped_awgn": self.unclipped_awgn}
         given = [name for name, value in noise.items() if value is not None]
         if given and self.task != "denoise":
             raise HyperispError(None, f"{given[0]} (the synthetic noise) applies to the denoise task only")
@@ -86,6 +89,8 @@ class TrainConfig:
             raise HyperispError(None, f"noise_modes needs 3 non-negative weights, not all 0; got {self.noise_modes}")
         if self.blur_prob is not None and not 0 <= self.blur_prob <= 1:
             raise HyperispError(None, f"blur_prob must lie in [0, 1], got {self.blur_prob}")
+        if self.unclipped_awgn is not None and not 0 <= self.unclipped_awgn <= 1:
+            raise HyperispError(None, f"unclipped_awgn must lie in [0, 1], got {self.unclipped_awgn}")
 
     def noise_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`~hyperisp.data.srgb_realistic_noise` this config sets (denoise)."""
@@ -96,6 +101,8 @@ class TrainConfig:
             options["mode_probs"] = tuple(self.noise_modes)
         if self.blur_prob is not None:
             options["blur_prob"] = self.blur_prob
+        if self.unclipped_awgn is not None:
+            options["unclipped_prob"] = self.unclipped_awgn
         return options
 
     def to_json(self) -> str:
