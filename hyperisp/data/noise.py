@@ -206,7 +206,7 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
     Clipping: every sample is clipped to [0, 1] as a saved photo is, except, with
     probability ``unclipped_prob``, a plain white AWGN sample (mode AWGN, not blurred):
     the AWGN benchmarks (CBSD68) add their noise in float without clipping, and at
-    sigma 50 a model trained only on clipped inputs lost 1.4 dB to values outside [0, 1]
+    sigma 50 a model trained only on clipped inputs lost 1.3 dB to values outside [0, 1]
     (``experiments/clipping_check.py``). Its draw is made only when ``unclipped_prob`` > 0,
     so the stream of a seed without it is unchanged.
 
