@@ -1,12 +1,23 @@
 """Shared fixtures: tiny synthetic raws and photos the tests make themselves."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def load_experiment(name: str) -> ModuleType:
+    """experiments/NAME.py as a module (the folder is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def shared_path(*parts: str) -> Path:

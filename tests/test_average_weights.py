@@ -1,25 +1,13 @@
 """experiments/average_weights.py: the weight mean of two models of one architecture."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-from conftest import TINY_MODELS
+from conftest import TINY_MODELS, load_experiment
 from hyperisp.models import create_model
-
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "average_weights.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("average_weights", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_weighted_mean_of_two_models():
-    average_state = load_script().average_state
+    average_state = load_experiment("average_weights").average_state
     torch.manual_seed(0)
     a, b = create_model("denoise_small", **TINY_MODELS["denoise"]), create_model("denoise_small", **TINY_MODELS["denoise"])
     with torch.no_grad():
@@ -32,7 +20,7 @@ def test_weighted_mean_of_two_models():
 
 
 def test_refuses_different_architectures():
-    average_state = load_script().average_state
+    average_state = load_experiment("average_weights").average_state
     a = create_model("denoise_small", **TINY_MODELS["denoise"])
     b = create_model("denoise_small", **{**TINY_MODELS["denoise"], "n_hid": 16})
     with pytest.raises(ValueError, match="one architecture"):

@@ -1,17 +1,7 @@
 """experiments/clipping_check.py: a denoiser scored on unclipped and clipped AWGN inputs."""
-import importlib.util
-from pathlib import Path
-
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "clipping_check.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("clipping_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_experiment
 
 
 class OutOfRangeAsGrey(torch.nn.Module):
@@ -22,7 +12,7 @@ class OutOfRangeAsGrey(torch.nn.Module):
 
 
 def test_clipping_rows_separate_the_two_inputs():
-    clipping_rows = load_script().clipping_rows
+    clipping_rows = load_experiment("clipping_check").clipping_rows
     images = [("dark", torch.full((1, 3, 32, 32), 0.05)), ("bright", torch.full((1, 3, 32, 32), 0.95))]
     same = clipping_rows(torch.nn.Identity(), images, sigmas=(15, 50))
     # The identity's output is clamped for PSNR, so clipping its input first changes nothing.
