@@ -22,8 +22,7 @@ from pathlib import Path
 
 import torch
 
-from hyperisp.data import add_awgn
-from hyperisp.evaluate import DENOISE_SIGMAS, load_eval_images, stable_seed
+from hyperisp.evaluate import DENOISE_SIGMAS, load_eval_images, protocol_awgn
 from hyperisp.metrics import psnr
 from hyperisp.pretrained import load_pretrained
 
@@ -37,8 +36,7 @@ def clipping_rows(model: torch.nn.Module, images: list[tuple[str, torch.Tensor]]
     for index, sigma in enumerate(sigmas):
         unclipped = clipped = outside = 0.0
         for name, clean in images:
-            # The eval's noise: same seed per image and level (hyperisp.evaluate.evaluate_denoise).
-            noisy = add_awgn(clean, sigma / 255, torch.Generator().manual_seed(stable_seed(name, index)))
+            noisy = protocol_awgn(name, clean, index, sigma)  # the eval's own input
             outside += float(((noisy < 0) | (noisy > 1)).float().mean())
             with torch.no_grad():
                 unclipped += float(psnr(model(noisy).clamp(0, 1), clean))

@@ -204,6 +204,13 @@ def protocol_mosaic(name: str, clean: torch.Tensor, index: int, shot: float) -> 
     return add_raw_noise(mosaic, shot, read_variance(shot), torch.Generator().manual_seed(stable_seed(name, index)))
 
 
+def protocol_awgn(name: str, clean: torch.Tensor, index: int, sigma: float) -> torch.Tensor:
+    """The denoise protocol's input for image ``name`` at level ``index``: AWGN of ``sigma`` (8-bit levels).
+
+    (1, 3, H, W) -> (1, 3, H, W), not clipped (the CBSD68 convention), seeded per image and level."""
+    return add_awgn(clean, sigma / 255, torch.Generator().manual_seed(stable_seed(name, index)))
+
+
 def evaluate_isp(model: Optional[torch.nn.Module], folder: str | Path, limit: Optional[int] = None,
                  baselines: Sequence[str] = ("bilinear", "menon", "libraw"), model_name: str = "model",
                  levels: dict[str, float] = ISP_LEVELS) -> tuple[list[dict[str, object]], list[str]]:
@@ -237,7 +244,7 @@ def evaluate_denoise(model: Optional[torch.nn.Module], folder: Optional[str | Pa
         methods = ({model_name: model_method(model, "denoise")} if model is not None else {})
         methods.update(_baselines(baselines, factories, notes if index == 0 else []))
         for i, (name, clean) in enumerate(images):
-            noisy = add_awgn(clean, sigma / 255, torch.Generator().manual_seed(stable_seed(name, index)))
+            noisy = protocol_awgn(name, clean, index, sigma)
             scores.add("noisy", f"sigma{sigma}", noisy.clamp(0, 1), clean, 0, 0.0, 0.0)
             for method_name, method in methods.items():
                 if method_name == "bm3d" and i >= bm3d_limit:
