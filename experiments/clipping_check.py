@@ -57,13 +57,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     images = load_eval_images(args.data, args.limit or None)
+    models = args.model or ["denoise"]
     results = {}
-    for name in args.model or ["denoise"]:
+    for name in models:
         results[name] = clipping_rows(load_pretrained(name).eval(), images)
         for row in results[name]:
             print(name, json.dumps(row), flush=True)
     command = "PYTHONPATH=. python experiments/clipping_check.py " + " ".join(
-        f"--model {m}" for m in args.model or ["denoise"]) + f" --limit {args.limit}"
+        f"--model {m}" for m in models) + f" --limit {args.limit}"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "clipping_check.json").write_text(json.dumps({"command": command, "models": results}, indent=1) + "\n")
     lines = [f"`{command}`", "", "| model | sigma | images | unclipped input (eval) | clipped input | values outside [0, 1] |",
