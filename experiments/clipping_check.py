@@ -8,7 +8,8 @@ scores, on the same noisy images as the eval (same seeds):
 - the model on the same image clipped to [0, 1] first;
 
 and the share of noisy values outside [0, 1]. A large gap means the model never learned
-unclipped inputs (``--unclipped-awgn`` in ``hyperisp train denoise``).
+unclipped inputs (``--unclipped-awgn`` in ``hyperisp train denoise``). A model whose config
+has ``clip_input`` (:mod:`hyperisp.models.vdn`) clips them itself: its two columns are equal.
 
     PYTHONPATH=. python experiments/clipping_check.py --model denoise [--model CARD ...] [--limit 12]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from hyperisp.models import create_model
-from hyperisp.pretrained import load_pretrained, save_pretrained
-from hyperisp.train.trainer import TrainConfig, best_validation, training_record
+from hyperisp.models import reconfigured
+from hyperisp.pretrained import save_pretrained
+from hyperisp.train.trainer import TrainConfig, best_validation, build_model, training_record
 
 
 def main() -> None:
@@ -31,11 +31,10 @@ def main() -> None:
     parser.add_argument("--last", action="store_true", help="the last checkpoint instead of the best validated weights")
     args = parser.parse_args()
     config = TrainConfig(**json.loads((args.run / "config.json").read_text()))
-    overrides = {**config.model_overrides, **{k: int(v) for k, v in (s.split("=") for s in args.set)}}
-    # No model name: the run kept its init's architecture.
-    arch = config.model or load_pretrained(config.init).config
-    model = create_model(arch, **overrides)
-    arch_name = arch if isinstance(arch, str) else arch["arch"]
+    model = build_model(config)  # the run's architecture, as the trainer built it (its weights come below)
+    if args.set:
+        model = reconfigured(model, **{k: int(v) for k, v in (s.split("=") for s in args.set)})
+    arch_name = config.model or model.config["arch"]
     log = [json.loads(line) for line in (args.run / "log.jsonl").read_text().splitlines()]
     validated = [e for e in log if e.get("val_psnr") is not None]
     if args.last:

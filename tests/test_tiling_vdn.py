@@ -202,3 +202,20 @@ def test_hypervdn_with_refinement_blocks_tiles_exactly():
     with torch.no_grad():
         whole = model(x)
     assert (run_tiled(model, x, 48) - whole).abs().max().item() < TOL
+
+
+def test_clip_input_makes_the_model_see_a_saved_photo():
+    """clip_input: unclipped AWGN (the CBSD68 convention) gives the output of its clip to [0, 1], on every path."""
+    torch.manual_seed(0)
+    plain = _model()
+    clipping = create_model("denoise_small", view_size=32, clip_input=True, **TINY).eval()
+    clipping.load_state_dict(plain.state_dict())
+    assert clipping.config["clip_input"] is True and "clip_input" not in plain.config  # older cards unchanged
+    x = _image(99, 130, seed=6) + 0.3 * torch.randn(1, 3, 99, 130, generator=torch.Generator().manual_seed(7))
+    assert ((x < 0) | (x > 1)).any()
+    with torch.no_grad():
+        expected = plain(x.clamp(0, 1))
+        assert (plain(x) - expected).abs().max() > 1e-3  # guard: the unclipped values change the plain model
+        torch.testing.assert_close(clipping(x), expected, rtol=0, atol=0)
+        assert (run_tiled(clipping, x, 48) - expected).abs().max() < TOL
+        torch.testing.assert_close(clipping.forward_vdn(x)[0], plain.forward_vdn(x.clamp(0, 1))[0], rtol=0, atol=0)

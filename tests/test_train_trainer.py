@@ -162,6 +162,20 @@ def test_init_grows_into_a_larger_model_and_rejects_one_it_does_not_fit(tmp_path
         build_model(tiny_config(init=card, model="isp_small", model_overrides={**tiny_config().model_overrides, "n_fwd": 8}))
 
 
+def test_a_grown_denoiser_keeps_its_inits_input_clip_and_refuses_unclipped_training(tmp_path, tiny_config):
+    from hyperisp.train.trainer import build_model
+
+    overrides = {**tiny_config("denoise").model_overrides, "clip_input": True}
+    result = train(tiny_config("denoise", iters=2, model_overrides=overrides), tmp_path / "clip", progress=False)
+    export_if_better(result, "tiny", "hyperisp train denoise ...", directory=tmp_path / "weights")
+    card = str(tmp_path / "weights" / "tiny.json")
+    wider = {**overrides, "widths": [4, 8]}  # tiny default widths 2, 4
+    wider.pop("clip_input")
+    assert build_model(tiny_config("denoise", init=card, model="denoise_small", model_overrides=wider)).clip_input
+    with pytest.raises(HyperispError, match="clips its input"):
+        train(tiny_config("denoise", init=card, unclipped_awgn=0.5), tmp_path / "unclipped", progress=False)
+
+
 def test_init_without_a_model_name_keeps_the_init_architecture(tmp_path, tiny_config):
     # A grown model continues as itself: `--init isp` must not shrink it to the task's default config.
     from hyperisp.train.trainer import build_model

@@ -6,6 +6,12 @@ variance (3). S-Net: DnCNN (5 layers, 64 channels) -> 6 channels: log alpha and 
 of the inverse-gamma posterior of the noise variance. The denoised image is
 ``x - dnet(x)[:, :3]``; S-Net only matters for the variational loss.
 
+``clip_input`` (both): the network sees its input clipped to [0, 1], the range of a saved
+photo. CBSD68's benchmark noise is added in float and left unclipped (:mod:`hyperisp.evaluate`);
+a model trained on clipped photos has never seen those values and loses 1.3 dB to them at
+sigma 50 (experiments/clipping_check.py). The clip is part of the model's function, in
+training too, so it is the same function wherever it runs (forward, tiles, the filter view).
+
 HyperVDN: every 3x3 conv with c channels becomes a HyperConvEmbed with int(c*ratio)
 channels (filters predicted from the layer's own input). The 2x2 stride-2 transposed
 convs of the up path stay plain (with the reduced widths): they are not 'same'
@@ -147,6 +153,12 @@ class _VariationalDenoiser(nn.Module):
     dnet: DNet
     snet: SNet
     _multiple = 16
+    clip_input = False
+
+    def _set_clip_input(self, clip_input: bool) -> None:
+        self.clip_input = bool(clip_input)
+        if self.clip_input:  # only then: older cards keep their configs
+            self.config["clip_input"] = True
 
     @staticmethod
     def _check(x: torch.Tensor) -> None:
@@ -154,6 +166,8 @@ class _VariationalDenoiser(nn.Module):
             raise ValueError(f"expected an RGB batch of shape (N, 3, H, W), got {tuple(x.shape)}")
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if self.clip_input:
+            x = x.clamp(0.0, 1.0)
         # channels_last: oneDNN's NHWC convolutions make CPU inference ~2x faster.
         return pad_to_multiple(x, self._multiple).contiguous(memory_format=torch.channels_last)
 
@@ -205,17 +219,21 @@ class _VariationalDenoiser(nn.Module):
 
 @register_arch("vdn")
 class VDN(_VariationalDenoiser):
-    """Plain VDN. D-Net's last conv starts at zero, so an untrained model returns its input."""
+    """Plain VDN. D-Net's last conv starts at zero, so an untrained model returns its input.
+
+    ``clip_input``: the input is clipped to [0, 1] first (module doc).
+    """
 
     def __init__(
-        self, base_channels: int = 64, depth: int = 4, snet_channels: int = 64, snet_layers: int = 5, slope: float = 0.2
+        self, base_channels: int = 64, depth: int = 4, snet_channels: int = 64, snet_layers: int = 5, slope: float = 0.2,
+        clip_input: bool = False,
     ) -> None:
         super().__init__()
         self.config = {
             "arch": "vdn", "base_channels": base_channels, "depth": depth,
             "snet_channels": snet_channels, "snet_layers": snet_layers, "slope": slope,
         }
-
+        self._set_clip_input(clip_input)
         self.dnet = DNet(ZeroPadConv, [base_channels * 2**i for i in range(depth)], slope)
         self.snet = SNet(ZeroPadConv, snet_channels, snet_layers, slope)
         nn.init.zeros_(self.dnet.last.weight)
@@ -236,6 +254,7 @@ class HyperVDN(_VariationalDenoiser):
     ``n_refine``: refinement blocks at full resolution before D-Net's last conv (:class:`DNet`).
     ``widths``: D-Net's channels per level, instead of ``base_channels * 2**level * ratio``
     (a model widened from a trained one, :mod:`hyperisp.train.widen`).
+    ``clip_input``: the input is clipped to [0, 1] first (module doc).
     """
 
     def __init__(
@@ -252,6 +271,7 @@ class HyperVDN(_VariationalDenoiser):
         view_grid: int = 3,
         n_refine: int = 0,
         widths: Optional[Sequence[int]] = None,
+        clip_input: bool = False,
     ) -> None:
         super().__init__()
         if not 0 < ratio <= 1:
@@ -275,6 +295,7 @@ class HyperVDN(_VariationalDenoiser):
             if len(widths) != depth or min(widths) < 1:
                 raise ValueError(f"expected {depth} positive D-Net widths, got {list(widths)}")
             self.config["widths"] = [int(c) for c in widths]
+        self._set_clip_input(clip_input)
 
         def conv(cin: int, cout: int) -> nn.Module:
             return HyperConvEmbed(cin, cout, n_hid, embed_channels)

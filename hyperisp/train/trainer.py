@@ -141,7 +141,10 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
     source = load_pretrained(config.init).train()
     if not config.model and not config.model_overrides:
         return source
-    target = create_model(config.model or source.config, **config.model_overrides)
+    overrides = dict(config.model_overrides)
+    if config.model and getattr(source, "clip_input", False):
+        overrides.setdefault("clip_input", True)  # a grown denoiser keeps its init's input range
+    target = create_model(config.model or source.config, **overrides)
     return source if target.config == source.config else grow_model(target, source, config.init)
 
 
@@ -293,6 +296,9 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
     (out / "config.json").write_text(config.to_json())
     dev = resolve_device(device)
     model = build_model(config).to(dev)
+    if getattr(model, "clip_input", False) and config.unclipped_awgn:
+        raise HyperispError(None, f"--unclipped-awgn {config.unclipped_awgn}: this model clips its input to [0, 1] "
+                                  "(config clip_input), so it would never see the unclipped samples")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     generator = torch.Generator().manual_seed(config.seed)
