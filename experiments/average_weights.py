@@ -3,7 +3,9 @@
 Two short runs from one parent that trade one test for another (runs/dn21: L1 on the realistic
 mix, better on real noise; runs/dn22: MSE, better on strong AWGN) stay in one loss basin, so
 their mean is a model too, often with the better half of each. The card keeps the first
-card's training record, with the inputs and weights listed.
+card's training record, with the inputs and weights listed. A HyperVDN that differs from the
+first card's only in its D-Net widths is widened to it first (same function,
+:mod:`hyperisp.train.widen`), so a run that widened its start can be averaged with that start.
 
     PYTHONPATH=. python experiments/average_weights.py runs/dn21/card/denoise.json \
         runs/dn22/card/denoise.json --name denoise --out runs/soup [--weights 0.5 0.5]
@@ -15,7 +17,9 @@ from pathlib import Path
 
 import torch
 
+from hyperisp.models import create_model
 from hyperisp.pretrained import get_card, load_pretrained, save_pretrained
+from hyperisp.train.widen import can_widen, widen_hypervdn
 
 
 def average_state(models: list[torch.nn.Module], weights: list[float]) -> dict[str, torch.Tensor]:
@@ -26,6 +30,13 @@ def average_state(models: list[torch.nn.Module], weights: list[float]) -> dict[s
     total = sum(weights)
     states = [m.state_dict() for m in models]
     return {k: sum(w / total * s[k].float() for w, s in zip(weights, states)) for k in states[0]}
+
+
+def as_architecture_of(model: torch.nn.Module, reference: torch.nn.Module) -> torch.nn.Module:
+    """``model``, widened to ``reference``'s D-Net widths when those are all their configs differ in."""
+    if model.config == reference.config or not can_widen(reference, model):
+        return model
+    return widen_hypervdn(create_model(reference.config), model).eval()
 
 
 def main() -> None:
@@ -39,6 +50,7 @@ def main() -> None:
     if len(weights) != len(args.cards):
         parser.error(f"expected {len(args.cards)} weights, got {len(weights)}")
     models = [load_pretrained(card) for card in args.cards]
+    models = [as_architecture_of(m, models[0]) for m in models]
     cards = [get_card(card) for card in args.cards]
     model = models[0]
     model.load_state_dict(average_state(models, weights))

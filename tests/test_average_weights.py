@@ -25,3 +25,20 @@ def test_refuses_different_architectures():
     b = create_model("denoise_small", **{**TINY_MODELS["denoise"], "n_hid": 16})
     with pytest.raises(ValueError, match="one architecture"):
         average_state([a, b], [1.0, 1.0])
+
+
+def test_a_narrower_start_is_widened_to_the_first_model():
+    module = load_experiment("average_weights")
+    torch.manual_seed(0)
+    narrow = create_model("denoise_small", **TINY_MODELS["denoise"]).eval()  # widths 2, 4
+    wide = create_model("denoise_small", **TINY_MODELS["denoise"], widths=[4, 8]).eval()
+    with torch.no_grad():
+        narrow.out_scale.fill_(1.0)
+    widened = module.as_architecture_of(narrow, wide)
+    assert widened.config == wide.config and module.as_architecture_of(wide, wide) is wide
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(widened(x), narrow(x), rtol=0, atol=1e-5)
+    module.average_state([wide, widened], [1.0, 1.0])  # one architecture now
+    other = create_model("denoise_small", **{**TINY_MODELS["denoise"], "n_hid": 16})
+    assert module.as_architecture_of(other, wide) is other  # differs beyond the widths: left for the check
