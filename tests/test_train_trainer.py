@@ -174,6 +174,7 @@ def test_a_grown_denoiser_keeps_its_inits_input_clip_and_refuses_unclipped_train
     assert build_model(tiny_config("denoise", init=card, model="denoise_small", model_overrides=wider)).clip_input
     with pytest.raises(HyperispError, match="clips its input"):
         train(tiny_config("denoise", init=card, unclipped_awgn=0.5), tmp_path / "unclipped", progress=False)
+    assert not (tmp_path / "unclipped" / "config.json").exists()  # a refused run leaves no config to resume
 
 
 def test_init_without_a_model_name_keeps_the_init_architecture(tmp_path, tiny_config):

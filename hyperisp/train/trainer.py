@@ -293,12 +293,12 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
         saved = TrainConfig(**json.loads((out / "config.json").read_text()))
         saved.iters = config.iters or saved.iters
         config = saved
-    (out / "config.json").write_text(config.to_json())
     dev = resolve_device(device)
     model = build_model(config).to(dev)
     if getattr(model, "clip_input", False) and config.unclipped_awgn:
         raise HyperispError(None, f"--unclipped-awgn {config.unclipped_awgn}: this model clips its input to [0, 1] "
                                   "(config clip_input), so it would never see the unclipped samples")
+    (out / "config.json").write_text(config.to_json())  # once the run is known to be valid
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     generator = torch.Generator().manual_seed(config.seed)
