@@ -420,6 +420,9 @@ def train_command(
     phone_noise_max: Optional[float] = typer.Option(
         None, "--phone-noise-max", min=0.0,
         help="denoise: upper bound (8-bit levels) of the blurred phone-like noise; default the AWGN bound, 50."),
+    phone_channel_gain: Optional[float] = typer.Option(
+        None, "--phone-channel-gain", min=1.0,
+        help="denoise: upper bound of the phone-like noise's red and blue gains over green; default 1 (equal)."),
     noise_modes: Optional[Tuple[float, float, float]] = typer.Option(
         None, "--noise-modes",
         help="denoise: weights of camera-like, AWGN and both-noise samples (default 1 1 1)."),
@@ -448,7 +451,7 @@ def train_command(
                              loss_space=loss_space,
                              validate_every=validate_every, checkpoint_every=checkpoint_every,
                              val_images=val_images, init=init, max_neutral_chroma=max_neutral_chroma,
-                             phone_noise_max=phone_noise_max,
+                             phone_noise_max=phone_noise_max, phone_channel_gain=phone_channel_gain,
                              noise_modes=None if noise_modes is None else list(noise_modes), blur_prob=blur_prob,
                              unclipped_awgn=unclipped_awgn)
         result = train(config, out_dir, resume=resume, device=device.value, stop_at=stop_at)

@@ -9,6 +9,7 @@ import torch
 from hyperisp.data import (
     blur_noise,
     mix_noise_channels,
+    scale_noise_channels,
     add_awgn,
     add_raw_noise,
     inverse_tone_curve,
@@ -286,6 +287,35 @@ def test_phone_sigma_max_scales_only_the_blurred_noise():
         base = srgb_realistic_noise(clean, gen(27), **kwargs) - clean
         strong = srgb_realistic_noise(clean, gen(27), phone_sigma_max=20 / 255, **kwargs) - clean
         torch.testing.assert_close(rms(strong), ratio * rms(base), rtol=1e-4, atol=1e-6)
+
+
+def test_phone_channel_gain_makes_green_the_quietest_phone_channel():
+    clean = torch.full((8, 3, 32, 32), 0.5)
+    phone = dict(sigma_awgn_max=10 / 255, mode_probs=(0, 1, 0), blur_prob=1.0, luma_mix_max=0.0)
+    assert torch.equal(srgb_realistic_noise(clean, gen(32), **phone),
+                       srgb_realistic_noise(clean, gen(32), phone_channel_gain_max=1.0, **phone))  # old streams kept
+    equal = srgb_realistic_noise(clean, gen(32), **phone) - clean
+    louder = srgb_realistic_noise(clean, gen(32), phone_channel_gain_max=2.0, **phone) - clean
+    rms = lambda n: n.square().mean(dim=(2, 3)).sqrt()  # noqa: E731  (N, 3)
+    ratio = rms(louder) / rms(equal)
+    assert (ratio[:, 1] < 1).all() and (ratio[:, 0] > ratio[:, 1]).all() and (ratio[:, 2] > ratio[:, 1]).all()
+    torch.testing.assert_close(louder.square().mean(dim=(1, 2, 3)), equal.square().mean(dim=(1, 2, 3)), rtol=1e-3, atol=0)
+    white = dict(phone, blur_prob=0.0)  # white AWGN (CBSD68's noise) stays equal in every channel
+    torch.testing.assert_close(srgb_realistic_noise(clean, gen(33), phone_channel_gain_max=2.0, **white),
+                               srgb_realistic_noise(clean, gen(33), **white))
+    with pytest.raises(ValueError, match="phone_channel_gain_max"):
+        srgb_realistic_noise(clean, gen(33), phone_channel_gain_max=0.5)
+
+
+def test_scale_noise_channels():
+    noise = torch.randn(2, 3, 16, 16, generator=gen(34))
+    torch.testing.assert_close(scale_noise_channels(noise, torch.full((2, 3), 3.0)), noise)
+    scaled = scale_noise_channels(noise, torch.tensor([[2.0, 1.0, 1.0], [1.0, 1.0, 2.0]]))
+    rms = lambda n: n.square().mean(dim=(1, 2, 3)).sqrt()  # noqa: E731
+    torch.testing.assert_close(rms(scaled), rms(noise))
+    torch.testing.assert_close(scaled[0, 0] / noise[0, 0], 2 * scaled[0, 1] / noise[0, 1])
+    with pytest.raises(ValueError, match="positive gains"):
+        scale_noise_channels(noise, torch.zeros(2, 3))
 
 
 def test_unclipped_prob_leaves_only_white_awgn_samples_unclipped():

@@ -43,6 +43,9 @@ def test_denoise_training_with_vdn_loss_runs_finite(tmp_path, tiny_config):
                    tmp_path / "d", progress=False)
     assert result["config"].loss == "vdn" and np.isfinite(result["last_loss"]) and np.isfinite(result["val_psnr"])
     assert json.loads((tmp_path / "d" / "config.json").read_text())["phone_noise_max"] == 80.0
+    assert TrainConfig(task="denoise", phone_channel_gain=1.5).noise_options() == {"phone_channel_gain_max": 1.5}
+    with pytest.raises(HyperispError, match="at least 1"):
+        TrainConfig(task="denoise", phone_channel_gain=0.5)
 
 
 def test_colour_gate_decides_which_validation_is_best(tmp_path, tiny_config):

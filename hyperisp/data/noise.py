@@ -139,6 +139,29 @@ def mix_noise_channels(noise: torch.Tensor, beta: float | torch.Tensor) -> torch
     return mixed * (_rms(noise) / _rms(mixed).clamp(min=1e-12))
 
 
+def scale_noise_channels(noise: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
+    """Scale each sample's noise channels by its own gains, keeping its overall energy.
+
+    ``gains[:, c] * n[:, c]``, rescaled per sample to the input's RMS.
+
+    Why: a camera's white balance amplifies red and blue over green before its processing,
+    so real sRGB noise is weaker in green (the SIDD pair: std 46 / 33 / 42 levels in R, G, B
+    in its mid-tones), while Gaussian "phone" noise starts out equal in every channel.
+
+    Args:
+        noise: (N, 3, H, W).
+        gains: (N, 3) positive gains.
+    Returns:
+        (N, 3, H, W).
+    """
+    if noise.ndim != 4 or noise.shape[1] != 3:
+        raise ValueError(f"expected noise of shape (N, 3, H, W), got {tuple(noise.shape)}")
+    if gains.shape != (noise.shape[0], 3) or not bool((gains > 0).all()):
+        raise ValueError(f"expected positive gains of shape ({noise.shape[0]}, 3), got {tuple(gains.shape)}")
+    scaled = noise * gains.to(noise)[:, :, None, None]
+    return scaled * (_rms(noise) / _rms(scaled).clamp(min=1e-12))
+
+
 def blur_noise(noise: torch.Tensor, sigma_px: float | torch.Tensor, radius: int = 2) -> torch.Tensor:
     """Spatially correlate noise with a per-sample Gaussian blur, keeping each sample's RMS.
 
@@ -174,7 +197,8 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
                          shot_range: tuple[float, float] = (1e-4, 1.2e-2),
                          luma_mix_prob: float = 0.5, luma_mix_max: float = 1.0,
                          blur_prob: float = 0.5, blur_sigma_range: tuple[float, float] = (0.4, 1.2),
-                         phone_sigma_max: float | None = None, unclipped_prob: float = 0.0) -> torch.Tensor:
+                         phone_sigma_max: float | None = None, phone_channel_gain_max: float = 1.0,
+                         unclipped_prob: float = 0.0) -> torch.Tensor:
     """Noisy sRGB training inputs: camera-like noise, AWGN, or both, per sample.
 
     Camera-like ("realistic") noise: unprocess the clean photo (no exposure change,
@@ -198,6 +222,9 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
     ``phone_sigma_max`` given, a blurred sample's level is ``phone_sigma_max * u`` instead of
     ``sigma_awgn_max * u`` (the same uniform draw u): phone noise can be stronger than the
     AWGN benchmark's range without changing that range.
+    With ``phone_channel_gain_max`` > 1, a blurred sample's red and blue noise is then
+    scaled over its green by gains ~ U(1, phone_channel_gain_max) each
+    (:func:`scale_noise_channels`), as a camera's white balance does.
 
     Mixture: each sample is "realistic", "AWGN" or "both" (the sum of the two
     noises) with probabilities ``mode_probs``. All random numbers are drawn for
@@ -221,6 +248,7 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
         blur_prob: share of samples whose Gaussian noise is blurred and channel-mixed.
         blur_sigma_range: range of the blur's standard deviation in pixels.
         phone_sigma_max: upper bound of the blurred samples' noise level (None: ``sigma_awgn_max``).
+        phone_channel_gain_max: upper bound of the blurred samples' red and blue gains over green.
         unclipped_prob: share of plain white AWGN samples left unclipped.
     Returns:
         (N, 3, H, W) noisy sRGB, clipped to [0, 1] but for the unclipped AWGN samples.
@@ -230,6 +258,8 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
     probs = torch.as_tensor(mode_probs, dtype=torch.float64)
     if probs.shape != (3,) or (probs < 0).any() or probs.sum() <= 0:
         raise ValueError(f"expected 3 non-negative mode probabilities, got {mode_probs}")
+    if phone_channel_gain_max < 1:
+        raise ValueError(f"expected phone_channel_gain_max >= 1, got {phone_channel_gain_max}")
     if not 0 <= unclipped_prob <= 1:
         raise ValueError(f"expected 0 <= unclipped_prob <= 1, got {unclipped_prob}")
     n = clean_srgb.shape[0]
@@ -250,6 +280,11 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
     phone_max = sigma_awgn_max if phone_sigma_max is None else phone_sigma_max
     coloured = blur_noise(phone_max * unit_noise, low + (high - low) * draws[:, 1])
     coloured = mix_noise_channels(coloured, luma_mix_max * draws[:, 2])
+    if phone_channel_gain_max > 1:  # drawn only when asked, so a seed's stream without it is unchanged
+        red_blue = 1 + (phone_channel_gain_max - 1) * torch.rand(n, 2, generator=generator,
+                                                                   device=_device(generator)).cpu()
+        gains = torch.stack([red_blue[:, 0], torch.ones(n), red_blue[:, 1]], dim=1)
+        coloured = scale_noise_channels(coloured, gains.to(coloured.device))
     blurred = (draws[:, 0] < blur_prob)[:, None, None, None].to(clean_srgb.device)
     white_noise = torch.where(blurred, coloured, white_noise)
     use_camera = (modes != 1).to(clean_srgb)[:, None, None, None]

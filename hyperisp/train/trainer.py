@@ -60,6 +60,9 @@ class TrainConfig:
     # denoise: upper bound, in 8-bit levels, of the blurred "phone" noise (srgb_realistic_noise's
     # phone_sigma_max); None: the AWGN bound (50). Real phone noise is stronger than most samples.
     phone_noise_max: Optional[float] = None
+    # denoise: upper bound of the phone noise's red and blue gains over green (srgb_realistic_noise's
+    # phone_channel_gain_max); None: 1, equal channels. Real sRGB noise is weakest in green.
+    phone_channel_gain: Optional[float] = None
     # denoise: the noise mixture (srgb_realistic_noise's mode_probs and blur_prob); None: its defaults,
     # (1/3, 1/3, 1/3) and 0.5, under which only 1/6 of samples carry plain white AWGN (CBSD68's noise).
     noise_modes: Optional[list[float]] = None  # probabilities of (camera-like, AWGN, both)
@@ -79,14 +82,16 @@ class TrainConfig:
             raise HyperispError(None, f"unknown loss_space {self.loss_space!r}; expected developed, srgb or linear")
         if self.max_neutral_chroma is not None and self.task != "isp":
             raise HyperispError(None, "max_neutral_chroma (the colour-chart gate) applies to the isp task only")
-        noise = {"phone_noise_max": self.phone_noise_max, "noise_modes": self.noise_modes, "blur_prob": self.blur_prob,
-                 "unclipped_awgn": self.unclipped_awgn}
+        noise = {"phone_noise_max": self.phone_noise_max, "phone_channel_gain": self.phone_channel_gain,
+                 "noise_modes": self.noise_modes, "blur_prob": self.blur_prob, "unclipped_awgn": self.unclipped_awgn}
         given = [name for name, value in noise.items() if value is not None]
         if given and self.task != "denoise":
             raise HyperispError(None, f"{given[0]} (the synthetic noise) applies to the denoise task only")
         if self.noise_modes is not None and (len(self.noise_modes) != 3 or min(self.noise_modes) < 0
                                              or sum(self.noise_modes) <= 0):
             raise HyperispError(None, f"noise_modes needs 3 non-negative weights, not all 0; got {self.noise_modes}")
+        if self.phone_channel_gain is not None and self.phone_channel_gain < 1:
+            raise HyperispError(None, f"phone_channel_gain must be at least 1, got {self.phone_channel_gain}")
         if self.blur_prob is not None and not 0 <= self.blur_prob <= 1:
             raise HyperispError(None, f"blur_prob must lie in [0, 1], got {self.blur_prob}")
         if self.unclipped_awgn is not None and not 0 <= self.unclipped_awgn <= 1:
@@ -97,6 +102,8 @@ class TrainConfig:
         options: dict[str, Any] = {}
         if self.phone_noise_max is not None:
             options["phone_sigma_max"] = self.phone_noise_max / 255
+        if self.phone_channel_gain is not None:
+            options["phone_channel_gain_max"] = self.phone_channel_gain
         if self.noise_modes is not None:
             options["mode_probs"] = tuple(self.noise_modes)
         if self.blur_prob is not None:
