@@ -145,8 +145,8 @@ def scale_noise_channels(noise: torch.Tensor, gains: torch.Tensor) -> torch.Tens
     ``gains[:, c] * n[:, c]``, rescaled per sample to the input's RMS.
 
     Why: a camera's white balance amplifies red and blue over green before its processing,
-    so real sRGB noise is weaker in green (the SIDD pair: std 46 / 33 / 42 levels in R, G, B
-    in its mid-tones), while Gaussian "phone" noise starts out equal in every channel.
+    so real sRGB noise is weaker in green (the SIDD pair: std 43 / 31 / 41 levels in R, G, B,
+    experiments/sidd_noise_structure.py), while Gaussian "phone" noise starts out equal in every channel.
 
     Args:
         noise: (N, 3, H, W).
