@@ -6,12 +6,15 @@
 # Then one call, after experiments/device_check.sh if that has not run yet:
 #     run(command="bash experiments/device_train_denoise.sh", carry=["runs/gpu_data"], timeout_s=540)
 #
-# It grows the shipped denoiser into denoise_wide_top (hyperisp/train/widen.py; a shipped
-# denoise_wide_top just continues), measures the GPU's it/s in a short probe, sets --iters so the
+# It continues the shipped denoiser (denoise_wide2 since session 19; a narrower one would be
+# widened, hyperisp/train/widen.py), measures the GPU's it/s in a short probe, sets --iters so the
 # cosine schedule ends inside TRAIN_SECONDS (default 360), trains, and exports the best
-# validated weights as a card under $OUT/card (fp16, ~17 MB, under the 16 MiB-per-file return
-# limit). Score it here with `hyperisp eval denoise ... --model <files_at>/card/denoise.json`
-# and ship it only if it beats weights/denoise on CBSD68 and the SIDD pair.
+# validated weights as a card under $OUT/card (fp16, ~23 MB). The device tool returns files of
+# at most 16 MiB, so the weights come back in two parts; join them here:
+#     cat <files_at>/card/denoise.safetensors.part-* > DIR/denoise.safetensors
+# next to the card (DIR/denoise.json, whose sha256 checks the join). Score it with
+# `hyperisp eval denoise ... --model DIR/denoise.json` and ship it only if it beats
+# weights/denoise on CBSD68 and the SIDD pair.
 # Environment: DEVICE (cuda), TRAIN_SECONDS (360), BATCH (32), CROP (128), DATA (runs/gpu_data).
 set -u
 DATA=${DATA:-runs/gpu_data}
@@ -31,8 +34,8 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 run=$(mktemp -d)  # checkpoints stay on the machine: only the card comes back
 # `timeout` runs programs, not shell functions: the command is an array.
 cmd=(python3 -m hyperisp train denoise --data "$DATA/bsds432" --data "$DATA/sun_hays80" --init denoise
-     --model denoise_wide_top --device "$DEVICE" --batch "$BATCH" --crop "$CROP" --lr 3e-4 --warmup 200
-     --loss mse --phone-noise-max 100 --noise-modes 1 2 1 --blur-prob 0.3 --seed 17)
+     --model denoise_wide2 --device "$DEVICE" --batch "$BATCH" --crop "$CROP" --lr 3e-4 --warmup 200
+     --loss mse --phone-noise-max 100 --noise-modes 1 2 1 --blur-prob 0.3 --phone-channel-gain 1.6 --seed 17)
 
 # Probe: 60 iterations, no validation; its last line reports it/s.
 probe=$(timeout 120 "${cmd[@]}" --iters 60 --out "$run/probe" --validate-every 100000 --checkpoint-every 100000 2>&1 | tail -1)
@@ -46,4 +49,5 @@ timeout $(( TRAIN_SECONDS + 120 )) "${cmd[@]}" --iters "$iters" --out "$run/main
 cp "$run/main/log.jsonl" "$run/main/config.json" "$OUT/" 2>/dev/null
 python3 experiments/export_checkpoint.py "$run/main" denoise --out "$OUT/card" --init denoise \
     --recipe "${cmd[*]} --iters $iters --validate-every $every (data: bsds432 + sun_hays80)" 2>&1 | tail -3 | tee -a "$OUT/train.txt"
+split -b 15M "$OUT/card/denoise.safetensors" "$OUT/card/denoise.safetensors.part-" && rm "$OUT/card/denoise.safetensors"
 ls -la "$OUT/card" 2>&1 | tee -a "$OUT/train.txt"
