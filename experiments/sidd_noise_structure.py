@@ -6,7 +6,8 @@ Measures, on ../shared/datasets/val/sidd_pair (noisy.png, gt.png):
    horizontal neighbours) beside those of our synthetic camera noise at a similar level
    (``srgb_realistic_noise`` camera mode at shot 1.2e-2 on the first CBSD68 images);
 2. each model's PSNR on the ground truth plus: the real noise; white Gaussian noise with the
-   pair's channel covariance; the same blurred to a similar neighbour correlation;
+   pair's channel covariance; the same blurred to a similar neighbour correlation; the blurred
+   noise made signal dependent (``signal_dependent_noise``: shot-like, clipped at black);
 3. the noisy crop's mean offset to its ground truth (the camera's, not noise: a denoiser keeps
    the mean), and each model's PSNR on the real noise once its output's offset is removed.
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from hyperisp.data import blur_noise, srgb_realistic_noise
+from hyperisp.data import blur_noise, signal_dependent_noise, srgb_realistic_noise
 from hyperisp.evaluate import load_eval_images
 from hyperisp.metrics import psnr
 from hyperisp.pretrained import load_pretrained
@@ -58,11 +59,13 @@ def main() -> None:
     centred = real - offset
     cholesky = torch.linalg.cholesky(torch.cov(centred[0].flatten(1)))
     white = torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    blurred = torch.einsum("ij,njhw->nihw", cholesky, blur_noise(white, args.blur))
     cases = {
         "real noise": noisy,
         "Gaussian, pair's channel covariance, white": clean + torch.einsum("ij,njhw->nihw", cholesky, white),
-        f"same, blurred (sigma {args.blur} px)": clean + torch.einsum(
-            "ij,njhw->nihw", cholesky, blur_noise(white, args.blur)),
+        f"same, blurred (sigma {args.blur} px)": clean + blurred,
+        **{f"same, signal dependent (gamma {g})": clean + signal_dependent_noise(clean, blurred, g)
+           for g in (1.0, 1.5)},
     }
     photo = load_eval_images(args.cbsd68, 1)[0][1]
     synthetic = srgb_realistic_noise(photo, torch.Generator().manual_seed(2), mode_probs=(1, 0, 0),

@@ -423,6 +423,10 @@ def train_command(
     phone_channel_gain: Optional[float] = typer.Option(
         None, "--phone-channel-gain", min=1.0,
         help="denoise: upper bound of the phone-like noise's red and blue gains over green; default 1 (equal)."),
+    phone_signal_dependent: Optional[float] = typer.Option(
+        None, "--phone-signal-dependent", min=0.0, max=1.0,
+        help="denoise: share of the phone-like noise whose level follows the signal, as after a camera's curve "
+             "(default 0: additive)."),
     noise_modes: Optional[Tuple[float, float, float]] = typer.Option(
         None, "--noise-modes",
         help="denoise: weights of camera-like, AWGN and both-noise samples (default 1 1 1)."),
@@ -432,6 +436,10 @@ def train_command(
     unclipped_awgn: Optional[float] = typer.Option(
         None, "--unclipped-awgn", min=0.0, max=1.0,
         help="denoise: share of white AWGN samples left unclipped, as CBSD68 adds its noise (default 0)."),
+    distill_from: Optional[str] = typer.Option(
+        None, "--distill-from",
+        help="denoise: also pull the outputs towards this model's (name or card) on all but white-AWGN samples."),
+    distill_weight: float = typer.Option(0.5, "--distill-weight", min=0.0, help="Weight of --distill-from's term."),
     device: Device = DeviceOpt,
     export: Optional[str] = typer.Option(None, "--export", help="Write weights + card as this shipped model if validation beats it."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (1 is far faster on a busy machine)."),
@@ -452,8 +460,10 @@ def train_command(
                              validate_every=validate_every, checkpoint_every=checkpoint_every,
                              val_images=val_images, init=init, max_neutral_chroma=max_neutral_chroma,
                              phone_noise_max=phone_noise_max, phone_channel_gain=phone_channel_gain,
+                             phone_signal_dependent=phone_signal_dependent,
                              noise_modes=None if noise_modes is None else list(noise_modes), blur_prob=blur_prob,
-                             unclipped_awgn=unclipped_awgn)
+                             unclipped_awgn=unclipped_awgn, distill_from=distill_from,
+                             distill_weight=distill_weight)
         result = train(config, out_dir, resume=resume, device=device.value, stop_at=stop_at)
         err.print(f"trained to iteration {result['iteration']}: loss {result['last_loss']:.4f}, "
                   f"best held-out PSNR {result['best_val_psnr']:.2f} dB, {result['it_per_s']:.2f} it/s")

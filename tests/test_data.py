@@ -10,6 +10,7 @@ from hyperisp.data import (
     blur_noise,
     mix_noise_channels,
     scale_noise_channels,
+    signal_dependent_noise,
     add_awgn,
     add_raw_noise,
     inverse_tone_curve,
@@ -316,6 +317,49 @@ def test_scale_noise_channels():
     torch.testing.assert_close(scaled[0, 0] / noise[0, 0], 2 * scaled[0, 1] / noise[0, 1])
     with pytest.raises(ValueError, match="positive gains"):
         scale_noise_channels(noise, torch.zeros(2, 3))
+
+
+def test_signal_dependent_noise_follows_the_signal_and_keeps_the_level():
+    clean = torch.cat([torch.full((2, 3, 32, 16), 0.2), torch.full((2, 3, 32, 16), 0.8)], dim=3)
+    noise = 0.01 * torch.randn(clean.shape, generator=gen(36))
+    rms = lambda n: n.square().mean(dim=(1, 2, 3)).sqrt()  # noqa: E731
+    shot = signal_dependent_noise(clean, noise, 1.0)  # gamma 1, nothing clipped: a per-pixel gain only
+    torch.testing.assert_close(rms(shot), rms(noise))
+    dark, bright = rms(shot[..., :16]), rms(shot[..., 16:])
+    torch.testing.assert_close(bright / dark, torch.full((2,), math.sqrt(0.82 / 0.22)), rtol=0.1, atol=0)
+    curved = signal_dependent_noise(clean, 10 * noise, torch.tensor([2.0, 2.0]))
+    torch.testing.assert_close(rms(curved), rms(10 * noise), rtol=0.05, atol=0)
+    assert (curved.mean(dim=(1, 2, 3)) < 0).all()  # a concave curve darkens symmetric noise on average
+    strong = signal_dependent_noise(clean, 30 * noise, 1.5)
+    assert float((clean + strong).min()) >= 0 and float((clean + strong).max()) <= 1 + 1e-6
+    with pytest.raises(ValueError, match="gamma >= 1"):
+        signal_dependent_noise(clean, noise, 0.5)
+    with pytest.raises(ValueError, match="one shape"):
+        signal_dependent_noise(clean, noise[:1], 1.0)
+
+
+def test_phone_signal_prob_changes_only_the_phone_noise():
+    clean = torch.rand(8, 3, 32, 32, generator=gen(37))
+    phone = dict(mode_probs=(0, 1, 0), blur_prob=1.0)
+    assert torch.equal(srgb_realistic_noise(clean, gen(37), **phone),
+                       srgb_realistic_noise(clean, gen(37), phone_signal_prob=0.0, **phone))  # old streams kept
+    assert not torch.equal(srgb_realistic_noise(clean, gen(37), **phone),
+                           srgb_realistic_noise(clean, gen(37), phone_signal_prob=1.0, **phone))
+    white = dict(phone, blur_prob=0.0)  # white AWGN samples (CBSD68's noise) stay additive
+    torch.testing.assert_close(srgb_realistic_noise(clean, gen(38), phone_signal_prob=1.0, **white),
+                               srgb_realistic_noise(clean, gen(38), **white))
+    with pytest.raises(ValueError, match="phone_signal_prob"):
+        srgb_realistic_noise(clean, gen(38), phone_signal_prob=1.5)
+
+
+def test_return_white_marks_the_plain_white_awgn_samples():
+    clean = torch.rand(6, 3, 16, 16, generator=gen(39))
+    for kwargs, expected in ((dict(mode_probs=(0, 1, 0), blur_prob=0.0), True),
+                             (dict(mode_probs=(0, 1, 0), blur_prob=1.0), False),  # phone noise
+                             (dict(mode_probs=(0, 0, 1), blur_prob=0.0), False)):  # camera noise too
+        noisy, white = srgb_realistic_noise(clean, gen(39), return_white=True, **kwargs)
+        assert torch.equal(noisy, srgb_realistic_noise(clean, gen(39), **kwargs))
+        assert white.dtype == torch.bool and torch.equal(white, torch.full((6,), expected))
 
 
 def test_unclipped_prob_leaves_only_white_awgn_samples_unclipped():

@@ -9,7 +9,7 @@ from PIL import Image
 
 from hyperisp.data import linear_to_srgb
 from hyperisp.errors import HyperispError
-from hyperisp.train.trainer import TrainConfig, best_validation, export_if_better, lr_factor, train
+from hyperisp.train.trainer import TrainConfig, best_validation, compute_loss, export_if_better, lr_factor, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,6 +46,45 @@ def test_denoise_training_with_vdn_loss_runs_finite(tmp_path, tiny_config):
     assert TrainConfig(task="denoise", phone_channel_gain=1.5).noise_options() == {"phone_channel_gain_max": 1.5}
     with pytest.raises(HyperispError, match="at least 1"):
         TrainConfig(task="denoise", phone_channel_gain=0.5)
+    assert TrainConfig(task="denoise", phone_signal_dependent=0.5).noise_options() == {"phone_signal_prob": 0.5}
+    with pytest.raises(HyperispError, match="phone_signal_dependent"):
+        TrainConfig(task="denoise", phone_signal_dependent=2.0)
+    with pytest.raises(HyperispError, match="denoise task only"):
+        TrainConfig(task="isp", phone_signal_dependent=0.5)
+
+
+def test_distillation_pulls_towards_the_teacher_on_all_but_white_awgn(tmp_path, tiny_config):
+    from hyperisp.models import create_model
+    from hyperisp.pretrained import save_pretrained
+    from hyperisp.train.trainer import build_model
+
+    config = tiny_config(task="denoise", loss="l1", iters=4, validate_every=4, checkpoint_every=4)
+    torch.manual_seed(0)
+    student, other = build_model(config).eval(), build_model(config).eval()
+    inputs, target = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+    plain = compute_loss(student, inputs, target, config)
+    mixed = torch.tensor([True, False, True, False])
+    with torch.no_grad():
+        # The student as its own teacher adds nothing; white AWGN samples are never distilled.
+        torch.testing.assert_close(compute_loss(student, inputs, target, config, teacher=student, white_awgn=mixed),
+                                   plain)
+        torch.testing.assert_close(compute_loss(student, inputs, target, config, teacher=other,
+                                                white_awgn=torch.ones(4, dtype=torch.bool)), plain)
+        pulled = compute_loss(student, inputs, target, config, teacher=other, white_awgn=mixed)
+        rest = (student(inputs[~mixed]) - other(inputs[~mixed])).abs().mean()
+        torch.testing.assert_close(pulled, plain + config.distill_weight * rest)
+    card = save_pretrained(create_model(student.config), "teacher", trained=False, description="t", directory=tmp_path)
+    result = train(tiny_config(task="denoise", loss="l1", iters=4, validate_every=4, checkpoint_every=4,
+                               distill_from=str(tmp_path / "teacher.json"), distill_weight=2.0),
+                   tmp_path / "run", progress=False)
+    assert card.file == "teacher.safetensors" and np.isfinite(result["last_loss"])
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["distill_weight"] == 2.0
+    with pytest.raises(HyperispError, match="distill_from"):
+        TrainConfig(task="denoise", loss="vdn", distill_from="denoise")
+    with pytest.raises(HyperispError, match="distill_from"):
+        TrainConfig(task="isp", distill_from="isp")
+    with pytest.raises(HyperispError, match="distill_weight"):
+        TrainConfig(task="denoise", loss="l1", distill_from="denoise", distill_weight=0.0)
 
 
 def test_colour_gate_decides_which_validation_is_best(tmp_path, tiny_config):

@@ -8,6 +8,7 @@ from .noise import (
     random_noise_levels,
     mix_noise_channels,
     scale_noise_channels,
+    signal_dependent_noise,
     srgb_realistic_noise,
 )
 from .unprocess import (
@@ -27,7 +28,7 @@ from .unprocess import (
 
 __all__ = [
     "add_awgn", "add_raw_noise", "blur_noise", "quantize", "random_bits", "random_noise_levels", "mix_noise_channels",
-    "scale_noise_channels", "srgb_realistic_noise",
+    "scale_noise_channels", "signal_dependent_noise", "srgb_realistic_noise",
     "inverse_tone_curve", "linear_to_srgb", "process", "process_mosaic", "random_ccm", "random_exposure",
     "random_gains", "random_metadata", "random_phase_crop", "srgb_to_linear", "tone_curve", "unprocess",
 ]

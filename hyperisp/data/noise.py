@@ -191,6 +191,46 @@ def blur_noise(noise: torch.Tensor, sigma_px: float | torch.Tensor, radius: int 
     return blurred * (_rms(noise) / _rms(blurred).clamp(min=1e-12))
 
 
+def signal_dependent_noise(clean_srgb: torch.Tensor, noise: torch.Tensor, gamma: float | torch.Tensor,
+                           floor: float = 0.02) -> torch.Tensor:
+    """Make noise follow the signal as a camera's does, keeping each sample's RMS.
+
+    The noise is added in a partly linearised space y = x ** gamma with a standard deviation
+    proportional to sqrt(y + floor) (shot noise), clipped to [0, 1] and mapped back. Why:
+    real phone noise in sRGB is not additive. Its level changes with brightness, it is
+    skewed, it clips at black, and the curve's concavity makes the noisy image darker on
+    average. Measured, not yet useful: on the SIDD pair's ground truth this stand-in (gamma 1)
+    ranked the shipped model of session 20 above a candidate as the real noise did, where the
+    additive stand-ins ranked them the other way; but a finish trained with half the phone
+    noise made this way (runs/dn36, ``--phone-signal-dependent 0.5``) gained 1.1 dB on the
+    stand-in and lost 0.9 dB on the real pair (``experiments/sidd_noise_structure.py``;
+    docs/model_history.md, session 21). The option stays for experiments.
+
+    Args:
+        clean_srgb: (N, C, H, W) in [0, 1].
+        noise: (N, C, H, W) zero-mean noise; its per-sample RMS is the result's.
+        gamma: scalar or (N,) exponents >= 1 (1: shot-like noise added in sRGB itself).
+        floor: the level's offset under the square root (noise in black, relative to white).
+    Returns:
+        (N, C, H, W) noise: ``noisy - clean_srgb``, with ``noisy`` in [0, 1].
+    """
+    if clean_srgb.shape != noise.shape or clean_srgb.ndim != 4:
+        raise ValueError(f"expected clean_srgb and noise of one shape (N, C, H, W), got "
+                         f"{tuple(clean_srgb.shape)} and {tuple(noise.shape)}")
+    g = _per_sample(gamma, noise, "gamma")
+    if bool((g < 1).any()):
+        raise ValueError("expected gamma >= 1")
+    y = clean_srgb.clamp(0, 1) ** g
+    shot = (y + floor).sqrt()
+    shot = shot / _rms(shot).clamp(min=1e-12)
+
+    def apply(n: torch.Tensor) -> torch.Tensor:
+        return (y + n * shot).clamp(0, 1) ** (1 / g) - clean_srgb
+
+    first = apply(noise)  # the curve changes the level: one rescale brings the RMS back
+    return apply(noise * (_rms(noise) / _rms(first).clamp(min=1e-12)))
+
+
 def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | None = None,
                          sigma_awgn_max: float = 50 / 255,
                          mode_probs: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3),
@@ -198,7 +238,9 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
                          luma_mix_prob: float = 0.5, luma_mix_max: float = 1.0,
                          blur_prob: float = 0.5, blur_sigma_range: tuple[float, float] = (0.4, 1.2),
                          phone_sigma_max: float | None = None, phone_channel_gain_max: float = 1.0,
-                         unclipped_prob: float = 0.0) -> torch.Tensor:
+                         phone_signal_prob: float = 0.0, phone_gamma_range: tuple[float, float] = (1.0, 2.0),
+                         unclipped_prob: float = 0.0,
+                         return_white: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Noisy sRGB training inputs: camera-like noise, AWGN, or both, per sample.
 
     Camera-like ("realistic") noise: unprocess the clean photo (no exposure change,
@@ -224,7 +266,10 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
     AWGN benchmark's range without changing that range.
     With ``phone_channel_gain_max`` > 1, a blurred sample's red and blue noise is then
     scaled over its green by gains ~ U(1, phone_channel_gain_max) each
-    (:func:`scale_noise_channels`), as a camera's white balance does.
+    (:func:`scale_noise_channels`), as a camera's white balance does. With
+    ``phone_signal_prob`` > 0, that share of blurred samples is then made signal dependent
+    (:func:`signal_dependent_noise`, gamma ~ U(``phone_gamma_range``)): shot-like, skewed
+    and clipped at black, as real phone noise is after the camera's curve.
 
     Mixture: each sample is "realistic", "AWGN" or "both" (the sum of the two
     noises) with probabilities ``mode_probs``. All random numbers are drawn for
@@ -249,9 +294,13 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
         blur_sigma_range: range of the blur's standard deviation in pixels.
         phone_sigma_max: upper bound of the blurred samples' noise level (None: ``sigma_awgn_max``).
         phone_channel_gain_max: upper bound of the blurred samples' red and blue gains over green.
+        phone_signal_prob: share of blurred samples whose level follows the signal.
+        phone_gamma_range: range of those samples' gamma (:func:`signal_dependent_noise`).
         unclipped_prob: share of plain white AWGN samples left unclipped.
+        return_white: also return which samples carry plain white AWGN only (CBSD68's noise).
     Returns:
-        (N, 3, H, W) noisy sRGB, clipped to [0, 1] but for the unclipped AWGN samples.
+        (N, 3, H, W) noisy sRGB, clipped to [0, 1] but for the unclipped AWGN samples;
+        with ``return_white``, also an (N,) bool tensor: the plain white AWGN samples.
     """
     if clean_srgb.ndim != 4 or clean_srgb.shape[1] != 3:
         raise ValueError(f"expected clean_srgb of shape (N, 3, H, W), got {tuple(clean_srgb.shape)}")
@@ -262,6 +311,8 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
         raise ValueError(f"expected phone_channel_gain_max >= 1, got {phone_channel_gain_max}")
     if not 0 <= unclipped_prob <= 1:
         raise ValueError(f"expected 0 <= unclipped_prob <= 1, got {unclipped_prob}")
+    if not 0 <= phone_signal_prob <= 1:
+        raise ValueError(f"expected 0 <= phone_signal_prob <= 1, got {phone_signal_prob}")
     n = clean_srgb.shape[0]
     modes = torch.multinomial(probs.float().to(_device(generator) or "cpu"), n, replacement=True,
                               generator=generator).cpu()
@@ -285,13 +336,22 @@ def srgb_realistic_noise(clean_srgb: torch.Tensor, generator: torch.Generator | 
                                                                    device=_device(generator)).cpu()
         gains = torch.stack([red_blue[:, 0], torch.ones(n), red_blue[:, 1]], dim=1)
         coloured = scale_noise_channels(coloured, gains.to(coloured.device))
+    if phone_signal_prob > 0:  # drawn only when asked, as the gains are
+        draws_sd = torch.rand(n, 2, generator=generator, device=_device(generator)).cpu()
+        gamma = phone_gamma_range[0] + (phone_gamma_range[1] - phone_gamma_range[0]) * draws_sd[:, 1]
+        shaped = signal_dependent_noise(clean_srgb, coloured, gamma.to(coloured.device))
+        coloured = torch.where((draws_sd[:, 0] < phone_signal_prob)[:, None, None, None].to(coloured.device),
+                               shaped, coloured)
     blurred = (draws[:, 0] < blur_prob)[:, None, None, None].to(clean_srgb.device)
     white_noise = torch.where(blurred, coloured, white_noise)
     use_camera = (modes != 1).to(clean_srgb)[:, None, None, None]
     use_white = (modes != 0).to(clean_srgb)[:, None, None, None]
     noisy = clean_srgb + use_camera * camera_noise + use_white * white_noise
-    if unclipped_prob <= 0:
-        return noisy.clamp(0.0, 1.0)
-    keep = torch.rand(n, generator=generator, device=_device(generator)).cpu() < unclipped_prob
-    keep = (keep & (modes == 1) & ~blurred.view(n).cpu())[:, None, None, None].to(clean_srgb.device)
-    return torch.where(keep, noisy, noisy.clamp(0.0, 1.0))
+    white = ((modes == 1) & ~blurred.view(n).cpu()).to(clean_srgb.device)
+    if unclipped_prob > 0:
+        keep = torch.rand(n, generator=generator, device=_device(generator)).cpu() < unclipped_prob
+        keep = (keep.to(white.device) & white)[:, None, None, None]
+        noisy = torch.where(keep, noisy, noisy.clamp(0.0, 1.0))
+    else:
+        noisy = noisy.clamp(0.0, 1.0)
+    return (noisy, white) if return_white else noisy

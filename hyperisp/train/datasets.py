@@ -169,15 +169,18 @@ class DenoiseSampler:
     """Batches of (noisy sRGB (N, 3, c, c), clean sRGB (N, 3, c, c)) with :func:`srgb_realistic_noise`.
 
     ``noise``: keyword arguments of :func:`srgb_realistic_noise` (e.g. ``phone_sigma_max``,
-    ``mode_probs``, ``blur_prob``); its defaults otherwise.
+    ``mode_probs``, ``blur_prob``); its defaults otherwise. ``mark_white``: batches carry a third
+    element, {"white_awgn": (N,) bool}, the samples with plain white AWGN only (for distillation).
     """
 
-    def __init__(self, cache: ImageCache, crop: int = 128, batch: int = 8, **noise) -> None:
-        self.cache, self.crop, self.batch, self.noise = cache, crop, batch, noise
+    def __init__(self, cache: ImageCache, crop: int = 128, batch: int = 8, mark_white: bool = False,
+                 **noise) -> None:
+        self.cache, self.crop, self.batch, self.mark_white, self.noise = cache, crop, batch, mark_white, noise
 
-    def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         clean = self.cache.random_crops(self.batch, self.crop, generator)
-        return srgb_realistic_noise(clean, generator, **self.noise), clean
+        noisy, white = srgb_realistic_noise(clean, generator, return_white=True, **self.noise)
+        return (noisy, clean, {"white_awgn": white}) if self.mark_white else (noisy, clean)
 
 
 def make_sampler(task: str, data: Sequence[str | Path], crop: int, batch: int, val_images: int = 0,

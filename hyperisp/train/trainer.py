@@ -63,12 +63,20 @@ class TrainConfig:
     # denoise: upper bound of the phone noise's red and blue gains over green (srgb_realistic_noise's
     # phone_channel_gain_max); None: 1, equal channels. Real sRGB noise is weakest in green.
     phone_channel_gain: Optional[float] = None
+    # denoise: share of the phone noise made signal dependent (srgb_realistic_noise's phone_signal_prob:
+    # shot-like, skewed, clipped at black, as after a camera's curve); None: 0, additive.
+    phone_signal_dependent: Optional[float] = None
     # denoise: the noise mixture (srgb_realistic_noise's mode_probs and blur_prob); None: its defaults,
     # (1/3, 1/3, 1/3) and 0.5, under which only 1/6 of samples carry plain white AWGN (CBSD68's noise).
     noise_modes: Optional[list[float]] = None  # probabilities of (camera-like, AWGN, both)
     blur_prob: Optional[float] = None  # share of AWGN samples blurred and channel-mixed ("phone" noise)
     # denoise: share of plain white AWGN samples left unclipped, as CBSD68 adds its noise; None: 0 (all clipped)
     unclipped_awgn: Optional[float] = None
+    # denoise: a model (shipped name or card path) whose outputs the run is also pulled towards, with
+    # weight distill_weight, on every sample but the plain white AWGN ones: a run can then learn more
+    # of CBSD68's noise without forgetting what its start did on the rest (learning without forgetting).
+    distill_from: Optional[str] = None
+    distill_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.task not in ("isp", "denoise"):
@@ -83,6 +91,7 @@ class TrainConfig:
         if self.max_neutral_chroma is not None and self.task != "isp":
             raise HyperispError(None, "max_neutral_chroma (the colour-chart gate) applies to the isp task only")
         noise = {"phone_noise_max": self.phone_noise_max, "phone_channel_gain": self.phone_channel_gain,
+                 "phone_signal_dependent": self.phone_signal_dependent,
                  "noise_modes": self.noise_modes, "blur_prob": self.blur_prob, "unclipped_awgn": self.unclipped_awgn}
         given = [name for name, value in noise.items() if value is not None]
         if given and self.task != "denoise":
@@ -92,8 +101,15 @@ class TrainConfig:
             raise HyperispError(None, f"noise_modes needs 3 non-negative weights, not all 0; got {self.noise_modes}")
         if self.phone_channel_gain is not None and self.phone_channel_gain < 1:
             raise HyperispError(None, f"phone_channel_gain must be at least 1, got {self.phone_channel_gain}")
+        if self.phone_signal_dependent is not None and not 0 <= self.phone_signal_dependent <= 1:
+            raise HyperispError(None, f"phone_signal_dependent must lie in [0, 1], got {self.phone_signal_dependent}")
         if self.blur_prob is not None and not 0 <= self.blur_prob <= 1:
             raise HyperispError(None, f"blur_prob must lie in [0, 1], got {self.blur_prob}")
+        if self.distill_from is not None and (self.task != "denoise" or self.loss == "vdn"):
+            raise HyperispError(None, "distill_from applies to the denoise task with an image loss (l1, mse, "
+                                      f"mse_msssim), not task {self.task!r} with loss {self.loss!r}")
+        if self.distill_weight <= 0:
+            raise HyperispError(None, f"distill_weight must be positive, got {self.distill_weight}")
         if self.unclipped_awgn is not None and not 0 <= self.unclipped_awgn <= 1:
             raise HyperispError(None, f"unclipped_awgn must lie in [0, 1], got {self.unclipped_awgn}")
 
@@ -104,6 +120,8 @@ class TrainConfig:
             options["phone_sigma_max"] = self.phone_noise_max / 255
         if self.phone_channel_gain is not None:
             options["phone_channel_gain_max"] = self.phone_channel_gain
+        if self.phone_signal_dependent is not None:
+            options["phone_signal_prob"] = self.phone_signal_dependent
         if self.noise_modes is not None:
             options["mode_probs"] = tuple(self.noise_modes)
         if self.blur_prob is not None:
@@ -175,14 +193,25 @@ def grow_model(target: torch.nn.Module, source: torch.nn.Module, source_name: st
 
 
 def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Tensor, config: TrainConfig,
-                 linear_target: bool = True, camera: Optional[dict[str, torch.Tensor]] = None) -> torch.Tensor:
+                 linear_target: bool = True, camera: Optional[dict[str, torch.Tensor]] = None,
+                 teacher: Optional[torch.nn.Module] = None, white_awgn: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The config's loss on one batch. ``linear_target``: isp targets are linear camera RGB
     (synthetic data); False for sRGB targets (ZRR), which are compared as they are.
-    ``camera``: the batch's camera parameters (from the isp sampler) for ``loss_space="developed"``."""
+    ``camera``: the batch's camera parameters (from the isp sampler) for ``loss_space="developed"``.
+    ``teacher`` (denoise): adds ``config.distill_weight`` times the same loss against the teacher's
+    output on the samples that are not plain white AWGN (``white_awgn``, (N,) bool)."""
     if config.loss == "vdn":
         dnet_out, snet_out = model.forward_vdn(inputs)
         return vdn_loss(dnet_out, snet_out, inputs, target, eps2=config.vdn_eps2)
     pred = model(inputs)
+    if teacher is not None:
+        rest = torch.ones(len(inputs), dtype=torch.bool, device=inputs.device) if white_awgn is None else ~white_awgn
+        loss = IMAGE_LOSSES[config.loss](pred, target)
+        if bool(rest.any()):
+            with torch.no_grad():
+                taught = teacher(inputs[rest])
+            loss = loss + config.distill_weight * IMAGE_LOSSES[config.loss](pred[rest], taught)
+        return loss
     if config.task == "isp" and linear_target and config.loss_space == "developed" and camera is not None:
         # Compare what the user sees: white balance (x2 on red) and the colour matrix amplify
         # chroma errors that camera-RGB losses barely notice (a model trained in camera RGB
@@ -309,8 +338,14 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     generator = torch.Generator().manual_seed(config.seed)
+    teacher, sampler_options = None, config.noise_options()
+    if config.distill_from is not None:
+        from ..pretrained import load_pretrained
+
+        teacher = load_pretrained(config.distill_from, dev)
+        sampler_options["mark_white"] = True
     sampler, val_sampler = make_sampler(config.task, config.data, config.crop, config.batch,
-                                        config.val_images, config.seed, **config.noise_options())
+                                        config.val_images, config.seed, **sampler_options)
     linear_target = not getattr(sampler, "target_is_srgb", False)
     val_batch = val_sampler.sample(torch.Generator().manual_seed(config.seed + 1)) if val_sampler else None
     step, best = 0, -math.inf
@@ -330,9 +365,11 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
     model.train()
     try:
         while step < end:
-            inputs, target, *camera = sampler.sample(generator)
-            camera = {k: v.to(dev) for k, v in camera[0].items()} if camera else None
-            loss = compute_loss(model, inputs.to(dev), target.to(dev), config, linear_target, camera)
+            inputs, target, *side = sampler.sample(generator)  # side: isp camera parameters or the white-AWGN mask
+            side = {k: v.to(dev) for k, v in side[0].items()} if side else {}
+            white_awgn = side.pop("white_awgn", None)
+            loss = compute_loss(model, inputs.to(dev), target.to(dev), config, linear_target, side or None,
+                                teacher, white_awgn)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
