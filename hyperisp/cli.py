@@ -439,7 +439,7 @@ def train_command(
     distill_from: Optional[str] = typer.Option(
         None, "--distill-from",
         help="denoise: also pull the outputs towards this model's (name or card) on all but white-AWGN samples."),
-    distill_weight: float = typer.Option(0.5, "--distill-weight", min=0.0, help="Weight of --distill-from's term."),
+    distill_weight: float = typer.Option(1.0, "--distill-weight", min=0.0, help="Weight of --distill-from's term."),
     device: Device = DeviceOpt,
     export: Optional[str] = typer.Option(None, "--export", help="Write weights + card as this shipped model if validation beats it."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (1 is far faster on a busy machine)."),

@@ -290,22 +290,28 @@ def test_phone_sigma_max_scales_only_the_blurred_noise():
         torch.testing.assert_close(rms(strong), ratio * rms(base), rtol=1e-4, atol=1e-6)
 
 
+def check_phone_only_option(clean: torch.Tensor, phone: dict, option: str, off, on, bad, seed: int) -> None:
+    """An option of the phone noise alone: off, a seed's stream is kept; white AWGN samples (CBSD68's
+    noise) are the same with it on; a bad value raises. ``phone``: arguments giving phone noise only."""
+    assert torch.equal(srgb_realistic_noise(clean, gen(seed), **phone),
+                       srgb_realistic_noise(clean, gen(seed), **{option: off}, **phone))
+    white = dict(phone, blur_prob=0.0)
+    torch.testing.assert_close(srgb_realistic_noise(clean, gen(seed + 1), **{option: on}, **white),
+                               srgb_realistic_noise(clean, gen(seed + 1), **white))
+    with pytest.raises(ValueError, match=option):
+        srgb_realistic_noise(clean, gen(seed + 1), **{option: bad})
+
+
 def test_phone_channel_gain_makes_green_the_quietest_phone_channel():
     clean = torch.full((8, 3, 32, 32), 0.5)
     phone = dict(sigma_awgn_max=10 / 255, mode_probs=(0, 1, 0), blur_prob=1.0, luma_mix_max=0.0)
-    assert torch.equal(srgb_realistic_noise(clean, gen(32), **phone),
-                       srgb_realistic_noise(clean, gen(32), phone_channel_gain_max=1.0, **phone))  # old streams kept
+    check_phone_only_option(clean, phone, "phone_channel_gain_max", off=1.0, on=2.0, bad=0.5, seed=32)
     equal = srgb_realistic_noise(clean, gen(32), **phone) - clean
     louder = srgb_realistic_noise(clean, gen(32), phone_channel_gain_max=2.0, **phone) - clean
     rms = lambda n: n.square().mean(dim=(2, 3)).sqrt()  # noqa: E731  (N, 3)
     ratio = rms(louder) / rms(equal)
     assert (ratio[:, 1] < 1).all() and (ratio[:, 0] > ratio[:, 1]).all() and (ratio[:, 2] > ratio[:, 1]).all()
     torch.testing.assert_close(louder.square().mean(dim=(1, 2, 3)), equal.square().mean(dim=(1, 2, 3)), rtol=1e-3, atol=0)
-    white = dict(phone, blur_prob=0.0)  # white AWGN (CBSD68's noise) stays equal in every channel
-    torch.testing.assert_close(srgb_realistic_noise(clean, gen(33), phone_channel_gain_max=2.0, **white),
-                               srgb_realistic_noise(clean, gen(33), **white))
-    with pytest.raises(ValueError, match="phone_channel_gain_max"):
-        srgb_realistic_noise(clean, gen(33), phone_channel_gain_max=0.5)
 
 
 def test_scale_noise_channels():
@@ -341,15 +347,9 @@ def test_signal_dependent_noise_follows_the_signal_and_keeps_the_level():
 def test_phone_signal_prob_changes_only_the_phone_noise():
     clean = torch.rand(8, 3, 32, 32, generator=gen(37))
     phone = dict(mode_probs=(0, 1, 0), blur_prob=1.0)
-    assert torch.equal(srgb_realistic_noise(clean, gen(37), **phone),
-                       srgb_realistic_noise(clean, gen(37), phone_signal_prob=0.0, **phone))  # old streams kept
+    check_phone_only_option(clean, phone, "phone_signal_prob", off=0.0, on=1.0, bad=1.5, seed=37)
     assert not torch.equal(srgb_realistic_noise(clean, gen(37), **phone),
                            srgb_realistic_noise(clean, gen(37), phone_signal_prob=1.0, **phone))
-    white = dict(phone, blur_prob=0.0)  # white AWGN samples (CBSD68's noise) stay additive
-    torch.testing.assert_close(srgb_realistic_noise(clean, gen(38), phone_signal_prob=1.0, **white),
-                               srgb_realistic_noise(clean, gen(38), **white))
-    with pytest.raises(ValueError, match="phone_signal_prob"):
-        srgb_realistic_noise(clean, gen(38), phone_signal_prob=1.5)
 
 
 def test_return_white_marks_the_plain_white_awgn_samples():

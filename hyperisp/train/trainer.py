@@ -76,7 +76,7 @@ class TrainConfig:
     # weight distill_weight, on every sample but the plain white AWGN ones: a run can then learn more
     # of CBSD68's noise without forgetting what its start did on the rest (learning without forgetting).
     distill_from: Optional[str] = None
-    distill_weight: float = 0.5
+    distill_weight: float = 1.0  # 1.0 held the real pair in session 21 (runs/dn37); 0.5 did not (runs/dn39)
 
     def __post_init__(self) -> None:
         if self.task not in ("isp", "denoise"):
