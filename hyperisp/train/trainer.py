@@ -204,14 +204,13 @@ def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Ten
         dnet_out, snet_out = model.forward_vdn(inputs)
         return vdn_loss(dnet_out, snet_out, inputs, target, eps2=config.vdn_eps2)
     pred = model(inputs)
+    distilled = 0.0
     if teacher is not None:
         rest = torch.ones(len(inputs), dtype=torch.bool, device=inputs.device) if white_awgn is None else ~white_awgn
-        loss = IMAGE_LOSSES[config.loss](pred, target)
         if bool(rest.any()):
             with torch.no_grad():
                 taught = teacher(inputs[rest])
-            loss = loss + config.distill_weight * IMAGE_LOSSES[config.loss](pred[rest], taught)
-        return loss
+            distilled = config.distill_weight * IMAGE_LOSSES[config.loss](pred[rest], taught)
     if config.task == "isp" and linear_target and config.loss_space == "developed" and camera is not None:
         # Compare what the user sees: white balance (x2 on red) and the colour matrix amplify
         # chroma errors that camera-RGB losses barely notice (a model trained in camera RGB
@@ -220,7 +219,7 @@ def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Ten
     elif config.task == "isp" and linear_target and config.loss_space in ("srgb", "developed"):
         # sRGB gamma spends capacity where the metric (and the eye) sees errors: the darks.
         pred, target = linear_to_srgb(pred), linear_to_srgb(target)
-    return IMAGE_LOSSES[config.loss](pred, target)
+    return IMAGE_LOSSES[config.loss](pred, target) + distilled
 
 
 @torch.no_grad()
