@@ -8,8 +8,8 @@
 #
 # It continues the shipped denoiser (denoise_wide2 since session 19; a narrower one would be
 # widened, hyperisp/train/widen.py) on AWGN-heavy noise while holding it to its own outputs on
-# the rest (--distill-from denoise: session 21's way to gain on CBSD68 without losing the real
-# pair, docs/training.md), measures the GPU's it/s in a short probe, sets --iters so the
+# the rest (--distill-from denoise at weight 2.0: session 22's way to gain on CBSD68 and the
+# real pair at once, runs/dn43 in docs/training.md; 1.0 lost the pair in this step), measures the GPU's it/s in a short probe, sets --iters so the
 # cosine schedule ends inside TRAIN_SECONDS (default 360), trains, and exports the best
 # validated weights as a card under $OUT/card (fp16, ~23 MB). The device tool returns files of
 # at most 16 MiB, so the weights come back in two parts; join them here:
@@ -38,7 +38,7 @@ run=$(mktemp -d)  # checkpoints stay on the machine: only the card comes back
 cmd=(python3 -m hyperisp train denoise --data "$DATA/bsds432" --data "$DATA/sun_hays80" --init denoise
      --model denoise_wide2 --device "$DEVICE" --batch "$BATCH" --crop "$CROP" --lr 3e-4 --warmup 200
      --loss mse --phone-noise-max 100 --noise-modes 1 2 1 --blur-prob 0.3 --phone-channel-gain 1.6
-     --distill-from denoise --distill-weight 1.0 --seed 17)
+     --distill-from denoise --distill-weight 2.0 --seed 17)
 
 # Probe: 60 iterations, no validation; its last line reports it/s.
 probe=$(timeout 120 "${cmd[@]}" --iters 60 --out "$run/probe" --validate-every 100000 --checkpoint-every 100000 2>&1 | tail -1)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageCms, ImageOps, JpegImagePlugin
 
 from hyperisp.errors import HyperispError
-from hyperisp.io import images
+from hyperisp.io import images, png
 from hyperisp.io.atomic import atomic_output
 from hyperisp.io.images import Photo, apply_exif_orientation, output_format, read_image, write_image
 from hyperisp.io.metadata import build_exif, exif_tiff_tags, metadata_from_exif, srgb_icc_profile
@@ -140,9 +140,9 @@ def test_icc_profile_and_exif_readable_by_pillow(tmp_path, fmt):
     assert "sRGB" in ImageCms.getProfileDescription(profile)
 
 
-def test_png16_chunk_layout(tmp_path):
-    path = write_image(tmp_path / "out.png", smooth_rgb(), fmt="png16", metadata=METADATA)
-    data = path.read_bytes()
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, body) of every chunk, each CRC checked."""
+    assert data.startswith(png.PNG_SIGNATURE)
     chunks, pos = [], 8
     while pos < len(data):
         (length,) = struct.unpack(">I", data[pos : pos + 4])
@@ -150,11 +150,45 @@ def test_png16_chunk_layout(tmp_path):
         assert struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(kind + body)
         chunks.append((kind, body))
         pos += 12 + length
+    return chunks
+
+
+@pytest.mark.parametrize("fmt, bits", [("png", 8), ("png16", 16)])
+def test_png_chunk_layout(tmp_path, fmt, bits):
+    path = write_image(tmp_path / "out.png", smooth_rgb(), fmt=fmt, metadata=METADATA)
+    chunks = png_chunks(path.read_bytes())
     kinds = [k for k, _ in chunks]
     assert kinds[:3] == [b"IHDR", b"iCCP", b"eXIf"] and kinds[-1] == b"IEND" and b"IDAT" in kinds
-    assert chunks[0][1][8:10] == bytes([16, 2])  # 16-bit RGB
+    assert chunks[0][1][8:10] == bytes([bits, 2])  # RGB
     assert chunks[1][1].startswith(b"sRGB\0\0")
     assert chunks[2][1][:4] in (b"MM\0*", b"II*\0")  # eXIf holds bare TIFF, no "Exif\0\0"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_png_bands_deflated_apart_make_one_stream(tmp_path, monkeypatch, dtype, threads):
+    monkeypatch.setattr(png, "_BAND_BYTES", 700)  # a band every few rows: 16+ bands, more than in flight
+    top = np.iinfo(dtype).max
+    image = (smooth_rgb(41, 60, seed=5) * top).astype(dtype)
+    image[::7] = np.random.default_rng(1).integers(0, top + 1, image[::7].shape, dtype=dtype)
+    buffer = io.BytesIO()
+    png.write_png(buffer, image, compress_level=3, threads=threads)
+    # Decoded independently: zlib checks the Adler-32 the bands' checksums were combined into.
+    idat = b"".join(body for kind, body in png_chunks(buffer.getvalue()) if kind == b"IDAT")
+    filtered = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(41, -1)
+    assert (filtered[:, 0] == 2).all()  # "Up" on every row
+    rows = np.cumsum(filtered[:, 1:], axis=0, dtype=np.uint8)  # undoes "Up" (mod 256)
+    decoded = rows.view(">u2") if dtype == np.uint16 else rows
+    np.testing.assert_array_equal(decoded.reshape(image.shape), image)
+    path = tmp_path / "out.png"
+    path.write_bytes(buffer.getvalue())
+    np.testing.assert_array_equal(np.round(read_image(path).pixels * top), image)  # and by Pillow
+
+
+def test_adler32_combine_matches_zlib():
+    first, second = os.urandom(70_000), os.urandom(65_521 * 2 + 5)
+    for a, b in [(first, second), (b"", second), (first, b""), (b"\xff" * 9, b"\xff" * 100_000)]:
+        assert png.adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(a + b)
 
 
 def test_exif_without_metadata_and_with_bad_values():
@@ -335,7 +369,7 @@ def test_unwritable_folder_message(tmp_path, monkeypatch):
     assert files_in(tmp_path) == []
 
 
-@pytest.mark.parametrize("fmt", ["png16", "tiff"])
+@pytest.mark.parametrize("fmt", ["png", "png16", "tiff"])
 @pytest.mark.parametrize("exception", [RuntimeError("disk on fire"), KeyboardInterrupt()])
 @pytest.mark.parametrize("existing", [False, True])
 def test_crash_while_encoding_leaves_nothing(tmp_path, monkeypatch, fmt, exception, existing):
@@ -344,7 +378,7 @@ def test_crash_while_encoding_leaves_nothing(tmp_path, monkeypatch, fmt, excepti
         file.flush()
         raise exception
 
-    monkeypatch.setattr(images, "write_png16" if fmt == "png16" else "write_tiff", half_then_crash)
+    monkeypatch.setattr(images, "write_tiff" if fmt == "tiff" else "write_png", half_then_crash)
     target = tmp_path / f"out.{FORMATS[fmt]}"
     if existing:
         target.write_bytes(b"old")
@@ -360,13 +394,13 @@ def test_crash_while_encoding_leaves_nothing(tmp_path, monkeypatch, fmt, excepti
 
 def test_output_appearing_during_encoding_is_not_clobbered(tmp_path, monkeypatch):
     target = tmp_path / "out.png"
-    original = images.write_png16
+    original = images.write_png
 
     def slow_encoder(file, *args, **kwargs):
         target.write_bytes(b"another process was faster")
         original(file, *args, **kwargs)
 
-    monkeypatch.setattr(images, "write_png16", slow_encoder)
+    monkeypatch.setattr(images, "write_png", slow_encoder)
     with pytest.raises(HyperispError, match="already exists"):
         write_image(target, smooth_rgb(), fmt="png16")
     assert target.read_bytes() == b"another process was faster"

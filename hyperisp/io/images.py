@@ -21,7 +21,7 @@ from PIL import Image
 from hyperisp.errors import HyperispError
 from hyperisp.io.atomic import atomic_output, check_output_path
 from hyperisp.io.metadata import ORIENTATION_TAG, build_exif, exif_tiff_tags, metadata_from_exif, srgb_icc_profile
-from hyperisp.io.png16 import PNG_SIGNATURE, write_png16
+from hyperisp.io.png import PNG_SIGNATURE, write_png
 from hyperisp.io.tiff import write_tiff
 
 __all__ = ["OUTPUT_FORMATS", "Photo", "output_format", "write_image", "read_image", "apply_exif_orientation"]
@@ -95,14 +95,9 @@ PNG_COMPRESS_LEVEL = 3
 
 
 def _save_png(temp: Path, pixels: np.ndarray, quality: int, icc: bytes | None, metadata: dict | None) -> None:
-    options = {"icc_profile": icc} if icc else {}
-    Image.fromarray(pixels).save(temp, format="PNG", exif=build_exif(metadata), compress_level=PNG_COMPRESS_LEVEL,
-                                 **options)
-
-
-def _save_png16(temp: Path, pixels: np.ndarray, quality: int, icc: bytes | None, metadata: dict | None) -> None:
+    """8- or 16-bit by the dtype of ``pixels``."""
     with open(temp, "wb") as f:
-        write_png16(f, pixels, icc_profile=icc, exif=build_exif(metadata), compress_level=PNG_COMPRESS_LEVEL)
+        write_png(f, pixels, icc_profile=icc, exif=build_exif(metadata), compress_level=PNG_COMPRESS_LEVEL)
 
 
 def _save_tiff(temp: Path, pixels: np.ndarray, quality: int, icc: bytes | None, metadata: dict | None) -> None:
@@ -114,7 +109,7 @@ def _save_tiff(temp: Path, pixels: np.ndarray, quality: int, icc: bytes | None, 
 
 
 _ENCODERS: dict[str, Callable[[Path, np.ndarray, int, bytes | None, dict | None], None]] = {
-    "jpeg": _save_jpeg, "png": _save_png, "png16": _save_png16, "tiff": _save_tiff,
+    "jpeg": _save_jpeg, "png": _save_png, "png16": _save_png, "tiff": _save_tiff,
 }
 
 

@@ -76,7 +76,8 @@ class TrainConfig:
     # weight distill_weight, on every sample but the plain white AWGN ones: a run can then learn more
     # of CBSD68's noise without forgetting what its start did on the rest (learning without forgetting).
     distill_from: Optional[str] = None
-    distill_weight: float = 1.0  # 1.0 held the real pair in session 21 (runs/dn37); 0.5 did not (runs/dn39)
+    # 1.0 held the real pair in an L1 finish (runs/dn37; 0.5 did not); an MSE step needed 2.0 (runs/dn43)
+    distill_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.task not in ("isp", "denoise"):
