@@ -9,8 +9,9 @@
 # It continues the shipped denoiser (denoise_wide2 since session 19; a narrower one would be
 # widened, hyperisp/train/widen.py) on AWGN-heavy noise while holding it to its own outputs on
 # the rest (--distill-from denoise at weight 2.0: session 22's way to gain on CBSD68 and the
-# real pair at once, runs/dn43 in docs/training.md; 1.0 lost the pair in this step), measures the GPU's it/s in a short probe, sets --iters so the
-# cosine schedule ends inside TRAIN_SECONDS (default 360), trains, and exports the best
+# real pair at once, runs/dn43 in docs/training.md; 1.0 lost the pair in this step), measures
+# the GPU's it/s in a short probe, sets --iters so the cosine schedule ends inside
+# TRAIN_SECONDS (default 360), trains, and exports the best
 # validated weights as a card under $OUT/card (fp16, ~23 MB). The device tool returns files of
 # at most 16 MiB, so the weights come back in two parts; join them here:
 #     cat <files_at>/card/denoise.safetensors.part-* > DIR/denoise.safetensors
