@@ -37,17 +37,17 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _filter_up(rows: np.ndarray, top: int, stop: int) -> bytes:
-    """Rows ``top:stop`` of (H, row_bytes) uint8, each led by filter type 2 (Up)."""
+def _filter_up(rows: np.ndarray, top: int, stop: int) -> np.ndarray:
+    """Rows ``top:stop`` of (H, row_bytes) uint8, each led by filter type 2 (Up): (stop - top, 1 + row_bytes)."""
     band = rows[top:stop]
     filtered = np.empty((len(band), 1 + band.shape[1]), dtype=np.uint8)
     filtered[:, 0] = 2
     filtered[0, 1:] = band[0] - rows[top - 1] if top else band[0]
     np.subtract(band[1:], band[:-1], out=filtered[1:, 1:])  # uint8 arithmetic wraps mod 256, as PNG wants
-    return filtered.tobytes()
+    return filtered
 
 
-def _deflate_band(data: bytes, level: int, last: bool) -> bytes:
+def _deflate_band(data: np.ndarray, level: int, last: bool) -> bytes:
     compressor = zlib.compressobj(level, zlib.DEFLATED, -15)  # raw deflate: no header, no checksum
     return compressor.compress(data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
@@ -107,10 +107,15 @@ def write_png(
 
     def encode(top: int) -> tuple[bytes, int, int]:
         data = _filter_up(rows, top, min(top + band_rows, height))
-        return _deflate_band(data, compress_level, last=top + band_rows >= height), zlib.adler32(data), len(data)
+        return _deflate_band(data, compress_level, last=top + band_rows >= height), zlib.adler32(data), data.nbytes
 
     stream, checksum = bytearray(_ZLIB_HEADER), 1
     queued: deque = deque()
+
+    def write_idat(final: bool) -> None:
+        while len(stream) >= _IDAT_MAX or (final and stream):
+            file.write(_chunk(b"IDAT", bytes(stream[:_IDAT_MAX])))
+            del stream[:_IDAT_MAX]
 
     def collect(keep: int) -> None:
         nonlocal checksum
@@ -118,9 +123,7 @@ def write_png(
             deflated, band_checksum, length = queued.popleft().result()  # in order, so the stream is too
             checksum = adler32_combine(checksum, band_checksum, length)
             stream.extend(deflated)
-            while len(stream) >= _IDAT_MAX:
-                file.write(_chunk(b"IDAT", bytes(stream[:_IDAT_MAX])))
-                del stream[:_IDAT_MAX]
+            write_idat(final=False)
 
     tops = range(0, height, band_rows)
     workers = max(1, min(threads or os.cpu_count() or 1, len(tops)))
@@ -130,6 +133,5 @@ def write_png(
             collect(keep=2 * workers - 1)  # at most two bands per worker in flight: bounded memory on 100 MP photos
         collect(keep=0)
     stream.extend(struct.pack(">I", checksum))
-    for start in range(0, len(stream), _IDAT_MAX):
-        file.write(_chunk(b"IDAT", bytes(stream[start : start + _IDAT_MAX])))
+    write_idat(final=True)
     file.write(_chunk(b"IEND", b""))
