@@ -304,6 +304,9 @@ def denoise(
     inputs: List[str] = typer.Argument(..., help="sRGB photos, folders or globs: PNG, JPEG or TIFF, 8 or 16 bit."),
     model: str = _model_opt("denoise"),
     name: str = _name_opt("{stem}_denoised.{ext}"),
+    strength: float = typer.Option(1.0, "--strength", "-s", min=0.0, max=1.0,
+                                   help="How much of the noise to remove: 1 all of it, 0.8 leaves a fifth as fine "
+                                        "grain (a blend with the input, like a raw editor's amount slider)."),
     batch: BatchOptions = None,
 ) -> None:
     """Denoise sRGB photos (default: INPUT_denoised with the input's format, beside the input).
@@ -311,7 +314,7 @@ def denoise(
     Folders, globs, -o OUTDIR, resume and failure handling work as for develop.
     """
     _warn_if_untrained(model)
-    _run_batch("denoise", inputs, name, batch, model, {})
+    _run_batch("denoise", inputs, name, batch, model, {"strength": strength})
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -108,6 +109,15 @@ def test_denoise_png(small_png: Path):
     assert result.exit_code == 0, result.output
     with Image.open(small_png.with_name("noisy_denoised.png")) as im:
         assert im.size == (56, 40)
+
+
+def test_denoise_strength_zero_keeps_the_input_and_out_of_range_is_refused(small_png: Path, tmp_path: Path):
+    kept = tmp_path / "kept.png"
+    assert run("denoise", small_png, "--strength", "0", "-o", kept).exit_code == 0
+    with Image.open(small_png) as a, Image.open(kept) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    result = run("denoise", small_png, "--strength", "1.5", "-o", tmp_path / "x.png")
+    assert result.exit_code == 2 and "--strength" in result.output and not (tmp_path / "x.png").exists()
 
 
 def test_denoise_bad_image(tmp_path: Path):

@@ -31,6 +31,18 @@ def test_denoise_array_dtypes():
     assert out.shape == (24, 40, 3) and out.dtype == np.float32
 
 
+def test_denoise_strength_blends_the_input_with_the_full_result():
+    image = np.random.default_rng(0).uniform(0, 1, (24, 40, 3)).astype(np.float32)
+    full = hyperisp.denoise(image, device="cpu")
+    assert np.abs(full - image).max() > 0.01  # the shipped model changes the pixels, so the blend is visible
+    assert np.array_equal(hyperisp.denoise(image, device="cpu", strength=0), image)
+    np.testing.assert_allclose(hyperisp.denoise(image, device="cpu", strength=0.25), image + 0.25 * (full - image),
+                               atol=1e-6)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(hyperisp.HyperispError, match=f"strength {bad}: expected a value from 0"):
+            hyperisp.denoise(image, device="cpu", strength=bad)
+
+
 def test_kodak_dc50_develops_upright_and_neutral():
     """Smoke test on a real camera raw (GRBG, no stored white balance)."""
     path = shared_path("datasets", "val", "raw", "kodak_dc50.kdc")
