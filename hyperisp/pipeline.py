@@ -366,26 +366,21 @@ def denoise(
         tile: tile size in pixels for exact tiled inference (None: default, 0: whole image).
         ensemble: network runs averaged over transposed / flipped views, 1 to 8 (see
             :mod:`hyperisp.ensemble`); None: 1.
-        strength: how much of the noise to remove, 0 to 1 (:func:`blend_denoised`); 1: all of it.
+        strength: how much of the noise to remove, 0 to 1 (:func:`_blend_denoised`); 1: all of it.
     Returns:
         (H, W, 3) float32 sRGB in [0, 1].
     """
-    check_strength(strength)
+    if not 0 <= strength <= 1:  # before the photo is read and the model loaded
+        raise HyperispError(None, f"strength {strength}: expected a value from 0 (keep the noise) to 1 (remove it all)")
     pixels = read_image(image).pixels if not isinstance(image, np.ndarray) else _as_unit_float(image)
     dev = resolve_device(device, model)
     net = get_model(model, "denoise", dev)
     denoised = _run(net, torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None], dev,
                     tile, ensemble)
-    return blend_denoised(pixels, denoised, strength)
+    return _blend_denoised(pixels, denoised, strength)
 
 
-def check_strength(strength: float) -> None:
-    """Refuse a denoising strength outside [0, 1] with a HyperispError that says so."""
-    if not 0 <= strength <= 1:
-        raise HyperispError(None, f"strength {strength}: expected a value from 0 (keep the noise) to 1 (remove it all)")
-
-
-def blend_denoised(noisy: np.ndarray, denoised: np.ndarray, strength: float) -> np.ndarray:
+def _blend_denoised(noisy: np.ndarray, denoised: np.ndarray, strength: float) -> np.ndarray:
     """``noisy + strength * (denoised - noisy)``: leave part of the noise, as the amount slider of a raw editor does.
 
     A little of the noise back reads as fine grain and keeps texture that a full-strength blind
@@ -393,7 +388,6 @@ def blend_denoised(noisy: np.ndarray, denoised: np.ndarray, strength: float) -> 
     the input and the network's output exactly. (H, W, 3) float32 arrays; ``denoised`` is
     overwritten and returned.
     """
-    check_strength(strength)
     if strength == 1:
         return denoised
     denoised -= noisy
