@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from os import PathLike
 from pathlib import Path
-from typing import Sequence, Union
+from typing import NamedTuple, Sequence, Union
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ import torch
 from .data.unprocess import linear_to_srgb, srgb_to_linear
 from .errors import HyperispError
 from .io.atomic import check_output_path
-from .io.images import output_format, read_image, write_image
+from .io.images import fitting_icc_profile, output_format, read_image, write_image
 from .pipeline import get_model, resolve_device
 
 PathType = Union[str, PathLike]
@@ -50,12 +50,19 @@ def _as_unit_float(pixels: np.ndarray, name: str) -> np.ndarray:
     return np.clip(np.nan_to_num(pixels.astype(np.float32)), 0.0, 1.0)
 
 
-def read_burst(frames: Sequence[Frame], max_frames: int = 8) -> tuple[np.ndarray, list[dict]]:
+class Burst(NamedTuple):
+    """A burst read by :func:`read_burst`."""
+
+    stack: np.ndarray  # (T, H, W) for a grey burst or (T, H, W, 3) for colour, float32 sRGB in [0, 1]
+    metadata: list[dict]  # each file's EXIF dict ({} for arrays)
+    icc_profile: bytes | None  # the first frame's embedded profile (None for an array or none embedded)
+
+
+def read_burst(frames: Sequence[Frame], max_frames: int = 8) -> Burst:
     """Read and check a burst: 2..max_frames frames of one size.
 
     Returns:
-        (stack, metadata): stack (T, H, W) for a grey burst or (T, H, W, 3) for colour,
-        float32 sRGB in [0, 1]; metadata: each file's EXIF dict ({} for arrays).
+        a :class:`Burst`: the stack, each frame's EXIF and the first frame's ICC profile.
     Raises:
         HyperispError: too few/many frames, an unreadable frame, or a frame whose size
             differs from the first one (naming the first offending frame).
@@ -66,15 +73,17 @@ def read_burst(frames: Sequence[Frame], max_frames: int = 8) -> tuple[np.ndarray
         raise HyperispError(None, f"{what}: a burst needs {MIN_FRAMES} to {max_frames} frames of the same scene")
     if len(frames) > max_frames:
         raise HyperispError(None, f"{len(frames)} frames given: the burst model takes at most {max_frames}")
-    pixels, metadata = [], []
+    pixels, metadata, profiles = [], [], []
     for i, frame in enumerate(frames):
         if isinstance(frame, np.ndarray):
             pixels.append(_as_unit_float(frame, _frame_name(frame, i)))
             metadata.append({})
+            profiles.append(None)
         else:
             photo = read_image(frame)
             pixels.append(photo.pixels)
             metadata.append(photo.metadata)
+            profiles.append(photo.icc_profile)
         if pixels[-1].shape[:2] != pixels[0].shape[:2]:
             h, w = pixels[-1].shape[:2]
             h0, w0 = pixels[0].shape[:2]
@@ -83,8 +92,10 @@ def read_burst(frames: Sequence[Frame], max_frames: int = 8) -> tuple[np.ndarray
     colour = [p.ndim == 3 and not (np.array_equal(p[..., 0], p[..., 1]) and np.array_equal(p[..., 0], p[..., 2]))
               for p in pixels]
     if any(colour):
-        return np.stack([p if p.ndim == 3 else np.repeat(p[..., None], 3, 2) for p in pixels]), metadata
-    return np.stack([p if p.ndim == 2 else p[..., 0] for p in pixels]), metadata
+        stack = np.stack([p if p.ndim == 3 else np.repeat(p[..., None], 3, 2) for p in pixels])
+    else:
+        stack = np.stack([p if p.ndim == 2 else p[..., 0] for p in pixels])
+    return Burst(stack, metadata, profiles[0])
 
 
 @torch.inference_mode()
@@ -125,8 +136,7 @@ def burst_denoise(
     """
     dev = resolve_device(device, model)
     net = get_model(model, "burst", dev)
-    stack, _ = read_burst(frames, max_frames=net.frames)
-    return _denoise_stack(net, stack, dev, tile)
+    return _denoise_stack(net, read_burst(frames, max_frames=net.frames).stack, dev, tile)
 
 
 def _denoise_stack(net: torch.nn.Module, stack: np.ndarray, dev: torch.device, tile: int = TILE) -> np.ndarray:
@@ -149,11 +159,16 @@ def burst_denoise_file(
     model: str | torch.nn.Module = "burst",
     device: str | torch.device = "auto",
 ) -> Path:
-    """Denoise a burst of image files and write the result atomically, with the first frame's EXIF."""
+    """Denoise a burst of image files and write the result atomically, with the first frame's EXIF and ICC profile.
+
+    The profile is kept when it fits the result (RGB for a colour burst, grey for a grey one), as
+    ``denoise`` keeps its input's: the pixels stay in the frames' colour space.
+    """
     output_format(output_path, fmt)  # a bad extension or an existing output fails before the slow part
     check_output_path(Path(output_path), overwrite=overwrite)
     dev = resolve_device(device, model)
     net = get_model(model, "burst", dev)
-    stack, metadata = read_burst(frames, max_frames=net.frames)
-    clean = _denoise_stack(net, stack, dev)
-    return write_image(output_path, clean, fmt=fmt, quality=quality, metadata=metadata[0], overwrite=overwrite)
+    burst = read_burst(frames, max_frames=net.frames)
+    clean = _denoise_stack(net, burst.stack, dev)
+    return write_image(output_path, clean, fmt=fmt, quality=quality, metadata=burst.metadata[0], overwrite=overwrite,
+                       icc_profile=fitting_icc_profile(burst.icc_profile, clean))

@@ -19,7 +19,7 @@ import torch
 
 from .ensemble import DEFAULT_VIEWS, check_views, self_ensemble
 from .errors import HyperispError
-from .io.images import Photo, output_format, read_image, write_image
+from .io.images import Photo, fitting_icc_profile, output_format, read_image, write_image
 from .pretrained import load_pretrained
 from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_array, read_raw
 from .raw.bayer import pack_bayer
@@ -306,8 +306,7 @@ def input_icc_profile(photo: Photo) -> bytes | None:
     Denoising keeps the pixels' colour space, so the input's profile (Adobe RGB, Display P3...)
     still describes them; a grey or CMYK profile does not fit the RGB pixels written.
     """
-    icc = photo.icc_profile
-    return icc if icc is not None and icc[16:20] == b"RGB " else None  # bytes 16-19: the data colour space
+    return fitting_icc_profile(photo.icc_profile, photo.pixels)
 
 
 def write_output(output_path: PathType, rendered: Rendered, *, fmt: str | None = None, quality: int = 95,

@@ -107,6 +107,27 @@ def test_grey_files_stay_grey_and_colour_is_detected(tmp_path: Path):
     assert read_burst(colour)[0].shape == (2, 8, 8, 3)
 
 
+def test_burst_keeps_the_first_frames_icc_profile_where_it_fits(tmp_path: Path):
+    """The pixels stay in the frames' colour space, as denoise's do; an RGB profile cannot tag a grey result."""
+    from hyperisp.burst import burst_denoise_file
+    from hyperisp.io.images import read_image
+    from hyperisp.io.linear_icc import linear_srgb_icc_profile
+
+    rgb_profile = linear_srgb_icc_profile()
+    grey_profile = rgb_profile[:16] + b"GRAY" + rgb_profile[20:]  # the header's data colour space is what is checked
+    cases = [((24, 32, 3), rgb_profile, rgb_profile), ((24, 32), grey_profile, grey_profile), ((24, 32), rgb_profile, None)]
+    for i, (shape, profile, kept) in enumerate(cases):
+        frames = []
+        for j, frame in enumerate(_frames(3, shape)):
+            frames.append(tmp_path / f"case{i}_{j}.png")
+            Image.fromarray(np.round(frame * 255).astype(np.uint8)).save(frames[-1], icc_profile=profile)
+        out = burst_denoise_file(frames, tmp_path / f"case{i}_out.png", model=_untrained(), device="cpu")
+        assert read_burst(frames).icc_profile == profile
+        with Image.open(out) as im:
+            assert im.mode == ("RGB" if len(shape) == 3 else "L") and im.info.get("icc_profile") == kept, i
+        assert read_image(out).pixels.shape == (24, 32, 3)
+
+
 def test_cli_burst(tmp_path: Path):
     paths = [write_image(tmp_path / f"f{i}.png", f) for i, f in enumerate(_frames(3, (24, 32, 3)))]
     runner = CliRunner()

@@ -113,6 +113,19 @@ _ENCODERS: dict[str, Callable[[Path, np.ndarray, int, bytes | None, dict | None]
 }
 
 
+def fitting_icc_profile(icc_profile: bytes | None, pixels: np.ndarray) -> bytes | None:
+    """``icc_profile`` when its data colour space fits ``pixels``, else None (write_image's default).
+
+    A profile read from an input (Adobe RGB, Display P3...) still describes pixels derived from
+    it, but an RGB profile on grey pixels, or a grey or CMYK one on RGB pixels, is invalid.
+    pixels: (H, W, 3) RGB or (H, W) grey.
+    """
+    if icc_profile is None:
+        return None
+    wanted = b"RGB " if pixels.ndim == 3 else b"GRAY"
+    return icc_profile if icc_profile[16:20] == wanted else None  # bytes 16-19: the data colour space
+
+
 def write_image(
     path: str | PathLike,
     rgb: np.ndarray,
