@@ -297,16 +297,9 @@ def run_network(command: str, decoded: RawImage | Photo, **options) -> Rendered:
         developed = develop_raw(decoded, **options)
         return Rendered(developed.rgb, developed.metadata, output_icc_profile(developed.linear), developed.summary(),
                         developed)
-    return Rendered(denoise(decoded.pixels, **options), decoded.metadata, input_icc_profile(decoded))
-
-
-def input_icc_profile(photo: Photo) -> bytes | None:
-    """The input's ICC profile when it describes RGB data, else None (sRGB).
-
-    Denoising keeps the pixels' colour space, so the input's profile (Adobe RGB, Display P3...)
-    still describes them; a grey or CMYK profile does not fit the RGB pixels written.
-    """
-    return fitting_icc_profile(photo.icc_profile, photo.pixels)
+    # denoising keeps the pixels' colour space, so the input's RGB profile (Adobe RGB, P3...) still describes them
+    return Rendered(denoise(decoded.pixels, **options), decoded.metadata,
+                    fitting_icc_profile(decoded.icc_profile, decoded.pixels))
 
 
 def write_output(output_path: PathType, rendered: Rendered, *, fmt: str | None = None, quality: int = 95,
