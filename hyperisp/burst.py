@@ -21,6 +21,7 @@ from typing import NamedTuple, Sequence, Union
 import numpy as np
 import torch
 
+from .blend import blend_denoised, check_strength, keeps_input
 from .data.unprocess import linear_to_srgb, srgb_to_linear
 from .errors import HyperispError
 from .io.atomic import check_output_path
@@ -122,6 +123,8 @@ def burst_denoise(
     model: str | torch.nn.Module = "burst",
     device: str | torch.device = "auto",
     tile: int = TILE,
+    strength: float = 1.0,
+    chroma_strength: float | None = None,
 ) -> np.ndarray:
     """Denoise a burst of 2-8 frames of the same scene into one image aligned with the first frame.
 
@@ -131,22 +134,31 @@ def burst_denoise(
         model: shipped model name, model card path, or a ``burst`` module.
         device: "cpu", "cuda" or "auto".
         tile: tile side in pixels for large images (memory bound).
+        strength, chroma_strength: how much of the noise (and of the colour noise; None: the same)
+            to remove, 0 to 1, blended with the first frame (:func:`hyperisp.blend.blend_denoised`).
     Returns:
         float32 sRGB in [0, 1]: (H, W) for a grey burst, (H, W, 3) for colour.
     """
+    check_strength(strength, chroma_strength)  # before the frames are read
     dev = resolve_device(device, model)
     net = get_model(model, "burst", dev)
-    return _denoise_stack(net, read_burst(frames, max_frames=net.frames).stack, dev, tile)
+    return _denoise_stack(net, read_burst(frames, max_frames=net.frames).stack, dev, tile, strength, chroma_strength)
 
 
-def _denoise_stack(net: torch.nn.Module, stack: np.ndarray, dev: torch.device, tile: int = TILE) -> np.ndarray:
-    """(T, H, W) or (T, H, W, 3) sRGB -> (H, W) or (H, W, 3) sRGB, through the linear grey model."""
+def _denoise_stack(net: torch.nn.Module, stack: np.ndarray, dev: torch.device, tile: int = TILE,
+                   strength: float = 1.0, chroma_strength: float | None = None) -> np.ndarray:
+    """(T, H, W) or (T, H, W, 3) sRGB -> (H, W) or (H, W, 3) sRGB, through the linear grey model,
+    blended with the first frame by ``strength`` and ``chroma_strength``."""
+    reference = stack[0].copy()
+    if keeps_input(strength, chroma_strength):
+        return reference
     linear = srgb_to_linear(torch.from_numpy(stack).to(dev))
     if linear.ndim == 3:
         result = _denoise_grey(net, linear, tile, TILE_MARGIN)
     else:  # colour: each channel through the grey model
         result = torch.stack([_denoise_grey(net, linear[..., c], tile, TILE_MARGIN) for c in range(3)], dim=-1)
-    return linear_to_srgb(result).clamp(0.0, 1.0).float().cpu().numpy()
+    clean = linear_to_srgb(result).clamp(0.0, 1.0).float().cpu().numpy()
+    return blend_denoised(reference, clean, strength, chroma_strength)
 
 
 def burst_denoise_file(
@@ -158,17 +170,21 @@ def burst_denoise_file(
     overwrite: bool = False,
     model: str | torch.nn.Module = "burst",
     device: str | torch.device = "auto",
+    strength: float = 1.0,
+    chroma_strength: float | None = None,
 ) -> Path:
     """Denoise a burst of image files and write the result atomically, with the first frame's EXIF and ICC profile.
 
     The profile is kept when it fits the result (RGB for a colour burst, grey for a grey one), as
-    ``denoise`` keeps its input's: the pixels stay in the frames' colour space.
+    ``denoise`` keeps its input's: the pixels stay in the frames' colour space. ``strength`` and
+    ``chroma_strength`` as for :func:`burst_denoise`.
     """
+    check_strength(strength, chroma_strength)
     output_format(output_path, fmt)  # a bad extension or an existing output fails before the slow part
     check_output_path(Path(output_path), overwrite=overwrite)
     dev = resolve_device(device, model)
     net = get_model(model, "burst", dev)
     burst = read_burst(frames, max_frames=net.frames)
-    clean = _denoise_stack(net, burst.stack, dev)
+    clean = _denoise_stack(net, burst.stack, dev, strength=strength, chroma_strength=chroma_strength)
     return write_image(output_path, clean, fmt=fmt, quality=quality, metadata=burst.metadata[0], overwrite=overwrite,
                        icc_profile=fitting_icc_profile(burst.icc_profile, clean))

@@ -59,6 +59,12 @@ FormatOpt = typer.Option(None, "--format", "-f", help="Output format; default: f
 QualityOpt = typer.Option(95, "--quality", "-q", min=1, max=100, help="JPEG quality.")
 DeviceOpt = typer.Option(Device.auto, "--device", help="Where the network runs: auto picks CUDA when present.")
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace outputs that already exist.")
+StrengthOpt = typer.Option(1.0, "--strength", "-s", min=0.0, max=1.0,
+                           help="How much of the noise to remove: 1 all of it, 0.8 leaves a fifth as fine grain "
+                                "(a blend with the input, like a raw editor's amount slider).")
+ChromaStrengthOpt = typer.Option(None, "--chroma-strength", min=0.0, max=1.0,
+                                 help="How much of the colour noise to remove, 0 to 1 (default: as --strength); "
+                                      "e.g. -s 0.7 --chroma-strength 1 keeps some grey grain but no colour blotches.")
 TileOpt = typer.Option(None, "--tile", min=0, help="Tile size in pixels for exact tiled inference "
                        "(bounded memory, same pixels); 0 = whole image at once. Default 4096 (develop), 2048 (denoise).")
 EnsembleOpt = typer.Option(None, "--ensemble", min=1, max=8,
@@ -304,9 +310,8 @@ def denoise(
     inputs: List[str] = typer.Argument(..., help="sRGB photos, folders or globs: PNG, JPEG or TIFF, 8 or 16 bit."),
     model: str = _model_opt("denoise"),
     name: str = _name_opt("{stem}_denoised.{ext}"),
-    strength: float = typer.Option(1.0, "--strength", "-s", min=0.0, max=1.0,
-                                   help="How much of the noise to remove: 1 all of it, 0.8 leaves a fifth as fine "
-                                        "grain (a blend with the input, like a raw editor's amount slider)."),
+    strength: float = StrengthOpt,
+    chroma_strength: Optional[float] = ChromaStrengthOpt,
     batch: BatchOptions = None,
 ) -> None:
     """Denoise sRGB photos (default: INPUT_denoised with the input's format, beside the input).
@@ -314,7 +319,7 @@ def denoise(
     Folders, globs, -o OUTDIR, resume and failure handling work as for develop.
     """
     _warn_if_untrained(model)
-    _run_batch("denoise", inputs, name, batch, model, {"strength": strength})
+    _run_batch("denoise", inputs, name, batch, model, {"strength": strength, "chroma_strength": chroma_strength})
 
 
 @app.command()
@@ -326,6 +331,8 @@ def burst(
     model: str = typer.Option("burst", "--model", "-m", help="Shipped model name or model card path."),
     device: Device = DeviceOpt,
     overwrite: bool = OverwriteOpt,
+    strength: float = StrengthOpt,
+    chroma_strength: Optional[float] = ChromaStrengthOpt,
 ) -> None:
     """Denoise a burst of frames of one scene into a single photo aligned with the first frame."""
     from .batch_plan import FORMAT_EXTENSIONS, image_output_ext, output_name
@@ -340,7 +347,7 @@ def burst(
         ext = FORMAT_EXTENSIONS[fmt.value] if fmt else image_output_ext(first)
         target = output or first.with_name(output_name("{stem}_burst.{ext}", first, ext))
         burst_denoise_file(frames, target, fmt=fmt and fmt.value, quality=quality, overwrite=overwrite,
-                           model=model, device=device.value)
+                           model=model, device=device.value, strength=strength, chroma_strength=chroma_strength)
     except HyperispError as error:
         _fail(error)
         raise typer.Exit(1)

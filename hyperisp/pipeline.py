@@ -17,6 +17,7 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
+from .blend import blend_denoised, check_strength, keeps_input
 from .ensemble import DEFAULT_VIEWS, check_views, self_ensemble
 from .errors import HyperispError
 from .io.images import Photo, fitting_icc_profile, output_format, read_image, write_image
@@ -349,6 +350,7 @@ def denoise(
     tile: int | None = None,
     ensemble: int | None = None,
     strength: float = 1.0,
+    chroma_strength: float | None = None,
 ) -> np.ndarray:
     """Denoise an sRGB photo.
 
@@ -358,34 +360,21 @@ def denoise(
         tile: tile size in pixels for exact tiled inference (None: default, 0: whole image).
         ensemble: network runs averaged over transposed / flipped views, 1 to 8 (see
             :mod:`hyperisp.ensemble`); None: 1.
-        strength: how much of the noise to remove, 0 to 1 (:func:`_blend_denoised`); 1: all of it.
+        strength: how much of the noise to remove, 0 to 1; 1: all of it.
+        chroma_strength: how much of the colour noise to remove, 0 to 1; None: the same as
+            ``strength`` (:func:`hyperisp.blend.blend_denoised`).
     Returns:
         (H, W, 3) float32 sRGB in [0, 1].
     """
-    if not 0 <= strength <= 1:  # before the photo is read and the model loaded
-        raise HyperispError(None, f"strength {strength}: expected a value from 0 (keep the noise) to 1 (remove it all)")
+    check_strength(strength, chroma_strength)  # before the photo is read and the model loaded
     pixels = read_image(image).pixels if not isinstance(image, np.ndarray) else _as_unit_float(image)
     dev = resolve_device(device, model)
-    net = get_model(model, "denoise", dev)
+    net = get_model(model, "denoise", dev)  # loaded even when unused below, so a bad model name is still an error
+    if keeps_input(strength, chroma_strength):
+        return np.clip(pixels, 0.0, 1.0)
     denoised = _run(net, torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None], dev,
                     tile, ensemble)
-    return _blend_denoised(pixels, denoised, strength)
-
-
-def _blend_denoised(noisy: np.ndarray, denoised: np.ndarray, strength: float) -> np.ndarray:
-    """``noisy + strength * (denoised - noisy)``: leave part of the noise, as the amount slider of a raw editor does.
-
-    A little of the noise back reads as fine grain and keeps texture that a full-strength blind
-    denoiser flattens. The blend is in the photo's own encoding (sRGB values), so 0 and 1 give
-    the input and the network's output exactly. (H, W, 3) float32 arrays; ``denoised`` is
-    overwritten and returned.
-    """
-    if strength == 1:
-        return denoised
-    denoised -= noisy
-    denoised *= strength
-    denoised += noisy
-    return np.clip(denoised, 0.0, 1.0, out=denoised)  # a float input may hold values outside [0, 1]
+    return blend_denoised(pixels, denoised, strength, chroma_strength)
 
 
 def denoise_file(
@@ -400,8 +389,9 @@ def denoise_file(
     tile: int | None = None,
     ensemble: int | None = None,
     strength: float = 1.0,
+    chroma_strength: float | None = None,
 ) -> Path:
     """Denoise ``input_path`` and write it atomically, keeping its EXIF fields and RGB ICC profile."""
     rendered = run_network("denoise", read_input("denoise", input_path), model=model, device=device, tile=tile,
-                           ensemble=ensemble, strength=strength)
+                           ensemble=ensemble, strength=strength, chroma_strength=chroma_strength)
     return write_output(output_path, rendered, fmt=fmt, quality=quality, overwrite=overwrite)

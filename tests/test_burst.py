@@ -74,6 +74,16 @@ def test_colour_burst_goes_channel_by_channel():
     np.testing.assert_allclose(out, _linear_mean(frames), atol=1e-4)
 
 
+def test_burst_strength_blends_with_the_first_frame():
+    frames = _frames(3, (20, 30, 3))
+    half = burst_denoise(frames, model=_untrained(), device="cpu", strength=0.5)
+    np.testing.assert_allclose(half, frames[0] + 0.5 * (_linear_mean(frames) - frames[0]), atol=1e-4)
+    assert np.array_equal(burst_denoise(frames, model=_untrained(), device="cpu", strength=0, chroma_strength=0),
+                          frames[0])
+    with pytest.raises(HyperispError, match="chroma strength 2"):
+        burst_denoise(frames, model=_untrained(), device="cpu", chroma_strength=2)
+
+
 def test_tiles_are_stitched_in_place():
     torch.manual_seed(0)
     net = create_model("gated_kpn_64", widths=[8, 8]).eval()  # starts as the (pointwise) frame mean
@@ -137,6 +147,12 @@ def test_cli_burst(tmp_path: Path):
         assert im.size == (32, 24) and im.mode == "RGB"
     out = tmp_path / "out.tif"
     assert runner.invoke(app, ["burst", *map(str, paths), "-o", str(out)]).exit_code == 0 and out.is_file()
+    kept = tmp_path / "kept.png"
+    assert runner.invoke(app, ["burst", *map(str, paths), "-s", "0", "--chroma-strength", "0", "-o", str(kept)]).exit_code == 0
+    with Image.open(paths[0]) as a, Image.open(kept) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    refused = runner.invoke(app, ["burst", *map(str, paths), "--chroma-strength", "1.5", "-o", str(tmp_path / "x.png")])
+    assert refused.exit_code == 2 and "--chroma-strength" in refused.output and not (tmp_path / "x.png").exists()
     odd = write_image(tmp_path / "odd.png", _frames(1, (10, 10))[0])
     result = runner.invoke(app, ["burst", str(paths[0]), str(odd), "-o", str(tmp_path / "odd_out.png")])
     assert result.exit_code == 1 and f"error: {odd}" in result.output

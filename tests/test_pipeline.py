@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import hyperisp
 from conftest import TINY_MODELS, shared_path
@@ -41,6 +42,24 @@ def test_denoise_strength_blends_the_input_with_the_full_result():
     for bad in (-0.1, 1.5):
         with pytest.raises(hyperisp.HyperispError, match=f"strength {bad}: expected a value from 0"):
             hyperisp.denoise(image, device="cpu", strength=bad)
+    chroma_only = hyperisp.denoise(image, device="cpu", strength=0, chroma_strength=1)  # colour noise only
+    luma = np.array([0.2126, 0.7152, 0.0722], np.float32)
+    np.testing.assert_allclose(chroma_only @ luma, np.clip(image, 0, 1) @ luma, atol=0.02)  # where clipping allows
+    assert np.abs(chroma_only - image).max() > 0.01
+
+
+class _MustNotRun(torch.nn.Module):
+    task = "denoise"
+
+    def forward(self, x):
+        raise AssertionError("the network ran although strength 0 keeps the input")
+
+
+def test_denoise_at_strength_zero_skips_the_network():
+    image = np.random.default_rng(1).uniform(0, 1, (8, 8, 3)).astype(np.float32)
+    assert np.array_equal(hyperisp.denoise(image, model=_MustNotRun(), device="cpu", strength=0), image)
+    with pytest.raises(AssertionError, match="the network ran"):
+        hyperisp.denoise(image, model=_MustNotRun(), device="cpu", strength=0, chroma_strength=0.5)
 
 
 def test_kodak_dc50_develops_upright_and_neutral():
