@@ -63,4 +63,4 @@ def blend_denoised(noisy: np.ndarray, denoised: np.ndarray, strength: float = 1.
     else:
         denoised *= strength
     denoised += noisy
-    return np.clip(denoised, 0.0, 1.0, out=denoised)  # a float input may hold values outside [0, 1]
+    return np.clip(denoised, 0.0, 1.0, out=denoised)  # the luma/chroma split can step outside [0, 1]

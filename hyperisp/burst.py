@@ -25,7 +25,7 @@ from .blend import blend_denoised, check_strength, keeps_input
 from .data.unprocess import linear_to_srgb, srgb_to_linear
 from .errors import HyperispError
 from .io.atomic import check_output_path
-from .io.images import fitting_icc_profile, output_format, read_image, write_image
+from .io.images import array_to_unit_float, fitting_icc_profile, output_format, read_image, write_image
 from .pipeline import get_model, resolve_device
 
 PathType = Union[str, PathLike]
@@ -37,18 +37,6 @@ TILE_MARGIN = 64  # context pixels around each tile: more than the U-Net's reach
 
 def _frame_name(frame: Frame, index: int) -> str:
     return str(frame) if not isinstance(frame, np.ndarray) else f"frame {index + 1}"
-
-
-def _as_unit_float(pixels: np.ndarray, name: str) -> np.ndarray:
-    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)) or 0 in pixels.shape:
-        raise HyperispError(name, f"expected an image array of shape (H, W) or (H, W, 3), got {pixels.shape}")
-    if pixels.dtype == np.uint8:
-        return pixels.astype(np.float32) / 255
-    if pixels.dtype == np.uint16:
-        return pixels.astype(np.float32) / 65535
-    if not np.issubdtype(pixels.dtype, np.floating):
-        raise HyperispError(name, f"expected uint8, uint16 or float pixels, got {pixels.dtype}")
-    return np.clip(np.nan_to_num(pixels.astype(np.float32)), 0.0, 1.0)
 
 
 class Burst(NamedTuple):
@@ -77,7 +65,7 @@ def read_burst(frames: Sequence[Frame], max_frames: int = 8) -> Burst:
     pixels, metadata, profiles = [], [], []
     for i, frame in enumerate(frames):
         if isinstance(frame, np.ndarray):
-            pixels.append(_as_unit_float(frame, _frame_name(frame, i)))
+            pixels.append(array_to_unit_float(frame, _frame_name(frame, i), grey=True))
             metadata.append({})
             profiles.append(None)
         else:

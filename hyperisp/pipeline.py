@@ -20,7 +20,7 @@ import torch
 from .blend import blend_denoised, check_strength, keeps_input
 from .ensemble import DEFAULT_VIEWS, check_views, self_ensemble
 from .errors import HyperispError
-from .io.images import Photo, fitting_icc_profile, output_format, read_image, write_image
+from .io.images import Photo, array_to_unit_float, fitting_icc_profile, output_format, read_image, write_image
 from .pretrained import load_pretrained
 from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_array, read_raw
 from .raw.bayer import pack_bayer
@@ -332,16 +332,6 @@ def develop_file(
     return rendered.developed
 
 
-def _as_unit_float(image: np.ndarray) -> np.ndarray:
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an image of shape (H, W, 3), got {image.shape}")
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) / 65535
-    return image.astype(np.float32)
-
-
 def denoise(
     image: PathType | np.ndarray,
     *,
@@ -356,7 +346,7 @@ def denoise(
 
     Args:
         image: a file path (PNG, JPEG, TIFF; 8 or 16 bit) or an (H, W, 3) array
-            (uint8, uint16, or float in [0, 1]).
+            (uint8, uint16, or float in [0, 1], clipped: :func:`hyperisp.io.images.array_to_unit_float`).
         tile: tile size in pixels for exact tiled inference (None: default, 0: whole image).
         ensemble: network runs averaged over transposed / flipped views, 1 to 8 (see
             :mod:`hyperisp.ensemble`); None: 1.
@@ -367,11 +357,11 @@ def denoise(
         (H, W, 3) float32 sRGB in [0, 1].
     """
     check_strength(strength, chroma_strength)  # before the photo is read and the model loaded
-    pixels = read_image(image).pixels if not isinstance(image, np.ndarray) else _as_unit_float(image)
+    pixels = read_image(image).pixels if not isinstance(image, np.ndarray) else array_to_unit_float(image)
     dev = resolve_device(device, model)
     net = get_model(model, "denoise", dev)  # loaded even when unused below, so a bad model name is still an error
     if keeps_input(strength, chroma_strength):
-        return np.clip(pixels, 0.0, 1.0)
+        return pixels
     denoised = _run(net, torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None], dev,
                     tile, ensemble)
     return blend_denoised(pixels, denoised, strength, chroma_strength)

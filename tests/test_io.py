@@ -16,7 +16,7 @@ from PIL import Image, ImageCms, ImageOps, JpegImagePlugin
 from hyperisp.errors import HyperispError
 from hyperisp.io import images, png
 from hyperisp.io.atomic import atomic_output
-from hyperisp.io.images import Photo, apply_exif_orientation, output_format, read_image, write_image
+from hyperisp.io.images import Photo, apply_exif_orientation, array_to_unit_float, output_format, read_image, write_image
 from hyperisp.io.metadata import build_exif, exif_tiff_tags, metadata_from_exif, srgb_icc_profile
 
 METADATA = {
@@ -461,3 +461,19 @@ def test_read_bad_inputs(tmp_path, make_input, reason):
         read_image(path)
     message = str(info.value)
     assert message.startswith(f"{path}: ") and reason in message and "\n" not in message
+
+
+def test_arrays_become_unit_float_like_files_and_bad_ones_are_named():
+    np.testing.assert_allclose(array_to_unit_float(np.full((2, 3, 3), 255, np.uint8)), 1.0)
+    np.testing.assert_allclose(array_to_unit_float(np.full((2, 3, 3), 32768, np.uint16)), 32768 / 65535)
+    floats = np.array([[[-0.5, np.nan, 1.5]]], np.float64)
+    out = array_to_unit_float(floats)
+    assert out.dtype == np.float32 and out.tolist() == [[[0.0, 0.0, 1.0]]]
+    assert array_to_unit_float(np.zeros((4, 5), np.uint8), grey=True).shape == (4, 5)
+    for bad, grey, reason in [(np.zeros((4, 5), np.uint8), False, r"shape \(H, W, 3\), got \(4, 5\)"),
+                              (np.zeros((4, 5, 4), np.uint8), True, r"shape \(H, W\) or \(H, W, 3\)"),
+                              (np.zeros((0, 5, 3), np.uint8), False, "got"),
+                              (np.zeros((4, 5, 3), np.int32), False, "uint8, uint16 or float pixels, got int32")]:
+        with pytest.raises(HyperispError, match=reason) as info:
+            array_to_unit_float(bad, "frame 2", grey=grey)
+        assert str(info.value).startswith("frame 2")

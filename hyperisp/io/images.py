@@ -24,7 +24,8 @@ from hyperisp.io.metadata import ORIENTATION_TAG, build_exif, exif_tiff_tags, me
 from hyperisp.io.png import PNG_SIGNATURE, write_png
 from hyperisp.io.tiff import write_tiff
 
-__all__ = ["OUTPUT_FORMATS", "Photo", "output_format", "write_image", "read_image", "apply_exif_orientation"]
+__all__ = ["OUTPUT_FORMATS", "Photo", "output_format", "write_image", "read_image", "array_to_unit_float",
+           "apply_exif_orientation"]
 
 OUTPUT_FORMATS = ("jpeg", "png", "png16", "tiff")  # png: 8-bit; png16 and tiff: 16-bit
 _EXTENSIONS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
@@ -304,6 +305,28 @@ def _read_exif(im: Image.Image) -> tuple[int, dict]:
         return exif.get(ORIENTATION_TAG, 1), metadata_from_exif(exif)
     except Exception:
         return 1, {}
+
+
+def array_to_unit_float(pixels: np.ndarray, name: str = "image", grey: bool = False) -> np.ndarray:
+    """An image passed as an array -> float32 in [0, 1], as :func:`read_image` gives a file's pixels.
+
+    Args:
+        pixels: (H, W, 3), or (H, W) where ``grey``; uint8, uint16 (scaled by 255 or 65535) or
+            float in [0, 1] (clipped; NaN -> 0).
+        name: what the error names (e.g. "frame 2").
+    Raises:
+        HyperispError: another shape or dtype.
+    """
+    shapes = "(H, W) or (H, W, 3)" if grey else "(H, W, 3)"
+    if not ((grey and pixels.ndim == 2) or (pixels.ndim == 3 and pixels.shape[2] == 3)) or 0 in pixels.shape:
+        raise HyperispError(name, f"expected an image array of shape {shapes}, got {pixels.shape}")
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / 255
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) / 65535
+    if not np.issubdtype(pixels.dtype, np.floating):
+        raise HyperispError(name, f"expected uint8, uint16 or float pixels, got {pixels.dtype}")
+    return np.clip(np.nan_to_num(pixels.astype(np.float32)), 0.0, 1.0)
 
 
 def read_image(path: str | PathLike) -> Photo:
