@@ -46,6 +46,13 @@ class OutputFormat(str, Enum):
     tiff = "tiff"
 
 
+class ColourSpace(str, Enum):  # hyperisp.raw.colour_spaces.SPACES
+    srgb = "srgb"
+    display_p3 = "display-p3"
+    adobe_rgb = "adobe-rgb"
+    prophoto = "prophoto"
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -228,7 +235,11 @@ def develop(
     model: str = _model_opt("isp"),
     wb: str = typer.Option("camera", "--wb", help="White balance: camera, auto, daylight, or R,G,B gains."),
     exposure: str = typer.Option("0", "--exposure", help="Exposure correction in EV, or 'auto' (brighten, keeping highlights)."),
-    linear: bool = typer.Option(False, "--linear", help="Scene-linear 16-bit output (linear sRGB, no tone curve); default .tif."),
+    linear: bool = typer.Option(False, "--linear", help="Scene-linear 16-bit output (no transfer or tone curve); default .tif."),
+    colour_space: ColourSpace = typer.Option(
+        ColourSpace.srgb, "--colour-space", "--color-space",
+        help="Output colour space, tagged with its ICC profile: wide gamuts keep the saturated colours sRGB "
+             "clips (for 16-bit files to edit; an 8-bit JPEG in prophoto may band)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the white balance (gains, why, CCT) and exposure used."),
     sample: bool = typer.Option(False, "--sample", help="Develop the built-in synthetic sample raw (a DNG)."),
     name: str = _name_opt("{stem}.{ext}"),
@@ -268,16 +279,18 @@ def develop(
             sample_path = write_sample_dng(Path(tmp) / "hyperisp_sample.dng")
             inputs.append(str(sample_path))
             batch.output = batch.output or Path.cwd()
-        _run_batch("develop", inputs, name, batch, model, dict(wb=white_balance, exposure=exposure_ev, linear=linear),
+        _run_batch("develop", inputs, name, batch, model, dict(wb=white_balance, exposure=exposure_ev, linear=linear,
+                                                              colour_space=colour_space.value),
                    verbose=verbose)
 
 
 def _describe_colour(source: str, info: dict) -> str:
     gains = ", ".join(f"{g:.3f}" for g in info["white_balance"])
     cct = f", {info['cct']} K" if info.get("cct") else ""
-    linear = "; linear" if info.get("linear") else ""
+    space = info.get("colour_space", "srgb")
+    output = f"; {'linear ' if info.get('linear') else ''}{space}" if info.get("linear") or space != "srgb" else ""
     return (f"{source}: white balance R,G,B = {gains} ({info['white_balance_source']}{cct}); "
-            f"exposure {info['exposure_ev']:+.2f} EV{linear}")
+            f"exposure {info['exposure_ev']:+.2f} EV{output}")
 
 
 def _parse_wb(value: str):

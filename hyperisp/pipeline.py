@@ -24,6 +24,7 @@ from .io.images import Photo, array_to_unit_float, fitting_icc_profile, output_f
 from .pretrained import load_pretrained
 from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_array, read_raw
 from .raw.bayer import pack_bayer
+from .raw.colour_spaces import get_space
 from .raw.exposure import auto_exposure
 from .raw.white_balance import choose_white_balance as choose_wb
 from .runtime import release_freed_memory
@@ -144,14 +145,15 @@ def inference_autocast(device: torch.device | str) -> contextlib.AbstractContext
 class Developed:
     """A developed photo and how it was made."""
 
-    rgb: np.ndarray  # (H, W, 3) float32 sRGB in [0, 1], upright
+    rgb: np.ndarray  # (H, W, 3) float32 in [0, 1], upright, in colour_space (sRGB by default)
     white_balance: np.ndarray  # (3,) R, G, B gains applied
     white_balance_source: str
     metadata: dict = field(default_factory=dict)
     white_balance_cct: float | None = None  # K, when the camera's colour model is known
     exposure_ev: float = 0.0  # the exposure correction applied (chosen automatically with exposure="auto")
     cam_to_srgb: np.ndarray | None = None  # (3, 3) white-balanced camera RGB -> linear sRGB used
-    linear: bool = False  # rgb is scene-linear sRGB (no transfer or tone curve)
+    linear: bool = False  # rgb is scene-linear (no transfer or tone curve)
+    colour_space: str = "srgb"  # a name of hyperisp.raw.colour_spaces.SPACES
 
     def summary(self) -> dict:
         """What was done, as plain JSON-ready values (``hyperisp develop --json``)."""
@@ -161,6 +163,7 @@ class Developed:
             "cct": None if self.white_balance_cct is None else round(float(self.white_balance_cct)),
             "exposure_ev": round(float(self.exposure_ev), 3),
             "linear": self.linear,
+            "colour_space": self.colour_space,
             "size": list(self.rgb.shape[:2]),
         }
 
@@ -173,6 +176,7 @@ def develop_raw(
     wb: WhiteBalance = "camera",
     exposure: float | str = 0.0,
     linear: bool = False,
+    colour_space: str = "srgb",
     tile: int | None = None,
     ensemble: int | None = None,
 ) -> Developed:
@@ -182,13 +186,15 @@ def develop_raw(
     colour model (DNG ColorMatrix/ForwardMatrix by illuminant, or LibRaw's) the
     camera -> sRGB matrix is the one for that white's colour temperature.
     ``exposure`` is EV (added to a DNG's BaselineExposure) or "auto" (:func:`~hyperisp.raw.exposure.auto_exposure`);
-    ``linear=True`` returns scene-linear sRGB with no transfer or tone curve.
+    ``linear=True`` returns scene-linear values with no transfer or tone curve.
+    ``colour_space``: "srgb", "display-p3", "adobe-rgb" or "prophoto" (:mod:`hyperisp.raw.colour_spaces`).
     ``tile``: tile size in image pixels for exact tiled inference (None: default, 0: whole image).
     ``ensemble``: network runs averaged, 1 or 2 (identity, transpose; see :mod:`hyperisp.ensemble`);
     None: 2.
     """
     if not (exposure == "auto" or isinstance(exposure, (int, float))):
         raise ValueError(f"exposure must be a number of EV or 'auto', got {exposure!r}")
+    space = get_space(colour_space).name  # an unknown name fails before the network runs
     dev = resolve_device(device, model)
     net = get_model(model, "isp", dev)
     choice = choose_wb(raw, wb)
@@ -199,9 +205,9 @@ def develop_raw(
     # A DNG's BaselineExposure moves the exposure zero point (DNG spec); auto measures the data instead.
     baseline = float(raw.metadata.get("baseline_exposure", 0.0))
     ev = auto_exposure(cam_rgb, choice.gains, cam_to_srgb) if exposure == "auto" else float(exposure) + baseline
-    rgb = finish(cam_rgb, choice.gains, cam_to_srgb, exposure_ev=ev, tone=not linear, encode=not linear)
+    rgb = finish(cam_rgb, choice.gains, cam_to_srgb, exposure_ev=ev, tone=not linear, encode=not linear, space=space)
     return Developed(apply_orientation(rgb, raw.flip), choice.gains, choice.reason, dict(raw.metadata),
-                     choice.cct, ev, np.asarray(cam_to_srgb), linear)
+                     choice.cct, ev, np.asarray(cam_to_srgb), linear, space)
 
 
 def develop(
@@ -212,6 +218,7 @@ def develop(
     wb: WhiteBalance = "camera",
     exposure: float | str = 0.0,
     linear: bool = False,
+    colour_space: str = "srgb",
     cfa_phase: str = "RGGB",
     black_level: float = 0.0,
     white_level: float | None = None,
@@ -228,12 +235,13 @@ def develop(
         device: "cpu", "cuda" or "auto".
         wb: "camera" (as shot, auto when the file has none), "auto", "daylight", or R, G, B gains.
         exposure: exposure correction in EV, or "auto" (brighten, keeping highlights).
-        linear: return scene-linear sRGB (no transfer curve, no tone curve).
+        linear: return scene-linear values (no transfer curve, no tone curve).
+        colour_space: output space, "srgb", "display-p3", "adobe-rgb" or "prophoto".
         tile: tile size in image pixels for exact tiled inference (None: default, 0: whole image).
         ensemble: network runs averaged over views of the mosaic, 1 or 2 (identity, transpose;
             see :mod:`hyperisp.ensemble`); None: 2, better pixels for twice the network time of 1.
     Returns:
-        (H, W, 3) float32 sRGB in [0, 1].
+        (H, W, 3) float32 in [0, 1], in ``colour_space``.
     """
     if isinstance(source, np.ndarray):
         raw = raw_from_array(source, cfa_phase=cfa_phase, black_level=black_level, white_level=white_level)
@@ -241,17 +249,18 @@ def develop(
         raw = source
     else:
         raw = read_raw(source)
-    return develop_raw(raw, model=model, device=device, wb=wb, exposure=exposure, linear=linear, tile=tile,
-                       ensemble=ensemble).rgb
+    return develop_raw(raw, model=model, device=device, wb=wb, exposure=exposure, linear=linear,
+                       colour_space=colour_space, tile=tile, ensemble=ensemble).rgb
 
 
-def output_icc_profile(linear: bool) -> bytes | None:
-    """The ICC profile a developed image carries: linear sRGB for ``--linear``, else None (sRGB)."""
-    if not linear:
+def output_icc_profile(colour_space: str = "srgb", linear: bool = False) -> bytes | None:
+    """The ICC profile a developed image carries: None for sRGB (write_image's standard one), else
+    the space's own, linear for ``--linear``."""
+    if colour_space == "srgb" and not linear:
         return None
-    from .io.linear_icc import linear_srgb_icc_profile
+    from .io.icc import rgb_icc_profile
 
-    return linear_srgb_icc_profile()
+    return rgb_icc_profile(colour_space, linear)
 
 
 LINEAR_FORMATS = ("tiff", "png16")  # scene-linear output needs 16 bits: 8 would band the shadows
@@ -296,7 +305,7 @@ def run_network(command: str, decoded: RawImage | Photo, **options) -> Rendered:
     """Develop a RawImage (:func:`develop_raw`) or denoise a Photo (:func:`denoise`); ``options`` go to those."""
     if command == "develop":
         developed = develop_raw(decoded, **options)
-        return Rendered(developed.rgb, developed.metadata, output_icc_profile(developed.linear), developed.summary(),
+        return Rendered(developed.rgb, developed.metadata, output_icc_profile(developed.colour_space, developed.linear), developed.summary(),
                         developed)
     # denoising keeps the pixels' colour space, so the input's RGB profile (Adobe RGB, P3...) still describes them
     return Rendered(denoise(decoded.pixels, **options), decoded.metadata,

@@ -80,7 +80,7 @@ def test_denoise_keeps_the_input_icc_profile_alone_and_in_a_batch(small_png: Pat
 
     from PIL import Image, ImageCms
 
-    from hyperisp.io.linear_icc import linear_srgb_icc_profile
+    from hyperisp.io.icc import linear_srgb_icc_profile
     from hyperisp.io.metadata import srgb_icc_profile
     from hyperisp.pipeline import denoise_file
 

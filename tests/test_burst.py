@@ -121,7 +121,7 @@ def test_burst_keeps_the_first_frames_icc_profile_where_it_fits(tmp_path: Path):
     """The pixels stay in the frames' colour space, as denoise's do; an RGB profile cannot tag a grey result."""
     from hyperisp.burst import burst_denoise_file
     from hyperisp.io.images import read_image
-    from hyperisp.io.linear_icc import linear_srgb_icc_profile
+    from hyperisp.io.icc import linear_srgb_icc_profile
 
     rgb_profile = linear_srgb_icc_profile()
     grey_profile = rgb_profile[:16] + b"GRAY" + rgb_profile[20:]  # the header's data colour space is what is checked

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import hyperisp
 from hyperisp.cli import app
 from hyperisp.io.images import read_image
-from hyperisp.io.linear_icc import linear_srgb_icc_profile
+from hyperisp.io.icc import linear_srgb_icc_profile
 from hyperisp.raw import finish, srgb_to_linear
 from hyperisp.raw.camera_colour import (
     D50_XYZ,

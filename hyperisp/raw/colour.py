@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Sequence, Union
 import numpy as np
 import torch
 
+from .colour_spaces import RGBSpace, encode, get_space, linear_srgb_to
+
 if TYPE_CHECKING:
     from .reader import RawImage
 
@@ -181,19 +183,23 @@ def finish(
     exposure_ev: float = 0.0,
     tone: bool = True,
     encode: bool = True,
+    space: RGBSpace | str = "srgb",
 ) -> np.ndarray:
-    """Linear camera RGB -> display sRGB.
+    """Linear camera RGB -> display sRGB (or another output space).
 
     Args:
         cam_rgb: (H, W, 3) linear camera RGB, black at 0, sensor white at 1.
         wb: (3,) R, G, B white-balance gains.
         cam_to_srgb: (3, 3) white-balanced camera RGB -> linear sRGB.
-        exposure_ev: exposure correction in stops (applied in linear sRGB).
-        tone: apply :func:`apply_tone_curve` after the sRGB curve.
-        encode: False gives scene-linear sRGB (no transfer curve, no tone curve).
+        exposure_ev: exposure correction in stops (applied in linear light).
+        tone: apply :func:`apply_tone_curve` after the transfer curve.
+        encode: False gives scene-linear values (no transfer curve, no tone curve).
+        space: output colour space (:mod:`hyperisp.raw.colour_spaces`): its gamut is what gets
+            clipped, and its curve encodes the values.
     Returns:
-        (H, W, 3) float32 sRGB-encoded (or linear, ``encode=False``) in [0, 1].
+        (H, W, 3) float32 encoded (or linear, ``encode=False``) in [0, 1], in ``space``.
     """
+    space = get_space(space)
     cam_rgb = np.asarray(cam_rgb, dtype=np.float32)
     if cam_rgb.ndim != 3 or cam_rgb.shape[2] != 3:
         raise ValueError(f"expected camera RGB of shape (H, W, 3), got {cam_rgb.shape}")
@@ -201,15 +207,35 @@ def finish(
     matrix = np.asarray(cam_to_srgb, dtype=np.float32)
     if wb.shape != (3,) or matrix.shape != (3, 3):
         raise ValueError(f"expected wb (3,) and cam_to_srgb (3, 3), got {wb.shape} and {matrix.shape}")
+    to_space = None if space.name == "srgb" else linear_srgb_to(space)
     out = np.empty(cam_rgb.shape, dtype=np.float32)
     rows = max(1, (1 << 18) // max(1, cam_rgb.shape[1]))  # ~256k pixels at a time bounds the temporaries
     for top in range(0, cam_rgb.shape[0], rows):
-        out[top : top + rows] = _finish_rows(cam_rgb[top : top + rows], wb, matrix, exposure_ev, tone, encode)
+        out[top : top + rows] = _finish_rows(cam_rgb[top : top + rows], wb, matrix, exposure_ev, tone,
+                                             space if encode else None, to_space)
     return out
 
 
+def _matmul(pixels: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """(..., 3) pixels times a (3, 3) matrix; torch's matmul is ~50x faster than numpy's here."""
+    return (torch.from_numpy(pixels.reshape(-1, 3)) @ torch.from_numpy(matrix.T.copy())).numpy().reshape(pixels.shape)
+
+
+def _tone_in_srgb(linear: np.ndarray) -> np.ndarray:
+    """Linear sRGB of any range -> the linear sRGB that sRGB output with the tone curve shows.
+
+    The curve extended beyond [0, 1] (odd below 0, its end slope above 1), so a wide-gamut
+    output can carry sRGB's look on colours that sRGB itself would clip.
+    """
+    magnitude = linear_to_srgb(np.abs(linear))
+    toned = apply_tone_curve(magnitude)
+    over = magnitude > 1
+    toned[over] = 1 + (1 - TONE_STRENGTH) * (magnitude[over] - 1)
+    return np.copysign(srgb_to_linear(toned), linear)
+
+
 def _finish_rows(cam_rgb: np.ndarray, wb: np.ndarray, matrix: np.ndarray, exposure_ev: float, tone: bool,
-                 encode: bool = True):
+                 space: RGBSpace | None, to_space: np.ndarray | None = None):
     # Clip at 1 *after* the gains: a clipped pixel is (1, 1, 1) in the raw; with gains like
     # (2, 1, 1.5) it would become (2, 1, 1.5) and turn magenta. Clipped at 1 it stays (1, 1, 1),
     # which the matrix maps to white (its rows sum to 1).
@@ -231,14 +257,21 @@ def _finish_rows(cam_rgb: np.ndarray, wb: np.ndarray, matrix: np.ndarray, exposu
         for k in range(3):
             channel = linear[..., k]
             channel += fade * (brightest - channel)
-    # torch's matmul is ~50x faster than numpy's for an (N, 3) x (3, 3) product.
-    linear = (torch.from_numpy(linear.reshape(-1, 3)) @ torch.from_numpy(matrix.T.copy())).numpy()
-    linear = linear.reshape(cam_rgb.shape)
+    linear = _matmul(linear, matrix)  # linear sRGB
+    if to_space is not None and space is not None and tone:
+        # sRGB's tone curve first, then the output space: a colour inside sRGB looks the same in
+        # every space, and only what sRGB would clip differs.
+        if exposure_ev:
+            linear *= np.float32(2.0 ** exposure_ev)
+        linear = _matmul(_tone_in_srgb(linear), to_space)
+        return encode(np.clip(linear, 0.0, 1.0, out=linear), space)
+    if to_space is not None:  # no tone curve: the output space's gamut is the one clipped below
+        linear = _matmul(linear, to_space)
     np.clip(linear, 0.0, 1.0, out=linear)
     if exposure_ev:
         linear *= np.float32(2.0 ** exposure_ev)
         np.clip(linear, 0.0, 1.0, out=linear)
-    if not encode:
+    if space is None:
         return linear
-    encoded = linear_to_srgb(linear)
+    encoded = encode(linear, space)
     return apply_tone_curve(encoded) if tone else encoded
