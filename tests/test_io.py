@@ -27,6 +27,10 @@ METADATA = {
     "f_number": 2.8,
     "focal_length": 23.0,
     "datetime": datetime(2024, 5, 6, 7, 8, 9),
+    "lens_make": "Fujifilm",
+    "lens_model": "XF23mmF1.4 R LM WR",
+    "artist": "Ana Example",
+    "copyright": "(c) 2024 Ana Example, all rights reserved",
 }
 FORMATS = {"jpeg": "jpg", "png": "png", "png16": "png", "tiff": "tif"}
 
@@ -83,6 +87,8 @@ def test_round_trip(tmp_path, fmt):
     assert photo.metadata["make"] == "Fujifilm" and photo.metadata["iso"] == 3200
     assert photo.metadata["exposure_time"] == pytest.approx(1 / 250)
     assert photo.metadata["datetime"] == METADATA["datetime"]
+    for key in ("lens_make", "lens_model", "artist", "copyright"):
+        assert photo.metadata[key] == METADATA[key], key
     assert files_in(tmp_path) == [path.name]
 
 

@@ -10,6 +10,8 @@ import rawpy
 import torch
 from PIL import Image
 
+import hyperisp
+from hyperisp.io.images import read_image
 from hyperisp.io.tiff import write_tiff
 from hyperisp.raw import (
     BAYER_PHASES,
@@ -165,6 +167,19 @@ def test_dng_fields_come_back_from_libraw(tmp_path, phase):
         np.testing.assert_allclose(raw.color_matrix[:, :3], camera_to_srgb_matrix(CANON_MATRIX), atol=1e-4)
         assert raw.other.iso_speed == 400 and raw.other.aperture == pytest.approx(2.8)
         assert raw.other.shutter_speed == pytest.approx(1 / 250)
+
+
+def test_lens_artist_and_copyright_go_from_the_raw_to_the_developed_file(tmp_path):
+    fields = {"lens_make": "Sigma", "lens_model": "35mm F1.4 DG HSM | Art", "artist": "Ana Example",
+              "copyright": "(c) 2024 Ana Example"}
+    mosaic = np.random.default_rng(4).integers(300, 4000, (40, 62), dtype=np.uint16)
+    path = write_dng(tmp_path / "x.dng", mosaic, white_level=4095, as_shot_neutral=[0.5, 1.0, 0.7],
+                     color_matrix=CANON_MATRIX, **fields)
+    raw = read_raw(path)
+    assert {key: raw.metadata.get(key) for key in fields} == fields
+    for ext in ("jpg", "tif"):
+        hyperisp.develop_file(path, tmp_path / f"x.{ext}", device="cpu")
+        assert {key: read_image(tmp_path / f"x.{ext}").metadata.get(key) for key in fields} == fields, ext
 
 
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])

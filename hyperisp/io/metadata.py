@@ -2,8 +2,10 @@
 
 The metadata dict used across hyperisp has these keys, each optional:
 ``make`` (str), ``model`` (str), ``iso`` (int), ``exposure_time`` (seconds,
-float), ``f_number`` (float), ``focal_length`` (mm, float) and ``datetime``
-(:class:`datetime.datetime`, the capture time).
+float), ``f_number`` (float), ``focal_length`` (mm, float), ``datetime``
+(:class:`datetime.datetime`, the capture time), ``lens_make`` and ``lens_model`` (str), and
+``artist`` and ``copyright`` (str: a photographer's name and rights notice must survive
+development).
 
 One field table (:data:`_FIELDS`) drives all three uses: EXIF bytes for
 JPEG/PNG (:func:`build_exif`), tag tuples for the TIFF writer
@@ -128,12 +130,16 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("make", 0x010F, IFD0, "ASCII", _ascii, _from_ascii),
     _Field("model", 0x0110, IFD0, "ASCII", _ascii, _from_ascii),
     _Field("datetime", 0x0132, IFD0, "ASCII", _exif_datetime, _from_datetime),  # DateTime
+    _Field("artist", 0x013B, IFD0, "ASCII", _ascii, _from_ascii),
+    _Field("copyright", 0x8298, IFD0, "ASCII", _ascii, _from_ascii),
     _Field("exposure_time", 0x829A, EXIF_IFD, "RATIONAL", _rational, _from_rational),
     _Field("f_number", 0x829D, EXIF_IFD, "RATIONAL", _rational, _from_rational),
     _Field("iso", 0x8827, EXIF_IFD, "SHORT", _short, _from_short),  # ISOSpeedRatings
     _Field("datetime", 0x9003, EXIF_IFD, "ASCII", _exif_datetime, _from_datetime),  # DateTimeOriginal
     _Field("datetime", 0x9004, EXIF_IFD, "ASCII", _exif_datetime, _from_datetime),  # DateTimeDigitized
     _Field("focal_length", 0x920A, EXIF_IFD, "RATIONAL", _rational, _from_rational),
+    _Field("lens_make", 0xA433, EXIF_IFD, "ASCII", _ascii, _from_ascii),
+    _Field("lens_model", 0xA434, EXIF_IFD, "ASCII", _ascii, _from_ascii),
 )
 
 
@@ -163,9 +169,9 @@ def _tag_values(metadata: dict | None) -> list[tuple[str, int, str, Any]]:
 def build_exif(metadata: dict | None) -> bytes:
     """EXIF as a JPEG APP1 payload (``b"Exif\\0\\0"`` + TIFF structure).
 
-    IFD0: Make, Model, Software, Orientation = 1, DateTime; Exif sub-IFD (0x8769):
-    ExifVersion, ExposureTime, FNumber, ISOSpeedRatings, DateTimeOriginal,
-    DateTimeDigitized, FocalLength. Missing metadata keys are left out.
+    IFD0: Make, Model, Software, Orientation = 1, DateTime, Artist, Copyright; Exif sub-IFD
+    (0x8769): ExifVersion, ExposureTime, FNumber, ISOSpeedRatings, DateTimeOriginal,
+    DateTimeDigitized, FocalLength, LensMake, LensModel. Missing metadata keys are left out.
     Pillow accepts these bytes as ``exif=`` for JPEG and PNG; a PNG eXIf chunk
     takes them without the 6-byte ``Exif\\0\\0`` header.
     """

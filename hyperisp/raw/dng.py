@@ -17,7 +17,8 @@ from .phase import BAYER_PHASES
 
 # DNG / TIFF-EP tag codes (DNG specification 1.4, chapter 4).
 TAG_NEW_SUBFILE_TYPE, TAG_MAKE, TAG_MODEL, TAG_ORIENTATION = 254, 271, 272, 274
-TAG_SOFTWARE, TAG_DATETIME = 305, 306
+TAG_SOFTWARE, TAG_DATETIME, TAG_ARTIST, TAG_COPYRIGHT = 305, 306, 315, 33432
+TAG_LENS_MAKE, TAG_LENS_MODEL = 42035, 42036
 TAG_CFA_REPEAT_PATTERN_DIM, TAG_CFA_PATTERN = 33421, 33422
 TAG_EXPOSURE_TIME, TAG_F_NUMBER, TAG_ISO = 33434, 33437, 34855
 TAG_DATETIME_ORIGINAL = 36867
@@ -69,6 +70,10 @@ def write_dng(
     exposure_time: float | None = None,
     f_number: float | None = None,
     iso: int | None = None,
+    lens_make: str | None = None,
+    lens_model: str | None = None,
+    artist: str | None = None,
+    copyright: str | None = None,
 ) -> Path:
     """Write a Bayer mosaic as an uncompressed DNG.
 
@@ -98,6 +103,7 @@ def write_dng(
             "make model").
         datetime: "YYYY:MM:DD HH:MM:SS" capture time (DateTime and DateTimeOriginal).
         exposure_time: seconds; f_number: aperture; iso: ISO speed (EXIF sub-IFD).
+        lens_make, lens_model: the lens (EXIF LensMake / LensModel); artist, copyright: IFD0 text.
     Returns:
         ``Path(path)``.
     """
@@ -173,6 +179,10 @@ def write_dng(
         exif.append((TAG_F_NUMBER, "RATIONAL", float(f_number)))
     if iso is not None:
         exif.append((TAG_ISO, "SHORT", int(iso)))
+    for code, text, where in ((TAG_ARTIST, artist, tags), (TAG_COPYRIGHT, copyright, tags),
+                              (TAG_LENS_MAKE, lens_make, exif), (TAG_LENS_MODEL, lens_model, exif)):
+        if text:
+            where.append((code, "ASCII", text))
 
     path = Path(path)
     with open(path, "wb") as file:

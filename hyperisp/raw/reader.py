@@ -41,7 +41,8 @@ class RawImage:
         as_shot_wb: (3,) R, G, B gains with G = 1, or None when the file has none usable.
         daylight_wb: (3,) the camera's daylight gains with G = 1, or None.
         cam_to_srgb: (3, 3) white-balanced camera RGB -> linear sRGB (identity if unknown).
-        metadata: make, model, iso, exposure_time (s), f_number, focal_length (mm),
+        metadata: make, model, iso, exposure_time (s), f_number, focal_length (mm), lens_make,
+            lens_model, artist, copyright,
             datetime (``datetime.datetime``) -- whichever are known.
         colour: the camera's colour model (DNG ColorMatrix1/2, ForwardMatrix1/2 by
             illuminant, or LibRaw's D65 matrix), or None when unknown (arrays).
@@ -80,15 +81,22 @@ def _normalise(values: np.ndarray, black: np.ndarray, white: float) -> np.ndarra
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def _read_make_model(path: str) -> dict:
-    """Make / Model (tags 271 / 272) from IFD0 of a TIFF-based raw (DNG, NEF, CR2, ARW, ...); {} otherwise."""
-    tags = read_ifd0_tags(path, {271, 272})
-    return {key: tags[code] for key, code in (("make", 271), ("model", 272))
-            if isinstance(tags.get(code), str) and tags[code]}
+_IFD0_TEXT = (("make", 271), ("model", 272), ("artist", 315), ("copyright", 33432))
+
+
+def _read_ifd0_text(path: str) -> dict:
+    """Make, Model, Artist, Copyright from IFD0 of a TIFF-based raw (DNG, NEF, CR2, ARW, ...); {} otherwise."""
+    tags = read_ifd0_tags(path, {code for _, code in _IFD0_TEXT})
+    return {key: tags[code].strip() for key, code in _IFD0_TEXT if isinstance(tags.get(code), str) and tags[code].strip()}
 
 
 def _metadata(raw, path: str) -> dict:
-    meta = _read_make_model(path)
+    meta = _read_ifd0_text(path)
+    lens = getattr(raw, "lens", None)  # rawpy >= 0.25; LibRaw finds it in maker notes too
+    for key, value in (("lens_make", getattr(lens, "make", "")), ("lens_model", getattr(lens, "model", "")),
+                       ("artist", getattr(raw.other, "artist", ""))):
+        if isinstance(value, str) and value.strip() and key not in meta:
+            meta[key] = value.strip()
     other = raw.other
     for key, value in (
         ("iso", other.iso_speed),
