@@ -27,6 +27,7 @@ from .errors import HyperispError
 from .io.atomic import check_output_path
 from .io.images import array_to_unit_float, fitting_icc_profile, output_format, read_image, write_image
 from .pipeline import get_model, resolve_device
+from .resize import check_max_size, resize_to_fit
 
 PathType = Union[str, PathLike]
 Frame = Union[PathType, np.ndarray]
@@ -113,6 +114,7 @@ def burst_denoise(
     tile: int = TILE,
     strength: float = 1.0,
     chroma_strength: float | None = None,
+    max_size: int | None = None,
 ) -> np.ndarray:
     """Denoise a burst of 2-8 frames of the same scene into one image aligned with the first frame.
 
@@ -124,13 +126,16 @@ def burst_denoise(
         tile: tile side in pixels for large images (memory bound).
         strength, chroma_strength: how much of the noise (and of the colour noise; None: the same)
             to remove, 0 to 1, blended with the first frame (:func:`hyperisp.blend.blend_denoised`).
+        max_size: longest side of the result in pixels (scaled down, never up); None: full size.
     Returns:
         float32 sRGB in [0, 1]: (H, W) for a grey burst, (H, W, 3) for colour.
     """
     check_strength(strength, chroma_strength)  # before the frames are read
+    check_max_size(max_size)
     dev = resolve_device(device, model)
     net = get_model(model, "burst", dev)
-    return _denoise_stack(net, read_burst(frames, max_frames=net.frames).stack, dev, tile, strength, chroma_strength)
+    clean = _denoise_stack(net, read_burst(frames, max_frames=net.frames).stack, dev, tile, strength, chroma_strength)
+    return resize_to_fit(clean, max_size)
 
 
 def _denoise_stack(net: torch.nn.Module, stack: np.ndarray, dev: torch.device, tile: int = TILE,
@@ -160,19 +165,22 @@ def burst_denoise_file(
     device: str | torch.device = "auto",
     strength: float = 1.0,
     chroma_strength: float | None = None,
+    max_size: int | None = None,
 ) -> Path:
     """Denoise a burst of image files and write the result atomically, with the first frame's EXIF and ICC profile.
 
     The profile is kept when it fits the result (RGB for a colour burst, grey for a grey one), as
-    ``denoise`` keeps its input's: the pixels stay in the frames' colour space. ``strength`` and
-    ``chroma_strength`` as for :func:`burst_denoise`.
+    ``denoise`` keeps its input's: the pixels stay in the frames' colour space. ``strength``,
+    ``chroma_strength`` and ``max_size`` as for :func:`burst_denoise`.
     """
     check_strength(strength, chroma_strength)
+    check_max_size(max_size)
     output_format(output_path, fmt)  # a bad extension or an existing output fails before the slow part
     check_output_path(Path(output_path), overwrite=overwrite)
     dev = resolve_device(device, model)
     net = get_model(model, "burst", dev)
     burst = read_burst(frames, max_frames=net.frames)
-    clean = _denoise_stack(net, burst.stack, dev, strength=strength, chroma_strength=chroma_strength)
+    clean = resize_to_fit(_denoise_stack(net, burst.stack, dev, strength=strength, chroma_strength=chroma_strength),
+                          max_size)
     return write_image(output_path, clean, fmt=fmt, quality=quality, metadata=burst.metadata[0], overwrite=overwrite,
                        icc_profile=fitting_icc_profile(burst.icc_profile, clean))

@@ -69,6 +69,9 @@ OverwriteOpt = typer.Option(False, "--overwrite", help="Replace outputs that alr
 StrengthOpt = typer.Option(1.0, "--strength", "-s", min=0.0, max=1.0,
                            help="How much of the noise to remove: 1 all of it, 0.8 leaves a fifth as fine grain "
                                 "(a blend with the input, like a raw editor's amount slider).")
+MaxSizeOpt = typer.Option(None, "--max-size", min=1,
+                          help="Scale the output down so its longer side is at most this many pixels "
+                               "(Lanczos; never enlarged), as for web or mail.")
 ChromaStrengthOpt = typer.Option(None, "--chroma-strength", min=0.0, max=1.0,
                                  help="How much of the colour noise to remove, 0 to 1 (default: as --strength); "
                                       "e.g. -s 0.7 --chroma-strength 1 keeps some grey grain but no colour blotches.")
@@ -143,6 +146,7 @@ class BatchOptions:
     failures: Optional[Path] = FailuresOpt
     tile: Optional[int] = TileOpt
     ensemble: Optional[int] = EnsembleOpt
+    max_size: Optional[int] = MaxSizeOpt
 
 
 def _with_batch_options(command):
@@ -197,7 +201,8 @@ def _run_batch(command: str, inputs: List[str], name: str, batch: BatchOptions, 
         if note:
             err.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
     spec = JobSpec(command, model=model, device=batch.device.value, fmt=fmt and fmt.value, quality=batch.quality,
-                   overwrite=batch.overwrite, options={**options, "tile": batch.tile, "ensemble": batch.ensemble})
+                   overwrite=batch.overwrite, options={**options, "tile": batch.tile, "ensemble": batch.ensemble,
+                                                               "max_size": batch.max_size})
     verb = "developed" if develop else "denoised"
     start = time.perf_counter()
     with BatchReporter(err, len(items), verb, quiet=batch.quiet) as reporter:
@@ -346,6 +351,7 @@ def burst(
     overwrite: bool = OverwriteOpt,
     strength: float = StrengthOpt,
     chroma_strength: Optional[float] = ChromaStrengthOpt,
+    max_size: Optional[int] = MaxSizeOpt,
 ) -> None:
     """Denoise a burst of frames of one scene into a single photo aligned with the first frame."""
     from .batch_plan import FORMAT_EXTENSIONS, image_output_ext, output_name
@@ -360,7 +366,8 @@ def burst(
         ext = FORMAT_EXTENSIONS[fmt.value] if fmt else image_output_ext(first)
         target = output or first.with_name(output_name("{stem}_burst.{ext}", first, ext))
         burst_denoise_file(frames, target, fmt=fmt and fmt.value, quality=quality, overwrite=overwrite,
-                           model=model, device=device.value, strength=strength, chroma_strength=chroma_strength)
+                           model=model, device=device.value, strength=strength, chroma_strength=chroma_strength,
+                           max_size=max_size)
     except HyperispError as error:
         _fail(error)
         raise typer.Exit(1)

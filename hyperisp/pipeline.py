@@ -25,6 +25,7 @@ from .pretrained import load_pretrained
 from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_array, read_raw
 from .raw.bayer import pack_bayer
 from .raw.colour_spaces import get_space
+from .resize import check_max_size, resize_to_fit
 from .raw.exposure import auto_exposure
 from .raw.white_balance import choose_white_balance as choose_wb
 from .runtime import release_freed_memory
@@ -179,6 +180,7 @@ def develop_raw(
     colour_space: str = "srgb",
     tile: int | None = None,
     ensemble: int | None = None,
+    max_size: int | None = None,
 ) -> Developed:
     """Develop a :class:`RawImage`: network (demosaic + denoise), then analytic colour and tone.
 
@@ -191,10 +193,13 @@ def develop_raw(
     ``tile``: tile size in image pixels for exact tiled inference (None: default, 0: whole image).
     ``ensemble``: network runs averaged, 1 or 2 (identity, transpose; see :mod:`hyperisp.ensemble`);
     None: 2.
+    ``max_size``: scale the result down so its longer side is at most this many pixels
+    (:func:`hyperisp.resize.resize_to_fit`); None: full size.
     """
     if not (exposure == "auto" or isinstance(exposure, (int, float))):
         raise ValueError(f"exposure must be a number of EV or 'auto', got {exposure!r}")
     space = get_space(colour_space).name  # an unknown name fails before the network runs
+    check_max_size(max_size)  # so does a bad size
     dev = resolve_device(device, model)
     net = get_model(model, "isp", dev)
     choice = choose_wb(raw, wb)
@@ -206,7 +211,8 @@ def develop_raw(
     baseline = float(raw.metadata.get("baseline_exposure", 0.0))
     ev = auto_exposure(cam_rgb, choice.gains, cam_to_srgb) if exposure == "auto" else float(exposure) + baseline
     rgb = finish(cam_rgb, choice.gains, cam_to_srgb, exposure_ev=ev, tone=not linear, encode=not linear, space=space)
-    return Developed(apply_orientation(rgb, raw.flip), choice.gains, choice.reason, dict(raw.metadata),
+    rgb = resize_to_fit(apply_orientation(rgb, raw.flip), max_size)
+    return Developed(rgb, choice.gains, choice.reason, dict(raw.metadata),
                      choice.cct, ev, np.asarray(cam_to_srgb), linear, space)
 
 
@@ -224,6 +230,7 @@ def develop(
     white_level: float | None = None,
     tile: int | None = None,
     ensemble: int | None = None,
+    max_size: int | None = None,
 ) -> np.ndarray:
     """Develop a RAW file or a Bayer array into an upright sRGB image.
 
@@ -240,6 +247,7 @@ def develop(
         tile: tile size in image pixels for exact tiled inference (None: default, 0: whole image).
         ensemble: network runs averaged over views of the mosaic, 1 or 2 (identity, transpose;
             see :mod:`hyperisp.ensemble`); None: 2, better pixels for twice the network time of 1.
+        max_size: longest side of the result in pixels (scaled down, never up); None: full size.
     Returns:
         (H, W, 3) float32 in [0, 1], in ``colour_space``.
     """
@@ -250,7 +258,7 @@ def develop(
     else:
         raw = read_raw(source)
     return develop_raw(raw, model=model, device=device, wb=wb, exposure=exposure, linear=linear,
-                       colour_space=colour_space, tile=tile, ensemble=ensemble).rgb
+                       colour_space=colour_space, tile=tile, ensemble=ensemble, max_size=max_size).rgb
 
 
 def output_icc_profile(colour_space: str = "srgb", linear: bool = False) -> bytes | None:
@@ -350,6 +358,7 @@ def denoise(
     ensemble: int | None = None,
     strength: float = 1.0,
     chroma_strength: float | None = None,
+    max_size: int | None = None,
 ) -> np.ndarray:
     """Denoise an sRGB photo.
 
@@ -362,18 +371,20 @@ def denoise(
         strength: how much of the noise to remove, 0 to 1; 1: all of it.
         chroma_strength: how much of the colour noise to remove, 0 to 1; None: the same as
             ``strength`` (:func:`hyperisp.blend.blend_denoised`).
+        max_size: longest side of the result in pixels (scaled down, never up); None: full size.
     Returns:
         (H, W, 3) float32 sRGB in [0, 1].
     """
     check_strength(strength, chroma_strength)  # before the photo is read and the model loaded
+    check_max_size(max_size)
     pixels = read_image(image).pixels if not isinstance(image, np.ndarray) else array_to_unit_float(image)
     dev = resolve_device(device, model)
     net = get_model(model, "denoise", dev)  # loaded even when unused below, so a bad model name is still an error
     if keeps_input(strength, chroma_strength):
-        return pixels
+        return resize_to_fit(pixels, max_size)
     denoised = _run(net, torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None], dev,
                     tile, ensemble)
-    return blend_denoised(pixels, denoised, strength, chroma_strength)
+    return resize_to_fit(blend_denoised(pixels, denoised, strength, chroma_strength), max_size)
 
 
 def denoise_file(
@@ -389,8 +400,9 @@ def denoise_file(
     ensemble: int | None = None,
     strength: float = 1.0,
     chroma_strength: float | None = None,
+    max_size: int | None = None,
 ) -> Path:
     """Denoise ``input_path`` and write it atomically, keeping its EXIF fields and RGB ICC profile."""
     rendered = run_network("denoise", read_input("denoise", input_path), model=model, device=device, tile=tile,
-                           ensemble=ensemble, strength=strength, chroma_strength=chroma_strength)
+                           ensemble=ensemble, strength=strength, chroma_strength=chroma_strength, max_size=max_size)
     return write_output(output_path, rendered, fmt=fmt, quality=quality, overwrite=overwrite)
