@@ -134,24 +134,25 @@ def burst_denoise(
     check_max_size(max_size)
     dev = resolve_device(device, model)
     net = get_model(model, "burst", dev)
-    clean = _denoise_stack(net, read_burst(frames, max_frames=net.frames).stack, dev, tile, strength, chroma_strength)
-    return resize_to_fit(clean, max_size)
+    return _denoise_stack(net, read_burst(frames, max_frames=net.frames).stack, dev, tile, strength, chroma_strength,
+                          max_size)
 
 
 def _denoise_stack(net: torch.nn.Module, stack: np.ndarray, dev: torch.device, tile: int = TILE,
-                   strength: float = 1.0, chroma_strength: float | None = None) -> np.ndarray:
+                   strength: float = 1.0, chroma_strength: float | None = None,
+                   max_size: int | None = None) -> np.ndarray:
     """(T, H, W) or (T, H, W, 3) sRGB -> (H, W) or (H, W, 3) sRGB, through the linear grey model,
-    blended with the first frame by ``strength`` and ``chroma_strength``."""
+    blended with the first frame by ``strength`` and ``chroma_strength``, scaled to fit ``max_size``."""
     reference = stack[0].copy()
     if keeps_input(strength, chroma_strength):
-        return reference
+        return resize_to_fit(reference, max_size)
     linear = srgb_to_linear(torch.from_numpy(stack).to(dev))
     if linear.ndim == 3:
         result = _denoise_grey(net, linear, tile, TILE_MARGIN)
     else:  # colour: each channel through the grey model
         result = torch.stack([_denoise_grey(net, linear[..., c], tile, TILE_MARGIN) for c in range(3)], dim=-1)
     clean = linear_to_srgb(result).clamp(0.0, 1.0).float().cpu().numpy()
-    return blend_denoised(reference, clean, strength, chroma_strength)
+    return resize_to_fit(blend_denoised(reference, clean, strength, chroma_strength), max_size)
 
 
 def burst_denoise_file(
@@ -180,7 +181,7 @@ def burst_denoise_file(
     dev = resolve_device(device, model)
     net = get_model(model, "burst", dev)
     burst = read_burst(frames, max_frames=net.frames)
-    clean = resize_to_fit(_denoise_stack(net, burst.stack, dev, strength=strength, chroma_strength=chroma_strength),
-                          max_size)
+    clean = _denoise_stack(net, burst.stack, dev, strength=strength, chroma_strength=chroma_strength,
+                           max_size=max_size)
     return write_image(output_path, clean, fmt=fmt, quality=quality, metadata=burst.metadata[0], overwrite=overwrite,
                        icc_profile=fitting_icc_profile(burst.icc_profile, clean))

@@ -25,9 +25,9 @@ from .pretrained import load_pretrained
 from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_array, read_raw
 from .raw.bayer import pack_bayer
 from .raw.colour_spaces import get_space
-from .resize import check_max_size, resize_to_fit
 from .raw.exposure import auto_exposure
 from .raw.white_balance import choose_white_balance as choose_wb
+from .resize import check_max_size, resize_to_fit
 from .runtime import release_freed_memory
 from .tiling import default_tile, run_tiled, supports_tiling, tile_align
 
@@ -313,8 +313,8 @@ def run_network(command: str, decoded: RawImage | Photo, **options) -> Rendered:
     """Develop a RawImage (:func:`develop_raw`) or denoise a Photo (:func:`denoise`); ``options`` go to those."""
     if command == "develop":
         developed = develop_raw(decoded, **options)
-        return Rendered(developed.rgb, developed.metadata, output_icc_profile(developed.colour_space, developed.linear), developed.summary(),
-                        developed)
+        profile = output_icc_profile(developed.colour_space, developed.linear)
+        return Rendered(developed.rgb, developed.metadata, profile, developed.summary(), developed)
     # denoising keeps the pixels' colour space, so the input's RGB profile (Adobe RGB, P3...) still describes them
     return Rendered(denoise(decoded.pixels, **options), decoded.metadata,
                     fitting_icc_profile(decoded.icc_profile, decoded.pixels))

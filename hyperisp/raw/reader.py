@@ -87,7 +87,8 @@ _IFD0_TEXT = (("make", 271), ("model", 272), ("artist", 315), ("copyright", 3343
 def _read_ifd0_text(path: str) -> dict:
     """Make, Model, Artist, Copyright from IFD0 of a TIFF-based raw (DNG, NEF, CR2, ARW, ...); {} otherwise."""
     tags = read_ifd0_tags(path, {code for _, code in _IFD0_TEXT})
-    return {key: tags[code].strip() for key, code in _IFD0_TEXT if isinstance(tags.get(code), str) and tags[code].strip()}
+    return {key: tags[code].strip() for key, code in _IFD0_TEXT
+            if isinstance(tags.get(code), str) and tags[code].strip()}
 
 
 def _metadata(raw, path: str) -> dict:
