@@ -25,7 +25,8 @@ from .blend import blend_denoised, check_strength, keeps_input
 from .data.unprocess import linear_to_srgb, srgb_to_linear
 from .errors import HyperispError
 from .io.atomic import check_output_path
-from .io.images import array_to_unit_float, fitting_icc_profile, output_format, read_image, write_image
+from .io.images import (array_to_unit_float, fitting_icc_profile, format_keeping_depth, output_format, read_image,
+                        write_image)
 from .pipeline import get_model, resolve_device
 from .resize import check_max_size, resize_to_fit
 
@@ -46,6 +47,7 @@ class Burst(NamedTuple):
     stack: np.ndarray  # (T, H, W) for a grey burst or (T, H, W, 3) for colour, float32 sRGB in [0, 1]
     metadata: list[dict]  # each file's EXIF dict ({} for arrays)
     icc_profile: bytes | None  # the first frame's embedded profile (None for an array or none embedded)
+    bit_depth: int  # the first frame's precision: 8 or 16 (16 for a uint16 or float array)
 
 
 def read_burst(frames: Sequence[Frame], max_frames: int = 8) -> Burst:
@@ -63,17 +65,19 @@ def read_burst(frames: Sequence[Frame], max_frames: int = 8) -> Burst:
         raise HyperispError(None, f"{what}: a burst needs {MIN_FRAMES} to {max_frames} frames of the same scene")
     if len(frames) > max_frames:
         raise HyperispError(None, f"{len(frames)} frames given: the burst model takes at most {max_frames}")
-    pixels, metadata, profiles = [], [], []
+    pixels, metadata, profiles, depths = [], [], [], []
     for i, frame in enumerate(frames):
         if isinstance(frame, np.ndarray):
             pixels.append(array_to_unit_float(frame, _frame_name(frame, i), grey=True))
             metadata.append({})
             profiles.append(None)
+            depths.append(8 if frame.dtype == np.uint8 else 16)
         else:
             photo = read_image(frame)
             pixels.append(photo.pixels)
             metadata.append(photo.metadata)
             profiles.append(photo.icc_profile)
+            depths.append(photo.bit_depth)
         if pixels[-1].shape[:2] != pixels[0].shape[:2]:
             h, w = pixels[-1].shape[:2]
             h0, w0 = pixels[0].shape[:2]
@@ -85,7 +89,7 @@ def read_burst(frames: Sequence[Frame], max_frames: int = 8) -> Burst:
         stack = np.stack([p if p.ndim == 3 else np.repeat(p[..., None], 3, 2) for p in pixels])
     else:
         stack = np.stack([p if p.ndim == 2 else p[..., 0] for p in pixels])
-    return Burst(stack, metadata, profiles[0])
+    return Burst(stack, metadata, profiles[0], depths[0])
 
 
 @torch.inference_mode()
@@ -183,5 +187,6 @@ def burst_denoise_file(
     burst = read_burst(frames, max_frames=net.frames)
     clean = _denoise_stack(net, burst.stack, dev, strength=strength, chroma_strength=chroma_strength,
                            max_size=max_size)
+    fmt = format_keeping_depth(output_path, fmt, burst.bit_depth)
     return write_image(output_path, clean, fmt=fmt, quality=quality, metadata=burst.metadata[0], overwrite=overwrite,
                        icc_profile=fitting_icc_profile(burst.icc_profile, clean))

@@ -20,7 +20,8 @@ import torch
 from .blend import blend_denoised, check_strength, keeps_input
 from .ensemble import DEFAULT_VIEWS, check_views, self_ensemble
 from .errors import HyperispError
-from .io.images import Photo, array_to_unit_float, fitting_icc_profile, output_format, read_image, write_image
+from .io.images import (Photo, array_to_unit_float, fitting_icc_profile, format_keeping_depth, output_format,
+                        read_image, write_image)
 from .pretrained import load_pretrained
 from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_array, read_raw
 from .raw.bayer import pack_bayer
@@ -302,6 +303,7 @@ class Rendered:
     icc_profile: bytes | None = None  # None: sRGB
     info: dict = field(default_factory=dict)  # per-file extras (develop: Developed.summary())
     developed: Developed | None = None  # develop: the full result
+    bit_depth: int = 8  # denoise: the input's, which a .png output keeps (format_keeping_depth)
 
 
 def read_input(command: str, input_path: PathType) -> RawImage | Photo:
@@ -317,12 +319,13 @@ def run_network(command: str, decoded: RawImage | Photo, **options) -> Rendered:
         return Rendered(developed.rgb, developed.metadata, profile, developed.summary(), developed)
     # denoising keeps the pixels' colour space, so the input's RGB profile (Adobe RGB, P3...) still describes them
     return Rendered(denoise(decoded.pixels, **options), decoded.metadata,
-                    fitting_icc_profile(decoded.icc_profile, decoded.pixels))
+                    fitting_icc_profile(decoded.icc_profile, decoded.pixels), bit_depth=decoded.bit_depth)
 
 
 def write_output(output_path: PathType, rendered: Rendered, *, fmt: str | None = None, quality: int = 95,
                  overwrite: bool = False) -> Path:
     """Encode ``rendered`` and write it atomically with its EXIF and ICC profile."""
+    fmt = format_keeping_depth(output_path, fmt, rendered.bit_depth)
     return write_image(output_path, rendered.pixels, fmt=fmt, quality=quality, metadata=rendered.metadata,
                        overwrite=overwrite, icc_profile=rendered.icc_profile)
 

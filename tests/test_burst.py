@@ -147,6 +147,10 @@ def test_cli_burst(tmp_path: Path):
         assert im.size == (32, 24) and im.mode == "RGB"
     out = tmp_path / "out.tif"
     assert runner.invoke(app, ["burst", *map(str, paths), "-o", str(out)]).exit_code == 0 and out.is_file()
+    deep = [write_image(tmp_path / f"deep{i}.png", f, fmt="png16") for i, f in enumerate(_frames(2, (24, 32)))]
+    assert runner.invoke(app, ["burst", *map(str, deep)]).exit_code == 0
+    with Image.open(tmp_path / "deep0_burst.png") as im:  # a 16-bit burst stays 16-bit, grey stays grey
+        assert im.mode == "I;16" and im.size == (32, 24)
     kept = tmp_path / "kept.png"
     assert runner.invoke(app, ["burst", *map(str, paths), "-s", "0", "--chroma-strength", "0", "-o", str(kept)]).exit_code == 0
     with Image.open(paths[0]) as a, Image.open(kept) as b:

@@ -151,3 +151,17 @@ def test_help_texts():
     for command in ("develop", "denoise", "info", "models"):
         result = run(command, "--help")
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_denoise_keeps_a_16_bit_pngs_depth_unless_told(tmp_path: Path):
+    from hyperisp.io.images import read_image, write_image
+
+    pixels = np.clip(0.5 + np.random.default_rng(2).normal(0, 0.1, (24, 32, 3)), 0, 1)
+    deep = write_image(tmp_path / "deep.png", pixels, fmt="png16")
+    assert run("denoise", deep).exit_code == 0
+    assert read_image(tmp_path / "deep_denoised.png").bit_depth == 16
+    assert run("denoise", deep, "-f", "png", "-o", tmp_path / "asked8.png").exit_code == 0
+    assert read_image(tmp_path / "asked8.png").bit_depth == 8
+    shallow = write_image(tmp_path / "shallow.png", pixels)
+    assert run("denoise", shallow).exit_code == 0
+    assert read_image(tmp_path / "shallow_denoised.png").bit_depth == 8

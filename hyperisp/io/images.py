@@ -24,7 +24,7 @@ from hyperisp.io.metadata import ORIENTATION_TAG, build_exif, exif_tiff_tags, me
 from hyperisp.io.png import PNG_SIGNATURE, write_png
 from hyperisp.io.tiff import write_tiff
 
-__all__ = ["OUTPUT_FORMATS", "Photo", "output_format", "write_image", "read_image", "array_to_unit_float",
+__all__ = ["OUTPUT_FORMATS", "Photo", "output_format", "format_keeping_depth", "write_image", "read_image", "array_to_unit_float",
            "apply_exif_orientation"]
 
 OUTPUT_FORMATS = ("jpeg", "png", "png16", "tiff")  # png: 8-bit; png16 and tiff: 16-bit
@@ -55,6 +55,14 @@ def output_format(path: str | PathLike, fmt: str | None = None) -> str:
 
 
 # ----------------------------------------------------------------------------- writing
+
+def format_keeping_depth(path: str | PathLike, fmt: str | None, bit_depth: int) -> str:
+    """The output format for the result of a ``bit_depth``-bit photo: ``fmt`` when given, else by
+    the extension, except that a .png of a 16-bit photo stays 16-bit ("png16"): denoising a
+    16-bit file must not silently drop it to 8 bits."""
+    chosen = output_format(path, fmt)
+    return "png16" if fmt is None and chosen == "png" and bit_depth > 8 else chosen
+
 
 def _quantize(pixels: np.ndarray, bits: int) -> np.ndarray:
     """float [0, 1] -> uint8/uint16, rounding to nearest; NaN -> 0 (one bad pixel must not kill the image)."""
