@@ -25,8 +25,8 @@ from .blend import blend_denoised, check_strength, keeps_input
 from .data.unprocess import linear_to_srgb, srgb_to_linear
 from .errors import HyperispError
 from .io.atomic import check_output_path
-from .io.images import (array_to_unit_float, fitting_icc_profile, format_keeping_depth, output_format, read_image,
-                        write_image)
+from .io.images import (array_to_unit_float, fitting_icc_profile, format_keeping_depth, is_grey, output_format,
+                        read_image, write_image)
 from .pipeline import get_model, resolve_device
 from .resize import check_max_size, resize_to_fit
 
@@ -83,9 +83,7 @@ def read_burst(frames: Sequence[Frame], max_frames: int = 8) -> Burst:
             h0, w0 = pixels[0].shape[:2]
             raise HyperispError(_frame_name(frame, i), f"frame is {w}x{h} but the first frame is {w0}x{h0}: "
                                 "all frames of a burst must have the same size")
-    colour = [p.ndim == 3 and not (np.array_equal(p[..., 0], p[..., 1]) and np.array_equal(p[..., 0], p[..., 2]))
-              for p in pixels]
-    if any(colour):
+    if not all(is_grey(p) for p in pixels):
         stack = np.stack([p if p.ndim == 3 else np.repeat(p[..., None], 3, 2) for p in pixels])
     else:
         stack = np.stack([p if p.ndim == 2 else p[..., 0] for p in pixels])

@@ -20,8 +20,8 @@ import torch
 from .blend import blend_denoised, check_strength, keeps_input
 from .ensemble import DEFAULT_VIEWS, check_views, self_ensemble
 from .errors import HyperispError
-from .io.images import (Photo, array_to_unit_float, fitting_icc_profile, format_keeping_depth, output_format,
-                        read_image, write_image)
+from .io.images import (Photo, array_to_unit_float, fitting_icc_profile, format_keeping_depth, is_grey,
+                        output_format, read_image, write_image)
 from .pretrained import load_pretrained
 from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_array, read_raw
 from .raw.bayer import pack_bayer
@@ -298,7 +298,7 @@ def linear_output_format(output_path: PathType | None, fmt: str | None = None) -
 class Rendered:
     """A network's result, ready to encode: what :func:`write_output` writes."""
 
-    pixels: np.ndarray  # (H, W, 3) float32 in [0, 1], in the colour space icc_profile names
+    pixels: np.ndarray  # (H, W, 3), or (H, W) grey, float32 in [0, 1], in the colour space icc_profile names
     metadata: dict  # EXIF fields carried from the input
     icc_profile: bytes | None = None  # None: sRGB
     info: dict = field(default_factory=dict)  # per-file extras (develop: Developed.summary())
@@ -317,9 +317,12 @@ def run_network(command: str, decoded: RawImage | Photo, **options) -> Rendered:
         developed = develop_raw(decoded, **options)
         profile = output_icc_profile(developed.colour_space, developed.linear)
         return Rendered(developed.rgb, developed.metadata, profile, developed.summary(), developed)
-    # denoising keeps the pixels' colour space, so the input's RGB profile (Adobe RGB, P3...) still describes them
-    return Rendered(denoise(decoded.pixels, **options), decoded.metadata,
-                    fitting_icc_profile(decoded.icc_profile, decoded.pixels), bit_depth=decoded.bit_depth)
+    # A grey photo (read as three equal planes) is denoised and written grey, as burst does.
+    pixels = decoded.pixels[..., 0] if is_grey(decoded.pixels) else decoded.pixels
+    result = denoise(pixels, **options)
+    # denoising keeps the pixels' colour space, so the input's profile (Adobe RGB, P3, grey...) still describes them
+    return Rendered(result, decoded.metadata, fitting_icc_profile(decoded.icc_profile, result),
+                    bit_depth=decoded.bit_depth)
 
 
 def write_output(output_path: PathType, rendered: Rendered, *, fmt: str | None = None, quality: int = 95,
@@ -366,8 +369,9 @@ def denoise(
     """Denoise an sRGB photo.
 
     Args:
-        image: a file path (PNG, JPEG, TIFF; 8 or 16 bit) or an (H, W, 3) array
+        image: a file path (PNG, JPEG, TIFF; 8 or 16 bit) or an (H, W, 3) or (H, W) array
             (uint8, uint16, or float in [0, 1], clipped: :func:`hyperisp.io.images.array_to_unit_float`).
+            A grey photo (one plane, or three equal ones) comes back grey, in the same shape.
         tile: tile size in pixels for exact tiled inference (None: default, 0: whole image).
         ensemble: network runs averaged over transposed / flipped views, 1 to 8 (see
             :mod:`hyperisp.ensemble`); None: 1.
@@ -376,17 +380,22 @@ def denoise(
             ``strength`` (:func:`hyperisp.blend.blend_denoised`).
         max_size: longest side of the result in pixels (scaled down, never up); None: full size.
     Returns:
-        (H, W, 3) float32 sRGB in [0, 1].
+        float32 sRGB in [0, 1], the input's shape: (H, W, 3) or (H, W).
     """
     check_strength(strength, chroma_strength)  # before the photo is read and the model loaded
     check_max_size(max_size)
-    pixels = read_image(image).pixels if not isinstance(image, np.ndarray) else array_to_unit_float(image)
+    pixels = read_image(image).pixels if not isinstance(image, np.ndarray) else array_to_unit_float(image, grey=True)
     dev = resolve_device(device, model)
     net = get_model(model, "denoise", dev)  # loaded even when unused below, so a bad model name is still an error
     if keeps_input(strength, chroma_strength):
         return resize_to_fit(pixels, max_size)
-    denoised = _run(net, torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None], dev,
+    colour = pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
+    denoised = _run(net, torch.from_numpy(np.ascontiguousarray(colour, dtype=np.float32)).permute(2, 0, 1)[None], dev,
                     tile, ensemble)
+    if is_grey(pixels):  # the network's channels drift apart by a few levels: a grey photo must stay grey
+        denoised = denoised.mean(axis=2)
+        if pixels.ndim == 3:
+            denoised = np.repeat(denoised[..., None], 3, axis=2)
     return resize_to_fit(blend_denoised(pixels, denoised, strength, chroma_strength), max_size)
 
 

@@ -165,3 +165,13 @@ def test_denoise_keeps_a_16_bit_pngs_depth_unless_told(tmp_path: Path):
     shallow = write_image(tmp_path / "shallow.png", pixels)
     assert run("denoise", shallow).exit_code == 0
     assert read_image(tmp_path / "shallow_denoised.png").bit_depth == 8
+
+
+def test_denoise_writes_a_grey_photo_grey(tmp_path: Path):
+    y, x = np.mgrid[0:40, 0:56]
+    grey = np.clip(0.5 + 0.3 * np.sin(x / 5) + np.random.default_rng(4).normal(0, 0.08, x.shape), 0, 1)
+    Image.fromarray(np.round(grey * 255).astype(np.uint8), "L").save(tmp_path / "bw.png")
+    Image.fromarray(np.round(grey * 65535).astype(np.uint16)).save(tmp_path / "bw16.png")
+    assert run("denoise", tmp_path / "bw.png", tmp_path / "bw16.png").exit_code == 0
+    with Image.open(tmp_path / "bw_denoised.png") as im, Image.open(tmp_path / "bw16_denoised.png") as deep:
+        assert im.mode == "L" and deep.mode == "I;16"

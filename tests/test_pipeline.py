@@ -48,6 +48,17 @@ def test_denoise_strength_blends_the_input_with_the_full_result():
     assert np.abs(chroma_only - image).max() > 0.01
 
 
+def test_grey_photos_come_back_grey():
+    y, x = np.mgrid[0:40, 0:56]
+    grey = np.clip(0.5 + 0.3 * np.sin(x / 5) + np.random.default_rng(3).normal(0, 0.08, x.shape), 0, 1)
+    out = hyperisp.denoise(grey.astype(np.float32), device="cpu")
+    assert out.shape == (40, 56) and np.abs(out - grey).max() > 0.01
+    neutral = hyperisp.denoise(np.repeat(grey[..., None], 3, axis=2).astype(np.float32), device="cpu")
+    assert neutral.shape == (40, 56, 3)
+    assert np.array_equal(neutral[..., 0], neutral[..., 1]) and np.array_equal(neutral[..., 0], neutral[..., 2])
+    np.testing.assert_allclose(neutral[..., 0], out, atol=1e-6)
+
+
 class _MustNotRun(torch.nn.Module):
     task = "denoise"
 

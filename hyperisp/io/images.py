@@ -24,8 +24,8 @@ from hyperisp.io.metadata import ORIENTATION_TAG, build_exif, exif_tiff_tags, me
 from hyperisp.io.png import PNG_SIGNATURE, write_png
 from hyperisp.io.tiff import write_tiff
 
-__all__ = ["OUTPUT_FORMATS", "Photo", "output_format", "format_keeping_depth", "write_image", "read_image", "array_to_unit_float",
-           "apply_exif_orientation"]
+__all__ = ["OUTPUT_FORMATS", "Photo", "output_format", "format_keeping_depth", "write_image", "read_image",
+           "array_to_unit_float", "is_grey", "apply_exif_orientation"]
 
 OUTPUT_FORMATS = ("jpeg", "png", "png16", "tiff")  # png: 8-bit; png16 and tiff: 16-bit
 _EXTENSIONS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
@@ -335,6 +335,12 @@ def array_to_unit_float(pixels: np.ndarray, name: str = "image", grey: bool = Fa
     if not np.issubdtype(pixels.dtype, np.floating):
         raise HyperispError(name, f"expected uint8, uint16 or float pixels, got {pixels.dtype}")
     return np.clip(np.nan_to_num(pixels.astype(np.float32)), 0.0, 1.0)
+
+
+def is_grey(pixels: np.ndarray) -> bool:
+    """Whether (H, W) or (H, W, 3) pixels are grey: one plane, or three equal ones (a grey file as read)."""
+    return pixels.ndim == 2 or (np.array_equal(pixels[..., 0], pixels[..., 1])
+                                and np.array_equal(pixels[..., 0], pixels[..., 2]))
 
 
 def read_image(path: str | PathLike) -> Photo:
