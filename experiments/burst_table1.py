@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
-from hyperisp.data.burst import list_images, load_grey, synthesize_bursts
+from hyperisp.data.burst import load_grey, synthesize_bursts
 from hyperisp.data.unprocess import linear_to_srgb
 from hyperisp.evaluate_burst import baseline_methods, evaluate_burst, largest_layer, peak_memory_mb
+from hyperisp.io.images import list_photos
 from hyperisp.models import create_model
 from hyperisp.pretrained import load_pretrained, save_pretrained
 
@@ -105,7 +106,7 @@ def main() -> None:
     device = torch.device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    paths = [p for folder in args.train for p in list_images(folder)[: args.train_limit]]
+    paths = [p for folder in args.train for p in list_photos(folder)[: args.train_limit]]
     images = [torch.from_numpy(load_grey(p)) for p in paths]
     images = [im for im in images if min(im.shape) >= args.size + 32]
     if not images:

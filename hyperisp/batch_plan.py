@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .errors import HyperispError
+from .io.images import PHOTO_EXTENSIONS
 
 __all__ = ["RAW_EXTENSIONS", "IMAGE_EXTENSIONS", "FORMAT_EXTENSIONS", "PlanItem", "expand_inputs", "output_name",
            "plan_batch", "clean_stale_temp_files"]
@@ -36,7 +37,7 @@ __all__ = ["RAW_EXTENSIONS", "IMAGE_EXTENSIONS", "FORMAT_EXTENSIONS", "PlanItem"
 # Every raw format LibRaw reads that can hold a Bayer mosaic (X-Trans/Foveon ones are refused per file).
 _RAW = "dng nef nrw cr2 cr3 crw arw srf sr2 raf orf rw2 pef srw x3f 3fr fff iiq mos mef mrw kdc dcr erf raw rwl"
 RAW_EXTENSIONS = frozenset(f".{e}" for e in _RAW.split()) | frozenset(f".{e.upper()}" for e in _RAW.split())
-IMAGE_EXTENSIONS = frozenset(e for x in ("png", "jpg", "jpeg", "tif", "tiff") for e in (f".{x}", f".{x.upper()}"))
+IMAGE_EXTENSIONS = frozenset(PHOTO_EXTENSIONS) | frozenset(e.upper() for e in PHOTO_EXTENSIONS)
 FORMAT_EXTENSIONS = {"jpeg": "jpg", "png": "png", "png16": "png", "tiff": "tif"}
 PATTERN_VARIABLES = ("stem", "name", "in_ext", "ext", "parent")
 _GLOB_CHARS = set("*?[")
@@ -131,7 +132,8 @@ def output_name(pattern: str, source: Path, ext: str) -> str:
 
 def image_output_ext(source: Path) -> str:
     """The extension (no dot) an output made from the photo ``source`` keeps by default."""
-    return source.suffix.lower().lstrip(".") if source.suffix in IMAGE_EXTENSIONS else "png"
+    ext = source.suffix.lower().lstrip(".")
+    return ext if ext in ("jpg", "jpeg", "png", "tif", "tiff") else "png"  # WebP and the rest: lossless PNG
 
 
 def clean_stale_temp_files(targets: Iterable[Path], older_than_s: float = 300.0) -> int:

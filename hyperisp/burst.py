@@ -121,7 +121,7 @@ def burst_denoise(
     """Denoise a burst of 2-8 frames of the same scene into one image aligned with the first frame.
 
     Args:
-        frames: file paths (PNG, JPEG, TIFF) or arrays (H, W) / (H, W, 3) of uint8,
+        frames: file paths (PNG, JPEG, TIFF, WebP) or arrays (H, W) / (H, W, 3) of uint8,
             uint16 or float in [0, 1]; all of one size; the first is the reference.
         model: shipped model name, model card path, or a ``burst`` module.
         device: "cpu", "cuda" or "auto".

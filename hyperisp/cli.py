@@ -325,7 +325,7 @@ def _parse_exposure(value: str):
 @app.command()
 @_with_batch_options
 def denoise(
-    inputs: List[str] = typer.Argument(..., help="sRGB photos, folders or globs: PNG, JPEG or TIFF, 8 or 16 bit."),
+    inputs: List[str] = typer.Argument(..., help="sRGB photos, folders or globs: PNG, JPEG, TIFF (8 or 16 bit) or WebP."),
     model: str = _model_opt("denoise"),
     name: str = _name_opt("{stem}_denoised.{ext}"),
     strength: float = StrengthOpt,
@@ -342,7 +342,7 @@ def denoise(
 
 @app.command()
 def burst(
-    frames: List[Path] = typer.Argument(None, help="2 to 8 photos of the same scene (PNG, JPEG, TIFF); the first is the reference."),
+    frames: List[Path] = typer.Argument(None, help="2 to 8 photos of the same scene (PNG, JPEG, TIFF, WebP); the first is the reference."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (default: FIRST_burst beside the first frame)."),
     fmt: Optional[OutputFormat] = FormatOpt,
     quality: int = QualityOpt,

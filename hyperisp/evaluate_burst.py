@@ -25,10 +25,11 @@ from typing import Callable, Mapping, Optional
 import numpy as np
 import torch
 
-from .data.burst import list_images, load_grey, synthesize_bursts
+from .data.burst import load_grey, synthesize_bursts
 from .data.unprocess import linear_to_srgb
 from .errors import HyperispError
 from .evaluate import stable_seed
+from .io.images import list_photos
 from .metrics import ms_ssim, psnr, ssim
 
 EVAL_SIZE = 256
@@ -42,9 +43,9 @@ def make_test_bursts(folder: str | Path, limit: Optional[int] = None, size: int 
                      frames: int = EVAL_FRAMES, shot_variance: bool = False
                      ) -> list[tuple[str, dict[str, torch.Tensor]]]:
     """(name, synthesize_bursts output for that photo) for the folder's photos, fixed seed per photo."""
-    paths = list_images(folder)[:limit]
+    paths = list_photos(folder)[:limit]
     if not paths:
-        raise HyperispError(folder, "no PNG, JPEG or TIFF photos found")
+        raise HyperispError(folder, "no PNG, JPEG, TIFF or WebP photos found")
     bursts = []
     for path in paths:
         grey = torch.from_numpy(load_grey(path))

@@ -369,7 +369,7 @@ def denoise(
     """Denoise an sRGB photo.
 
     Args:
-        image: a file path (PNG, JPEG, TIFF; 8 or 16 bit) or an (H, W, 3) or (H, W) array
+        image: a file path (PNG, JPEG, TIFF, WebP; 8 or 16 bit) or an (H, W, 3) or (H, W) array
             (uint8, uint16, or float in [0, 1], clipped: :func:`hyperisp.io.images.array_to_unit_float`).
             A grey photo (one plane, or three equal ones) comes back grey, in the same shape.
         tile: tile size in pixels for exact tiled inference (None: default, 0: whole image).

@@ -175,3 +175,12 @@ def test_denoise_writes_a_grey_photo_grey(tmp_path: Path):
     assert run("denoise", tmp_path / "bw.png", tmp_path / "bw16.png").exit_code == 0
     with Image.open(tmp_path / "bw_denoised.png") as im, Image.open(tmp_path / "bw16_denoised.png") as deep:
         assert im.mode == "L" and deep.mode == "I;16"
+
+
+def test_denoise_takes_webp_and_writes_png(tmp_path: Path):
+    pixels = np.clip(0.5 + np.random.default_rng(5).normal(0, 0.1, (24, 32, 3)), 0, 1)
+    Image.fromarray(np.round(pixels * 255).astype(np.uint8)).save(tmp_path / "phone.webp", quality=90)
+    result = run("denoise", tmp_path)  # a folder: the WebP is found
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "phone_denoised.png") as im:
+        assert im.size == (32, 24)

@@ -452,7 +452,7 @@ def _truncated(tmp_path: Path, ext: str, fmt: str) -> Path:
     [
         (lambda d: d / "missing.png", "file not found"),
         (lambda d: _write(d / "empty.png", b""), "file is empty"),
-        (lambda d: _write(d / "notes.jpg", b"hello, not a photo"), "not a JPEG, PNG or TIFF"),
+        (lambda d: _write(d / "notes.jpg", b"hello, not a photo"), "not a JPEG, PNG, TIFF or WebP"),
         (lambda d: (d / "sub").mkdir() or d / "sub", "is a folder"),
         (lambda d: _truncated(d, "png", "png"), "truncated"),
         (lambda d: _truncated(d, "png", "png16"), "truncated"),
@@ -483,3 +483,15 @@ def test_arrays_become_unit_float_like_files_and_bad_ones_are_named():
         with pytest.raises(HyperispError, match=reason) as info:
             array_to_unit_float(bad, "frame 2", grey=grey)
         assert str(info.value).startswith("frame 2")
+
+
+def test_webp_photos_are_read_and_listed(tmp_path):
+    rgb = smooth_rgb()
+    Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(tmp_path / "a.webp", lossless=True)
+    photo = read_image(tmp_path / "a.webp")
+    assert photo.bit_depth == 8 and np.array_equal(np.round(photo.pixels * 255), np.round(rgb * 255))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.PNG").write_bytes((tmp_path / "a.webp").read_bytes())  # listed by name, sniffed by bytes
+    (tmp_path / "notes.txt").write_text("not a photo")
+    assert [p.name for p in images.list_photos(tmp_path)] == ["a.webp", "b.PNG"]
+    assert read_image(tmp_path / "sub" / "b.PNG").pixels.shape == rgb.shape

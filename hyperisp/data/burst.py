@@ -36,7 +36,6 @@ SHOT_LOG10_RANGE = (-2.0, -1.0)
 SMALL_SHIFT = 2
 LARGE_SHIFT = 16
 P_LARGE_SHIFT = 0.1
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 def _log_uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -121,12 +120,6 @@ def synthesize_bursts(srgb: torch.Tensor, frames: int = 8, size: int = 64,
 def rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) -> (H, W) Rec. 709 luma of the sRGB values."""
     return (rgb @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)).astype(np.float32)
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files (PNG, JPEG, TIFF) in ``folder`` and its sub-folders, sorted."""
-    folder = Path(folder)
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
 def load_grey(path: str | Path) -> np.ndarray:

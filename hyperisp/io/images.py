@@ -24,10 +24,11 @@ from hyperisp.io.metadata import ORIENTATION_TAG, build_exif, exif_tiff_tags, me
 from hyperisp.io.png import PNG_SIGNATURE, write_png
 from hyperisp.io.tiff import write_tiff
 
-__all__ = ["OUTPUT_FORMATS", "Photo", "output_format", "format_keeping_depth", "write_image", "read_image",
+__all__ = ["OUTPUT_FORMATS", "PHOTO_EXTENSIONS", "Photo", "list_photos", "output_format", "format_keeping_depth", "write_image", "read_image",
            "array_to_unit_float", "is_grey", "apply_exif_orientation"]
 
 OUTPUT_FORMATS = ("jpeg", "png", "png16", "tiff")  # png: 8-bit; png16 and tiff: 16-bit
+PHOTO_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")  # what read_image reads (any case)
 _EXTENSIONS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
 _ALIASES = {"jpg": "jpeg", "tif": "tiff", "png8": "png"}
 _BITS = {"jpeg": 8, "png": 8, "png16": 16, "tiff": 16}
@@ -213,7 +214,7 @@ def _sniff(path: Path) -> str:
         raise HyperispError(path, "is a folder, expected an image file")
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
+            head = f.read(12)
     except OSError as err:
         raise HyperispError(path, f"cannot read: {err.strerror or err}") from None
     if not head:
@@ -224,7 +225,9 @@ def _sniff(path: Path) -> str:
         return "JPEG"
     if head[:4] in (b"II*\0", b"MM\0*"):
         return "TIFF"
-    raise HyperispError(path, "not a JPEG, PNG or TIFF image")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    raise HyperispError(path, "not a JPEG, PNG, TIFF or WebP image")
 
 
 _EXIF_TRANSFORMS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
@@ -337,6 +340,11 @@ def array_to_unit_float(pixels: np.ndarray, name: str = "image", grey: bool = Fa
     return np.clip(np.nan_to_num(pixels.astype(np.float32)), 0.0, 1.0)
 
 
+def list_photos(folder: str | PathLike) -> list[Path]:
+    """The photos (:data:`PHOTO_EXTENSIONS`) in ``folder`` and its sub-folders, sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in PHOTO_EXTENSIONS and p.is_file())
+
+
 def is_grey(pixels: np.ndarray) -> bool:
     """Whether (H, W) or (H, W, 3) pixels are grey: one plane, or three equal ones (a grey file as read)."""
     return pixels.ndim == 2 or (np.array_equal(pixels[..., 0], pixels[..., 1])
@@ -344,7 +352,7 @@ def is_grey(pixels: np.ndarray) -> bool:
 
 
 def read_image(path: str | PathLike) -> Photo:
-    """Read a JPEG, PNG (8/16-bit) or TIFF (8/16-bit) photo.
+    """Read a JPEG, PNG (8/16-bit), TIFF (8/16-bit) or WebP photo.
 
     Returns a :class:`Photo` whose pixels are (H, W, 3) float32 in [0, 1]: grey is
     repeated to 3 channels, alpha is dropped, EXIF orientation is applied.

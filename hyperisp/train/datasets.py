@@ -22,21 +22,20 @@ from PIL import Image
 from ..data import (add_raw_noise, quantize, random_bits, random_metadata, random_noise_levels, random_phase_crop,
                     srgb_realistic_noise, srgb_to_linear, unprocess)
 from ..errors import HyperispError
+from ..io.images import PHOTO_EXTENSIONS, list_photos
 from ..raw.bayer import mosaic_rgb, pack_bayer
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
-
-
 def list_images(folders: Sequence[str | Path]) -> list[Path]:
-    """All jpg/png/webp files under the folders (recursive), sorted for reproducibility."""
+    """All photos (:data:`~hyperisp.io.images.PHOTO_EXTENSIONS`) under the folders (recursive), sorted
+    for reproducibility."""
     paths: list[Path] = []
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
             raise HyperispError(folder, "not a folder of training photos")
-        paths += sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        paths += list_photos(folder)
     if not paths:
-        raise HyperispError(folders[0] if folders else None, f"no images ({', '.join(IMAGE_EXTENSIONS)}) found")
+        raise HyperispError(folders[0] if folders else None, f"no images ({', '.join(PHOTO_EXTENSIONS)}) found")
     return paths
 
 
