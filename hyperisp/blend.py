@@ -15,9 +15,7 @@ from typing import Optional
 import numpy as np
 
 from .errors import HyperispError
-
-# Rec. 709 luma weights, applied to the encoded values (Y', as video and JPEG's YCbCr do)
-LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+from .raw.colour_spaces import LUMA_WEIGHTS  # on the encoded values: luma Y'
 
 
 def check_strength(strength: float, chroma_strength: Optional[float] = None) -> None:

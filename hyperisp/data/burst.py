@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from hyperisp.data.unprocess import srgb_to_linear
+from hyperisp.raw.colour_spaces import LUMA_WEIGHTS
 
 READ_LOG10_RANGE = (-3.0, -1.5)
 SHOT_LOG10_RANGE = (-2.0, -1.0)
@@ -119,7 +120,7 @@ def synthesize_bursts(srgb: torch.Tensor, frames: int = 8, size: int = 64,
 
 def rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) -> (H, W) Rec. 709 luma of the sRGB values."""
-    return (rgb @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)).astype(np.float32)
+    return (rgb @ LUMA_WEIGHTS).astype(np.float32)
 
 
 def load_grey(path: str | Path) -> np.ndarray:

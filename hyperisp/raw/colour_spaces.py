@@ -16,6 +16,9 @@ from typing import Optional
 
 import numpy as np
 
+# Rec. 709 / sRGB luma coefficients: the Y row of its RGB -> XYZ matrix. On linear values they
+# give luminance; on encoded ones luma Y' (as video and JPEG's YCbCr use).
+LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 D65 = (0.3127, 0.3290)
 D50 = (0.3457, 0.3585)
 # Bradford cone response (Lam 1985), the adaptation ICC profiles use between whites

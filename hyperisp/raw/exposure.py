@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .colour_spaces import LUMA_WEIGHTS
+
 MAX_AUTO_EV = 4.0
 MID_GREY = 0.18  # target mean linear luminance (sRGB-encoded ~0.46)
 HIGHLIGHT_PERCENTILE = 99.0  # this much of the image stays below white
-_LUMA = np.array([0.2126, 0.7152, 0.0722])  # linear sRGB -> Y
 
 
 def auto_exposure(cam_rgb: np.ndarray, gains: np.ndarray, cam_to_srgb: np.ndarray, max_samples: int = 1 << 18) -> float:
@@ -30,7 +31,7 @@ def auto_exposure(cam_rgb: np.ndarray, gains: np.ndarray, cam_to_srgb: np.ndarra
     cam = cam_rgb[::step, ::step].reshape(-1, 3).astype(np.float64)
     unclipped = cam.max(axis=1) < 0.98
     linear = np.clip(np.minimum(cam * np.asarray(gains, np.float64), 1.0) @ np.asarray(cam_to_srgb, np.float64).T, 0, 1)
-    luma = linear @ _LUMA
+    luma = linear @ LUMA_WEIGHTS
     if not unclipped.any() or luma.mean() <= 0:
         return 0.0
     to_mid = np.log2(MID_GREY / max(float(luma.mean()), 1e-6))
