@@ -385,13 +385,13 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print the model c
     if as_json:
         print(json.dumps([asdict(c) for c in cards], indent=2))
         return
-    table = Table(title="shipped models (weights/)")
-    for column in ("name", "task", "architecture", "params", "trained", "metrics"):
+    table = Table(title="shipped models (weights/); all metrics: hyperisp models --json")
+    for column in ("name", "task", "architecture", "params", "trained", "PSNR (dB) by test level"):
         table.add_column(column)
     for card in cards:
-        metrics = ", ".join(f"{m['name']} {m['value']:.2f}" for m in card.metrics[:4]) or "-"
+        psnr = [f"{m.get('level', '?')} {m['value']:.2f}" for m in card.metrics if m["name"].endswith(" psnr")]
         table.add_row(card.name, card.task, card.config.get("arch", "?"), f"{card.params / 1e6:.2f} M",
-                      "yes" if card.trained else "[yellow]no[/yellow]", metrics)
+                      "yes" if card.trained else "[yellow]no[/yellow]", ", ".join(psnr) or "-")
     out.print(table)
 
 
