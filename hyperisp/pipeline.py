@@ -342,10 +342,11 @@ def develop_file(
     overwrite: bool = False,
     **options,
 ) -> Developed:
-    """Develop ``input_path`` and write it atomically to ``output_path`` with sRGB ICC and EXIF.
+    """Develop ``input_path`` and write it atomically to ``output_path`` with its ICC profile and EXIF.
 
-    With ``linear=True`` the output must be 16-bit (:func:`linear_output_format`) and carries
-    a linear-sRGB ICC profile instead.
+    ``options`` go to :func:`develop_raw`. The profile is sRGB's or ``colour_space``'s; with
+    ``linear=True`` the output must be 16-bit (:func:`linear_output_format`) and the profile is
+    the space's linear one.
     """
     if options.get("linear"):
         output_format(output_path, fmt)  # an unknown extension fails here as it does without linear
@@ -406,15 +407,10 @@ def denoise_file(
     fmt: str | None = None,
     quality: int = 95,
     overwrite: bool = False,
-    model: str | torch.nn.Module = "denoise",
-    device: str | torch.device = "auto",
-    tile: int | None = None,
-    ensemble: int | None = None,
-    strength: float = 1.0,
-    chroma_strength: float | None = None,
-    max_size: int | None = None,
+    **options,
 ) -> Path:
-    """Denoise ``input_path`` and write it atomically, keeping its EXIF fields and RGB ICC profile."""
-    rendered = run_network("denoise", read_input("denoise", input_path), model=model, device=device, tile=tile,
-                           ensemble=ensemble, strength=strength, chroma_strength=chroma_strength, max_size=max_size)
+    """Denoise ``input_path`` and write it atomically, keeping its EXIF fields, ICC profile and (for a
+    16-bit PNG) its depth. ``options`` go to :func:`denoise` (model, device, tile, ensemble,
+    strength, chroma_strength, max_size)."""
+    rendered = run_network("denoise", read_input("denoise", input_path), **options)
     return write_output(output_path, rendered, fmt=fmt, quality=quality, overwrite=overwrite)
