@@ -245,6 +245,8 @@ def develop(
         ColourSpace.srgb, "--colour-space", "--color-space",
         help="Output colour space, tagged with its ICC profile: wide gamuts keep the saturated colours sRGB "
              "clips (for 16-bit files to edit; an 8-bit JPEG in prophoto may band)."),
+    no_crop: bool = typer.Option(False, "--no-crop", help="Keep the whole sensor image, not the camera's default "
+                                 "crop (DNG DefaultCrop or the maker note's, which raw converters apply)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the white balance (gains, why, CCT) and exposure used."),
     sample: bool = typer.Option(False, "--sample", help="Develop the built-in synthetic sample raw (a DNG)."),
     name: str = _name_opt("{stem}.{ext}"),
@@ -285,7 +287,7 @@ def develop(
             inputs.append(str(sample_path))
             batch.output = batch.output or Path.cwd()
         _run_batch("develop", inputs, name, batch, model, dict(wb=white_balance, exposure=exposure_ev, linear=linear,
-                                                              colour_space=colour_space.value),
+                                                              colour_space=colour_space.value, crop=not no_crop),
                    verbose=verbose)
 
 

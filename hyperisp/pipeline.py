@@ -179,6 +179,7 @@ def develop_raw(
     exposure: float | str = 0.0,
     linear: bool = False,
     colour_space: str = "srgb",
+    crop: bool = True,
     tile: int | None = None,
     ensemble: int | None = None,
     max_size: int | None = None,
@@ -191,6 +192,8 @@ def develop_raw(
     ``exposure`` is EV (added to a DNG's BaselineExposure) or "auto" (:func:`~hyperisp.raw.exposure.auto_exposure`);
     ``linear=True`` returns scene-linear values with no transfer or tone curve.
     ``colour_space``: "srgb", "display-p3", "adobe-rgb" or "prophoto" (:mod:`hyperisp.raw.colour_spaces`).
+    ``crop``: keep only the camera's default crop (``raw.default_crop``: DNG DefaultCrop or a
+    maker note's), as raw converters do; False: the whole visible sensor image.
     ``tile``: tile size in image pixels for exact tiled inference (None: default, 0: whole image).
     ``ensemble``: network runs averaged, 1 or 2 (identity, transpose; see :mod:`hyperisp.ensemble`);
     None: 2.
@@ -212,6 +215,9 @@ def develop_raw(
     baseline = float(raw.metadata.get("baseline_exposure", 0.0))
     ev = auto_exposure(cam_rgb, choice.gains, cam_to_srgb) if exposure == "auto" else float(exposure) + baseline
     rgb = finish(cam_rgb, choice.gains, cam_to_srgb, exposure_ev=ev, tone=not linear, encode=not linear, space=space)
+    if crop and raw.default_crop is not None:  # the crop is in sensor coordinates: before the orientation
+        top, left, height, width = raw.default_crop
+        rgb = rgb[top: top + height, left: left + width]
     rgb = resize_to_fit(apply_orientation(rgb, raw.flip), max_size)
     return Developed(rgb, choice.gains, choice.reason, dict(raw.metadata),
                      choice.cct, ev, np.asarray(cam_to_srgb), linear, space)
@@ -226,6 +232,7 @@ def develop(
     exposure: float | str = 0.0,
     linear: bool = False,
     colour_space: str = "srgb",
+    crop: bool = True,
     cfa_phase: str = "RGGB",
     black_level: float = 0.0,
     white_level: float | None = None,
@@ -245,6 +252,7 @@ def develop(
         exposure: exposure correction in EV, or "auto" (brighten, keeping highlights).
         linear: return scene-linear values (no transfer curve, no tone curve).
         colour_space: output space, "srgb", "display-p3", "adobe-rgb" or "prophoto".
+        crop: apply the camera's default crop (DNG DefaultCrop, maker notes), as raw converters do.
         tile: tile size in image pixels for exact tiled inference (None: default, 0: whole image).
         ensemble: network runs averaged over views of the mosaic, 1 or 2 (identity, transpose;
             see :mod:`hyperisp.ensemble`); None: 2, better pixels for twice the network time of 1.
@@ -259,7 +267,7 @@ def develop(
     else:
         raw = read_raw(source)
     return develop_raw(raw, model=model, device=device, wb=wb, exposure=exposure, linear=linear,
-                       colour_space=colour_space, tile=tile, ensemble=ensemble, max_size=max_size).rgb
+                       colour_space=colour_space, crop=crop, tile=tile, ensemble=ensemble, max_size=max_size).rgb
 
 
 def output_icc_profile(colour_space: str = "srgb", linear: bool = False) -> bytes | None:

@@ -169,6 +169,23 @@ def test_dng_fields_come_back_from_libraw(tmp_path, phase):
         assert raw.other.shutter_speed == pytest.approx(1 / 250)
 
 
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_the_default_crop_is_applied_in_sensor_coordinates(tmp_path, orientation):
+    mosaic = np.full((64, 96), 1200, dtype=np.uint16)
+    mosaic[:, :6] = 3900  # left of the crop: near white, so a misplaced crop shows
+    path = write_dng(tmp_path / "c.dng", mosaic, white_level=4095, as_shot_neutral=[1.0, 1.0, 1.0],
+                     color_matrix=SRGB_CAMERA, orientation=orientation, default_crop=(6, 4, 80, 50))
+    raw = read_raw(path)
+    assert raw.default_crop == (4, 6, 50, 80)  # (top, left, height, width)
+    cropped = hyperisp.develop_raw(raw, device="cpu").rgb
+    whole = hyperisp.develop_raw(raw, device="cpu", crop=False).rgb
+    assert cropped.shape[:2] == ((50, 80) if orientation == 1 else (80, 50))
+    assert whole.shape[:2] == ((64, 96) if orientation == 1 else (96, 64))
+    assert cropped.max() < whole.max() - 0.2  # the bright strip is outside the crop
+    with pytest.raises(ValueError, match="does not fit"):
+        write_dng(tmp_path / "bad.dng", mosaic, default_crop=(50, 0, 80, 64))
+
+
 def test_lens_artist_and_copyright_go_from_the_raw_to_the_developed_file(tmp_path):
     fields = {"lens_make": "Sigma", "lens_model": "35mm F1.4 DG HSM | Art", "artist": "Ana Example",
               "copyright": "(c) 2024 Ana Example"}

@@ -29,6 +29,7 @@ TAG_COLOR_MATRIX_1, TAG_AS_SHOT_NEUTRAL, TAG_CALIBRATION_ILLUMINANT_1 = 50721, 5
 TAG_COLOR_MATRIX_2, TAG_AS_SHOT_WHITE_XY, TAG_CALIBRATION_ILLUMINANT_2 = 50722, 50729, 50779
 TAG_FORWARD_MATRIX_1, TAG_FORWARD_MATRIX_2 = 50964, 50965
 TAG_BASELINE_EXPOSURE = 50730
+TAG_DEFAULT_CROP_ORIGIN, TAG_DEFAULT_CROP_SIZE = 50719, 50720
 PHOTOMETRIC_CFA, PHOTOMETRIC_LINEAR_RAW = 32803, 34892
 
 ILLUMINANT_STANDARD_A, ILLUMINANT_D65, ILLUMINANT_D50 = 17, 21, 23
@@ -74,6 +75,7 @@ def write_dng(
     lens_model: str | None = None,
     artist: str | None = None,
     copyright: str | None = None,
+    default_crop: Sequence[int] | None = None,
 ) -> Path:
     """Write a Bayer mosaic as an uncompressed DNG.
 
@@ -104,6 +106,8 @@ def write_dng(
         datetime: "YYYY:MM:DD HH:MM:SS" capture time (DateTime and DateTimeOriginal).
         exposure_time: seconds; f_number: aperture; iso: ISO speed (EXIF sub-IFD).
         lens_make, lens_model: the lens (EXIF LensMake / LensModel); artist, copyright: IFD0 text.
+        default_crop: (left, top, width, height) of the area raw converters keep (DNG
+            DefaultCropOrigin / DefaultCropSize); None: all of it.
     Returns:
         ``Path(path)``.
     """
@@ -169,6 +173,12 @@ def write_dng(
         if neutral.shape != (3,) or not np.all(neutral > 0):
             raise ValueError(f"as_shot_neutral must be 3 positive values, got {as_shot_neutral}")
         tags.append((TAG_AS_SHOT_NEUTRAL, "RATIONAL", neutral.tolist()))
+    if default_crop is not None:
+        left, top, width, height = (int(v) for v in default_crop)
+        if min(left, top) < 0 or width < 1 or height < 1 or left + width > mosaic.shape[1] \
+                or top + height > mosaic.shape[0]:
+            raise ValueError(f"default_crop {tuple(default_crop)} does not fit a {mosaic.shape[1]}x{mosaic.shape[0]} mosaic")
+        tags += [(TAG_DEFAULT_CROP_ORIGIN, "LONG", [left, top]), (TAG_DEFAULT_CROP_SIZE, "LONG", [width, height])]
     exif: list[TiffTag] = []
     if datetime is not None:
         tags.append((TAG_DATETIME, "ASCII", datetime))

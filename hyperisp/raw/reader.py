@@ -46,6 +46,8 @@ class RawImage:
             datetime (``datetime.datetime``) -- whichever are known.
         colour: the camera's colour model (DNG ColorMatrix1/2, ForwardMatrix1/2 by
             illuminant, or LibRaw's D65 matrix), or None when unknown (arrays).
+        default_crop: (top, left, height, width) of the camera's default crop in the visible
+            sensor image (DNG DefaultCrop, or a maker note's), or None when there is none.
     """
 
     path: str | None
@@ -58,6 +60,7 @@ class RawImage:
     cam_to_srgb: np.ndarray
     metadata: dict = field(default_factory=dict)
     colour: CameraColour | None = None
+    default_crop: tuple[int, int, int, int] | None = None
 
 
 def _normalise(values: np.ndarray, black: np.ndarray, white: float) -> np.ndarray:
@@ -111,6 +114,23 @@ def _metadata(raw, path: str) -> dict:
     if isinstance(stamp, datetime) and stamp.timestamp() > 0:  # 0 = unknown (rawpy gives the epoch)
         meta["datetime"] = stamp
     return meta
+
+
+def _default_crop(sizes) -> tuple[int, int, int, int] | None:
+    """(top, left, height, width) of LibRaw's first inset crop, moved into the visible image.
+
+    LibRaw gives it relative to the full raw frame (a DNG's DefaultCropOrigin plus its
+    ActiveArea offset), 0xFFFF for an unknown origin. A crop that does not lie inside the
+    visible image, or covers all of it, is None.
+    """
+    left, top = getattr(sizes, "crop_left_margin", 0), getattr(sizes, "crop_top_margin", 0)
+    width, height = getattr(sizes, "crop_width", 0), getattr(sizes, "crop_height", 0)
+    if width <= 0 or height <= 0 or 0xFFFF in (left, top):
+        return None
+    top, left = top - sizes.top_margin, left - sizes.left_margin
+    if top < 0 or left < 0 or top + height > sizes.height or left + width > sizes.width:
+        return None
+    return None if (height, width) == (sizes.height, sizes.width) else (top, left, height, width)
 
 
 def _white_balances(raw) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -220,6 +240,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             if DNG_COLOR_MATRIX_1 in dng_tags:  # a DNG: its own tags say what was shot, or that nothing was
                 as_shot = normalise_gains(1.0 / dng_neutral) if dng_neutral is not None else None
             flip = int(raw.sizes.flip)
+            default_crop = _default_crop(raw.sizes)
             metadata = _metadata(raw, name)
             baseline = dng_tags.get(TAG_BASELINE_EXPOSURE)
             if isinstance(baseline, tuple) and len(baseline) == 1 and abs(baseline[0]) <= 8:
@@ -236,7 +257,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
         raise HyperispError(name, f"cannot read raw data ({type(err).__name__})") from None
     canonical, frame = to_canonical(mosaic, phase)
     return RawImage(name, np.ascontiguousarray(canonical), frame, phase, flip, as_shot, daylight, cam_to_srgb,
-                    metadata, colour)
+                    metadata, colour, default_crop)
 
 
 def raw_from_array(
