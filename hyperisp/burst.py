@@ -28,7 +28,7 @@ from .io.atomic import check_output_path
 from .io.images import (array_to_unit_float, fitting_icc_profile, format_keeping_depth, is_grey, output_format,
                         read_image, write_image)
 from .pipeline import get_model, resolve_device
-from .resize import check_max_size, resize_to_fit
+from .finishing import check_finishing, finish_output
 
 PathType = Union[str, PathLike]
 Frame = Union[PathType, np.ndarray]
@@ -117,6 +117,7 @@ def burst_denoise(
     strength: float = 1.0,
     chroma_strength: float | None = None,
     max_size: int | None = None,
+    sharpen: float = 0.0,
 ) -> np.ndarray:
     """Denoise a burst of 2-8 frames of the same scene into one image aligned with the first frame.
 
@@ -129,32 +130,34 @@ def burst_denoise(
         strength, chroma_strength: how much of the noise (and of the colour noise; None: the same)
             to remove, 0 to 1, blended with the first frame (:func:`hyperisp.blend.blend_denoised`).
         max_size: longest side of the result in pixels (scaled down, never up); None: full size.
+        sharpen: output sharpening after any resize, 0 (none) to 2.
     Returns:
         float32 sRGB in [0, 1]: (H, W) for a grey burst, (H, W, 3) for colour.
     """
     check_strength(strength, chroma_strength)  # before the frames are read
-    check_max_size(max_size)
+    check_finishing(max_size, sharpen)
     dev = resolve_device(device, model)
     net = get_model(model, "burst", dev)
     return _denoise_stack(net, read_burst(frames, max_frames=net.frames).stack, dev, tile, strength, chroma_strength,
-                          max_size)
+                          max_size, sharpen)
 
 
 def _denoise_stack(net: torch.nn.Module, stack: np.ndarray, dev: torch.device, tile: int = TILE,
                    strength: float = 1.0, chroma_strength: float | None = None,
-                   max_size: int | None = None) -> np.ndarray:
+                   max_size: int | None = None, sharpen: float = 0.0) -> np.ndarray:
     """(T, H, W) or (T, H, W, 3) sRGB -> (H, W) or (H, W, 3) sRGB, through the linear grey model,
-    blended with the first frame by ``strength`` and ``chroma_strength``, scaled to fit ``max_size``."""
+    blended with the first frame by ``strength`` and ``chroma_strength``, then finished
+    (:func:`hyperisp.finishing.finish_output`)."""
     reference = stack[0].copy()
     if keeps_input(strength, chroma_strength):
-        return resize_to_fit(reference, max_size)
+        return finish_output(reference, max_size, sharpen)
     linear = srgb_to_linear(torch.from_numpy(stack).to(dev))
     if linear.ndim == 3:
         result = _denoise_grey(net, linear, tile, TILE_MARGIN)
     else:  # colour: each channel through the grey model
         result = torch.stack([_denoise_grey(net, linear[..., c], tile, TILE_MARGIN) for c in range(3)], dim=-1)
     clean = linear_to_srgb(result).clamp(0.0, 1.0).float().cpu().numpy()
-    return resize_to_fit(blend_denoised(reference, clean, strength, chroma_strength), max_size)
+    return finish_output(blend_denoised(reference, clean, strength, chroma_strength), max_size, sharpen)
 
 
 def burst_denoise_file(
@@ -169,22 +172,23 @@ def burst_denoise_file(
     strength: float = 1.0,
     chroma_strength: float | None = None,
     max_size: int | None = None,
+    sharpen: float = 0.0,
 ) -> Path:
     """Denoise a burst of image files and write the result atomically, with the first frame's EXIF and ICC profile.
 
     The profile is kept when it fits the result (RGB for a colour burst, grey for a grey one), as
     ``denoise`` keeps its input's: the pixels stay in the frames' colour space. ``strength``,
-    ``chroma_strength`` and ``max_size`` as for :func:`burst_denoise`.
+    ``chroma_strength``, ``max_size`` and ``sharpen`` as for :func:`burst_denoise`.
     """
     check_strength(strength, chroma_strength)
-    check_max_size(max_size)
+    check_finishing(max_size, sharpen)
     output_format(output_path, fmt)  # a bad extension or an existing output fails before the slow part
     check_output_path(Path(output_path), overwrite=overwrite)
     dev = resolve_device(device, model)
     net = get_model(model, "burst", dev)
     burst = read_burst(frames, max_frames=net.frames)
     clean = _denoise_stack(net, burst.stack, dev, strength=strength, chroma_strength=chroma_strength,
-                           max_size=max_size)
+                           max_size=max_size, sharpen=sharpen)
     fmt = format_keeping_depth(output_path, fmt, burst.bit_depth)
     return write_image(output_path, clean, fmt=fmt, quality=quality, metadata=burst.metadata[0], overwrite=overwrite,
                        icc_profile=fitting_icc_profile(burst.icc_profile, clean))

@@ -72,6 +72,9 @@ StrengthOpt = typer.Option(1.0, "--strength", "-s", min=0.0, max=1.0,
 MaxSizeOpt = typer.Option(None, "--max-size", min=1,
                           help="Scale the output down so its longer side is at most this many pixels "
                                "(Lanczos; never enlarged), as for web or mail.")
+SharpenOpt = typer.Option(0.0, "--sharpen", min=0.0, max=2.0,
+                          help="Output sharpening after any --max-size: an unsharp mask on luma, radius 1 px; "
+                               "0 none, 0.5 moderate, up to 2.")
 ChromaStrengthOpt = typer.Option(None, "--chroma-strength", min=0.0, max=1.0,
                                  help="How much of the colour noise to remove, 0 to 1 (default: as --strength); "
                                       "e.g. -s 0.7 --chroma-strength 1 keeps some grey grain but no colour blotches.")
@@ -147,6 +150,7 @@ class BatchOptions:
     tile: Optional[int] = TileOpt
     ensemble: Optional[int] = EnsembleOpt
     max_size: Optional[int] = MaxSizeOpt
+    sharpen: float = SharpenOpt
 
 
 def _with_batch_options(command):
@@ -202,7 +206,7 @@ def _run_batch(command: str, inputs: List[str], name: str, batch: BatchOptions, 
             err.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
     spec = JobSpec(command, model=model, device=batch.device.value, fmt=fmt and fmt.value, quality=batch.quality,
                    overwrite=batch.overwrite, options={**options, "tile": batch.tile, "ensemble": batch.ensemble,
-                                                               "max_size": batch.max_size})
+                                                               "max_size": batch.max_size, "sharpen": batch.sharpen})
     verb = "developed" if develop else "denoised"
     start = time.perf_counter()
     with BatchReporter(err, len(items), verb, quiet=batch.quiet) as reporter:
@@ -354,6 +358,7 @@ def burst(
     strength: float = StrengthOpt,
     chroma_strength: Optional[float] = ChromaStrengthOpt,
     max_size: Optional[int] = MaxSizeOpt,
+    sharpen: float = SharpenOpt,
 ) -> None:
     """Denoise a burst of frames of one scene into a single photo aligned with the first frame."""
     from .batch_plan import FORMAT_EXTENSIONS, image_output_ext, output_name
@@ -369,7 +374,7 @@ def burst(
         target = output or first.with_name(output_name("{stem}_burst.{ext}", first, ext))
         burst_denoise_file(frames, target, fmt=fmt and fmt.value, quality=quality, overwrite=overwrite,
                            model=model, device=device.value, strength=strength, chroma_strength=chroma_strength,
-                           max_size=max_size)
+                           max_size=max_size, sharpen=sharpen)
     except HyperispError as error:
         _fail(error)
         raise typer.Exit(1)

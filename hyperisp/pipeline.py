@@ -28,7 +28,7 @@ from .raw.bayer import pack_bayer
 from .raw.colour_spaces import get_space
 from .raw.exposure import auto_exposure
 from .raw.white_balance import choose_white_balance as choose_wb
-from .resize import check_max_size, resize_to_fit
+from .finishing import check_finishing, finish_output
 from .runtime import release_freed_memory
 from .tiling import default_tile, run_tiled, supports_tiling, tile_align
 
@@ -183,6 +183,7 @@ def develop_raw(
     tile: int | None = None,
     ensemble: int | None = None,
     max_size: int | None = None,
+    sharpen: float = 0.0,
 ) -> Developed:
     """Develop a :class:`RawImage`: network (demosaic + denoise), then analytic colour and tone.
 
@@ -198,12 +199,13 @@ def develop_raw(
     ``ensemble``: network runs averaged, 1 or 2 (identity, transpose; see :mod:`hyperisp.ensemble`);
     None: 2.
     ``max_size``: scale the result down so its longer side is at most this many pixels
-    (:func:`hyperisp.resize.resize_to_fit`); None: full size.
+    (:func:`hyperisp.resize.resize_to_fit`); None: full size. ``sharpen``: then an unsharp mask
+    of this amount on luma (:func:`hyperisp.sharpen.unsharp_mask`); 0: none.
     """
     if not (exposure == "auto" or isinstance(exposure, (int, float))):
         raise ValueError(f"exposure must be a number of EV or 'auto', got {exposure!r}")
     space = get_space(colour_space).name  # an unknown name fails before the network runs
-    check_max_size(max_size)  # so does a bad size
+    check_finishing(max_size, sharpen)  # so do a bad size and amount
     dev = resolve_device(device, model)
     net = get_model(model, "isp", dev)
     choice = choose_wb(raw, wb)
@@ -218,7 +220,7 @@ def develop_raw(
     if crop and raw.default_crop is not None:  # the crop is in sensor coordinates: before the orientation
         top, left, height, width = raw.default_crop
         rgb = rgb[top: top + height, left: left + width]
-    rgb = resize_to_fit(apply_orientation(rgb, raw.flip), max_size)
+    rgb = finish_output(apply_orientation(rgb, raw.flip), max_size, sharpen)
     return Developed(rgb, choice.gains, choice.reason, dict(raw.metadata),
                      choice.cct, ev, np.asarray(cam_to_srgb), linear, space)
 
@@ -239,6 +241,7 @@ def develop(
     tile: int | None = None,
     ensemble: int | None = None,
     max_size: int | None = None,
+    sharpen: float = 0.0,
 ) -> np.ndarray:
     """Develop a RAW file or a Bayer array into an upright sRGB image.
 
@@ -257,6 +260,7 @@ def develop(
         ensemble: network runs averaged over views of the mosaic, 1 or 2 (identity, transpose;
             see :mod:`hyperisp.ensemble`); None: 2, better pixels for twice the network time of 1.
         max_size: longest side of the result in pixels (scaled down, never up); None: full size.
+        sharpen: output sharpening after any resize, 0 (none) to 2; 0.5 is moderate.
     Returns:
         (H, W, 3) float32 in [0, 1], in ``colour_space``.
     """
@@ -267,7 +271,8 @@ def develop(
     else:
         raw = read_raw(source)
     return develop_raw(raw, model=model, device=device, wb=wb, exposure=exposure, linear=linear,
-                       colour_space=colour_space, crop=crop, tile=tile, ensemble=ensemble, max_size=max_size).rgb
+                       colour_space=colour_space, crop=crop, tile=tile, ensemble=ensemble, max_size=max_size,
+                       sharpen=sharpen).rgb
 
 
 def output_icc_profile(colour_space: str = "srgb", linear: bool = False) -> bytes | None:
@@ -374,6 +379,7 @@ def denoise(
     strength: float = 1.0,
     chroma_strength: float | None = None,
     max_size: int | None = None,
+    sharpen: float = 0.0,
 ) -> np.ndarray:
     """Denoise an sRGB photo.
 
@@ -388,16 +394,17 @@ def denoise(
         chroma_strength: how much of the colour noise to remove, 0 to 1; None: the same as
             ``strength`` (:func:`hyperisp.blend.blend_denoised`).
         max_size: longest side of the result in pixels (scaled down, never up); None: full size.
+        sharpen: output sharpening after any resize, 0 (none) to 2.
     Returns:
         float32 sRGB in [0, 1], the input's shape: (H, W, 3) or (H, W).
     """
     check_strength(strength, chroma_strength)  # before the photo is read and the model loaded
-    check_max_size(max_size)
+    check_finishing(max_size, sharpen)
     pixels = read_image(image).pixels if not isinstance(image, np.ndarray) else array_to_unit_float(image, grey=True)
     dev = resolve_device(device, model)
     net = get_model(model, "denoise", dev)  # loaded even when unused below, so a bad model name is still an error
     if keeps_input(strength, chroma_strength):
-        return resize_to_fit(pixels, max_size)
+        return finish_output(pixels, max_size, sharpen)
     colour = pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
     denoised = _run(net, torch.from_numpy(np.ascontiguousarray(colour, dtype=np.float32)).permute(2, 0, 1)[None], dev,
                     tile, ensemble)
@@ -405,7 +412,7 @@ def denoise(
         denoised = denoised.mean(axis=2)
         if pixels.ndim == 3:
             denoised = np.repeat(denoised[..., None], 3, axis=2)
-    return resize_to_fit(blend_denoised(pixels, denoised, strength, chroma_strength), max_size)
+    return finish_output(blend_denoised(pixels, denoised, strength, chroma_strength), max_size, sharpen)
 
 
 def denoise_file(
@@ -419,6 +426,6 @@ def denoise_file(
 ) -> Path:
     """Denoise ``input_path`` and write it atomically, keeping its EXIF fields, ICC profile and (for a
     16-bit PNG) its depth. ``options`` go to :func:`denoise` (model, device, tile, ensemble,
-    strength, chroma_strength, max_size)."""
+    strength, chroma_strength, max_size, sharpen)."""
     rendered = run_network("denoise", read_input("denoise", input_path), **options)
     return write_output(output_path, rendered, fmt=fmt, quality=quality, overwrite=overwrite)
