@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Sequence, Union
 import numpy as np
 import torch
 
-from .colour_spaces import RGBSpace, encode, get_space, linear_srgb_to
+from .colour_spaces import RGBSpace, get_space, linear_srgb_to
+from .colour_spaces import encode as encode_in  # finish() has a parameter named encode
 
 if TYPE_CHECKING:
     from .reader import RawImage
@@ -264,7 +265,7 @@ def _finish_rows(cam_rgb: np.ndarray, wb: np.ndarray, matrix: np.ndarray, exposu
         if exposure_ev:
             linear *= np.float32(2.0 ** exposure_ev)
         linear = _matmul(_tone_in_srgb(linear), to_space)
-        return encode(np.clip(linear, 0.0, 1.0, out=linear), space)
+        return encode_in(np.clip(linear, 0.0, 1.0, out=linear), space)
     if to_space is not None:  # no tone curve: the output space's gamut is the one clipped below
         linear = _matmul(linear, to_space)
     np.clip(linear, 0.0, 1.0, out=linear)
@@ -273,5 +274,5 @@ def _finish_rows(cam_rgb: np.ndarray, wb: np.ndarray, matrix: np.ndarray, exposu
         np.clip(linear, 0.0, 1.0, out=linear)
     if space is None:
         return linear
-    encoded = encode(linear, space)
+    encoded = encode_in(linear, space)
     return apply_tone_curve(encoded) if tone else encoded
