@@ -24,8 +24,8 @@ from hyperisp.io.metadata import ORIENTATION_TAG, build_exif, exif_tiff_tags, me
 from hyperisp.io.png import PNG_SIGNATURE, write_png
 from hyperisp.io.tiff import write_tiff
 
-__all__ = ["OUTPUT_FORMATS", "PHOTO_EXTENSIONS", "Photo", "list_photos", "output_format", "format_keeping_depth", "write_image", "read_image",
-           "array_to_unit_float", "is_grey", "apply_exif_orientation"]
+__all__ = ["OUTPUT_FORMATS", "PHOTO_EXTENSIONS", "Photo", "output_format", "format_keeping_depth", "write_image",
+           "read_image", "list_photos", "array_to_unit_float", "is_grey", "apply_exif_orientation"]
 
 OUTPUT_FORMATS = ("jpeg", "png", "png16", "tiff")  # png: 8-bit; png16 and tiff: 16-bit
 PHOTO_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")  # what read_image reads (any case)
