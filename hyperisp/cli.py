@@ -477,6 +477,11 @@ def train_command(
         None, "--distill-from",
         help="denoise: also pull the outputs towards this model's (name or card) on all but white-AWGN samples."),
     distill_weight: float = typer.Option(1.0, "--distill-weight", min=0.0, help="Weight of --distill-from's term."),
+    distill_views: int = typer.Option(
+        1, "--distill-views", min=1, max=8,
+        help="denoise: average the --distill-from teacher over this many flipped / transposed views (self-ensemble)."),
+    distill_white: bool = typer.Option(
+        False, "--distill-white", help="denoise: distil the white-AWGN samples too (for a teacher better there)."),
     device: Device = DeviceOpt,
     export: Optional[str] = typer.Option(None, "--export", help="Write weights + card as this shipped model if validation beats it."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (1 is far faster on a busy machine)."),
@@ -500,7 +505,8 @@ def train_command(
                              phone_signal_dependent=phone_signal_dependent,
                              noise_modes=None if noise_modes is None else list(noise_modes), blur_prob=blur_prob,
                              unclipped_awgn=unclipped_awgn, distill_from=distill_from,
-                             distill_weight=distill_weight)
+                             distill_weight=distill_weight, distill_views=distill_views,
+                             distill_white=distill_white)
         result = train(config, out_dir, resume=resume, device=device.value, stop_at=stop_at)
         err.print(f"trained to iteration {result['iteration']}: loss {result['last_loss']:.4f}, "
                   f"best held-out PSNR {result['best_val_psnr']:.2f} dB, {result['it_per_s']:.2f} it/s")

@@ -73,6 +73,12 @@ def test_distillation_pulls_towards_the_teacher_on_all_but_white_awgn(tmp_path, 
         pulled = compute_loss(student, inputs, target, config, teacher=other, white_awgn=mixed)
         rest = (student(inputs[~mixed]) - other(inputs[~mixed])).abs().mean()
         torch.testing.assert_close(pulled, plain + config.distill_weight * rest)
+        # --distill-white: the white AWGN samples are distilled as well.
+        everywhere = compute_loss(student, inputs, target, tiny_config(task="denoise", loss="l1", distill_from="t",
+                                                                       distill_white=True),
+                                  teacher=other, white_awgn=mixed)
+        torch.testing.assert_close(everywhere, plain + config.distill_weight
+                                   * (student(inputs) - other(inputs)).abs().mean())
     card = save_pretrained(create_model(student.config), "teacher", trained=False, description="t", directory=tmp_path)
     result = train(tiny_config(task="denoise", loss="l1", iters=4, validate_every=4, checkpoint_every=4,
                                distill_from=str(tmp_path / "teacher.json"), distill_weight=2.0),
@@ -85,6 +91,42 @@ def test_distillation_pulls_towards_the_teacher_on_all_but_white_awgn(tmp_path, 
         TrainConfig(task="isp", distill_from="isp")
     with pytest.raises(HyperispError, match="distill_weight"):
         TrainConfig(task="denoise", loss="l1", distill_from="denoise", distill_weight=0.0)
+    with pytest.raises(HyperispError, match="need distill_from"):
+        TrainConfig(task="denoise", loss="l1", distill_views=8)
+    with pytest.raises(HyperispError, match="1 to 8"):
+        TrainConfig(task="denoise", loss="l1", distill_from="denoise", distill_views=9)
+
+
+def test_an_ensemble_teacher_is_the_mean_of_its_views(tmp_path, tiny_config, monkeypatch):
+    from hyperisp import pretrained
+    from hyperisp.ensemble import self_ensemble
+    from hyperisp.models import create_model
+    from hyperisp.pretrained import save_pretrained
+    from hyperisp.train import trainer
+
+    config = tiny_config(task="denoise", loss="l1", iters=2, validate_every=2, checkpoint_every=2,
+                         distill_from=str(tmp_path / "teacher.json"), distill_views=4, distill_white=True)
+    torch.manual_seed(3)
+    teacher = create_model(trainer.build_model(config).config)
+    with torch.no_grad():  # a fresh model is the identity (zero-initialised residual); make it a random net
+        for p in teacher.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    save_pretrained(teacher, "teacher", trained=False, description="t", directory=tmp_path)
+    seen = []
+    real = trainer.compute_loss
+
+    def spy(*args, **kwargs):
+        seen.append(args[6])  # the trainer passes the teacher positionally
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "compute_loss", spy)
+    result = train(config, tmp_path / "run", progress=False)
+    assert np.isfinite(result["last_loss"]) and len(seen) == 2
+    x = torch.rand(2, 3, 24, 32)
+    single = pretrained.load_pretrained(str(tmp_path / "teacher.json"))
+    with torch.no_grad():
+        torch.testing.assert_close(seen[0](x), self_ensemble(single, x, 4))
+        assert not torch.allclose(seen[0](x), single(x), atol=1e-4)  # a random net is far from equivariant
 
 
 def test_colour_gate_decides_which_validation_is_best(tmp_path, tiny_config):
