@@ -242,7 +242,7 @@ def _run_batch(command: str, inputs: List[str], name: str, batch: BatchOptions, 
 def develop(
     inputs: List[str] = typer.Argument(None, help="RAW files, folders or globs: DNG or any Bayer format LibRaw reads."),
     model: str = _model_opt("isp"),
-    wb: str = typer.Option("camera", "--wb", help="White balance: camera, auto, daylight, or R,G,B gains."),
+    wb: str = typer.Option("camera", "--wb", help="White balance: camera, auto, daylight, a colour temperature (3200K; with a tint as Duv: 5600K,-0.003), or R,G,B gains."),
     exposure: str = typer.Option("0", "--exposure", help="Exposure correction in EV, or 'auto' (brighten, keeping highlights)."),
     linear: bool = typer.Option(False, "--linear", help="Scene-linear 16-bit output (no transfer or tone curve); default .tif."),
     colour_space: ColourSpace = typer.Option(
@@ -305,14 +305,22 @@ def _describe_colour(source: str, info: dict) -> str:
 
 
 def _parse_wb(value: str):
+    from .raw.white_balance import parse_temperature
+
     if value in ("camera", "auto", "daylight"):
         return value
+    try:
+        if parse_temperature(value) is not None:
+            return value
+    except ValueError as error:
+        raise HyperispError(None, f"--wb: {error}") from None
     try:
         gains = [float(v) for v in value.split(",")]
     except ValueError:
         gains = []
     if len(gains) != 3 or not all(math.isfinite(g) and g > 0 for g in gains):
-        raise HyperispError(None, f"--wb '{value}': expected camera, auto, daylight, or three positive gains R,G,B")
+        raise HyperispError(None, f"--wb '{value}': expected camera, auto, daylight, a temperature such as 5600K, "
+                                  "or three positive gains R,G,B")
     return gains
 
 

@@ -208,7 +208,10 @@ def develop_raw(
     check_finishing(max_size, sharpen)  # so do a bad size and amount
     dev = resolve_device(device, model)
     net = get_model(model, "isp", dev)
-    choice = choose_wb(raw, wb)
+    try:
+        choice = choose_wb(raw, wb)
+    except ValueError as error:  # e.g. a temperature for a file without a colour matrix: the file's fault
+        raise HyperispError(None, str(error)) from None
     cam_to_srgb = raw.colour.camera_to_srgb(1 / choice.gains.astype(np.float64))[0] if raw.colour is not None \
         else raw.cam_to_srgb
     cam_rgb = from_canonical(_run(net, pack_bayer(torch.from_numpy(raw.mosaic)[None, None]), dev, tile,
@@ -251,7 +254,8 @@ def develop(
             or a :class:`RawImage`.
         model: shipped model name, model card path, or an ``isp`` module.
         device: "cpu", "cuda" or "auto".
-        wb: "camera" (as shot, auto when the file has none), "auto", "daylight", or R, G, B gains.
+        wb: "camera" (as shot, auto when the file has none), "auto", "daylight", a colour temperature
+            ("3200K", or "5600K,-0.003" with a Duv), or R, G, B gains.
         exposure: exposure correction in EV, or "auto" (brighten, keeping highlights).
         linear: return scene-linear values (no transfer curve, no tone curve).
         colour_space: output space, "srgb", "display-p3", "adobe-rgb" or "prophoto".

@@ -169,3 +169,46 @@ def test_dng_baseline_exposure_moves_the_exposure_zero_point(tmp_path):
     darker = hyperisp.develop_raw(raw, device="cpu", linear=True, exposure=0.5)
     assert darker.exposure_ev == pytest.approx(-0.5)
     np.testing.assert_allclose(darker.rgb, plain.rgb * 2**-0.5, atol=2e-3)
+
+
+def test_a_white_given_as_temperature_and_tint_lands_on_that_light():
+    from types import SimpleNamespace
+
+    from hyperisp.raw.camera_colour import locus_xy
+    from hyperisp.raw.white_balance import choose_white_balance, parse_temperature
+
+    for kelvin in (2000.0, 3200.0, 5600.0, 9000.0):
+        for duv in (0.0, 0.004, -0.006):
+            cct, got = cct_duv(locus_xy(kelvin, duv))
+            assert cct == pytest.approx(kelvin, rel=2e-3) and got == pytest.approx(duv, abs=1e-4)
+    raw = SimpleNamespace(mosaic=np.full((8, 8), 0.3, np.float32), colour=MODEL, as_shot_wb=None, daylight_wb=None)
+    # D65 is 6504 K, Duv +0.0032: as a temperature and tint it gives D65's neutral.
+    choice = choose_white_balance(raw, "6504K,+0.0032")
+    neutral = CAMERA_D65 @ D65_XYZ
+    np.testing.assert_allclose(choice.gains, neutral[1] / neutral, rtol=3e-3)
+    assert choice.reason == "user temperature, Duv +0.0032" and choice.cct == pytest.approx(6504, rel=2e-3)
+    tungsten = choose_white_balance(raw, "3200k")
+    assert tungsten.cct == pytest.approx(3200, rel=2e-3) and tungsten.gains[2] > choice.gains[2]  # more blue gain
+    assert parse_temperature("camera") is None and parse_temperature("5600K") == (5600.0, 0.0)
+    for bad in ("900K", "30000K", "5600K,0.2", "warmK", "5600K,x"):
+        with pytest.raises(ValueError, match="temperature from 1667K"):
+            parse_temperature(bad)
+    with pytest.raises(ValueError, match="no colour matrix"):
+        choose_white_balance(SimpleNamespace(**{**vars(raw), "colour": None}), "5600K")
+
+
+def test_cli_white_balance_by_temperature(tmp_path):
+    data = (64 + np.full((32, 48), 0.4) * (4095 - 64)).astype(np.uint16)
+    path = write_dng(tmp_path / "t.dng", data, cfa_phase="RGGB", black_level=64, white_level=4095,
+                     color_matrix=CAMERA_D65, calibration_illuminant=ILLUMINANT_D65)
+    runner = CliRunner()
+    result = runner.invoke(app, ["develop", str(path), "-o", str(tmp_path / "t.png"), "--wb", "3200K", "-v"])
+    assert result.exit_code == 0, result.output
+    assert "(user temperature, 3200 K)" in result.output
+    result = runner.invoke(app, ["develop", str(path), "-o", str(tmp_path / "u.png"), "--wb", "500K"])
+    assert result.exit_code == 2 and "--wb" in result.output and "1667K" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "u.png").exists()
+    bare = write_dng(tmp_path / "bare.dng", data, cfa_phase="RGGB", black_level=64, white_level=4095)
+    result = runner.invoke(app, ["develop", str(bare), "-o", str(tmp_path / "b.png"), "--wb", "3200K"])
+    assert result.exit_code == 1 and "bare.dng: white balance 3200K: the file has no colour matrix" in result.output
+    assert "unexpected" not in result.output and not (tmp_path / "b.png").exists()

@@ -64,6 +64,25 @@ def _uv(xy: np.ndarray) -> np.ndarray:
     return np.stack([4 * x / d, 6 * y / d], axis=-1)
 
 
+def uv_to_xy(uv: np.ndarray) -> np.ndarray:
+    """CIE 1960 UCS (u, v) -> xy, (2,)."""
+    u, v = uv
+    d = 2 * u - 8 * v + 4
+    return np.array([3 * u / d, 2 * v / d])
+
+
+def locus_xy(temperature: float, duv: float = 0.0) -> np.ndarray:
+    """(2,) xy of the light with CCT ``temperature`` K lying ``duv`` off the Planckian locus.
+
+    The inverse of :func:`cct_duv`: the locus point moved ``duv`` along its normal in CIE 1960
+    uv (> 0 above the locus, greenish; < 0 below, magenta), what raw editors call tint.
+    """
+    mired = 1e6 / float(temperature)
+    tangent = _uv(planckian_xy(1e6 / (mired + 0.5))) - _uv(planckian_xy(1e6 / (mired - 0.5)))  # as cct_duv's
+    normal = np.array([-tangent[1], tangent[0]]) / np.hypot(*tangent)
+    return uv_to_xy(_uv(planckian_xy(float(temperature))) + duv * normal)
+
+
 _LOCUS_MIREDS = np.linspace(1e6 / MAX_CCT, 1e6 / MIN_CCT, 2000)
 _LOCUS_UV = _uv(planckian_xy(1e6 / _LOCUS_MIREDS))
 

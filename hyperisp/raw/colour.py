@@ -105,7 +105,7 @@ def choose_white_balance(raw: "RawImage", mode: WhiteBalanceMode = "camera") -> 
 
     See :func:`hyperisp.raw.white_balance.choose_white_balance` (which also gives the
     white's colour temperature): "camera" (as shot; auto when the file has none or an
-    implausible one), "auto", "daylight", or 3 R, G, B gains.
+    implausible one), "auto", "daylight", a temperature ("5600K"), or 3 R, G, B gains.
     """
     from .white_balance import choose_white_balance as choose  # that module builds on this one
 

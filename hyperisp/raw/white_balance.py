@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Sequence, Union
 
 import numpy as np
 
-from .camera_colour import CameraColour, _uv, cct_duv, planckian_xy
+from .camera_colour import MAX_CCT, MIN_CCT, CameraColour, _uv, cct_duv, locus_xy, planckian_xy, uv_to_xy
 from .colour import _MAX_GAIN, _MIN_GAIN, _camera_planes
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ AUTO_CCT = (2000.0, 12000.0)
 D55_XY = np.array([0.33242, 0.34743])  # CIE D55, 2 degree observer
 AUTO_DUV = 0.008
 _DAYLIGHT_RATIO = 3.0  # without a colour model: as-shot gains within 3x of the daylight gains
+MAX_TINT_DUV = 0.05  # a user's white off the locus: beyond any real light, well inside the gamut
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,6 @@ class WhiteBalance:
     cct: float | None = None
 
 
-def _xy_from_uv(uv: np.ndarray) -> np.ndarray:
-    u, v = uv
-    d = 2 * u - 8 * v + 4
-    return np.array([3 * u / d, 2 * v / d])
-
-
 def project_to_locus(neutral: np.ndarray, colour: CameraColour, cct_range=AUTO_CCT, max_duv=AUTO_DUV) -> np.ndarray:
     """(3,) camera neutral moved to within ``max_duv`` of the Planckian locus and into ``cct_range``; G = 1."""
     xy, _ = colour.neutral_to_xy(neutral)
@@ -68,7 +63,7 @@ def project_to_locus(neutral: np.ndarray, colour: CameraColour, cct_range=AUTO_C
     length = float(np.hypot(*offset))
     if length > max_duv:
         offset *= max_duv / length
-    return colour.xy_to_neutral(_xy_from_uv(on_locus + offset))
+    return colour.xy_to_neutral(uv_to_xy(on_locus + offset))
 
 
 def grey_edge_white_balance(image: np.ndarray, p: float = 2.0, max_samples: int = 1 << 18) -> np.ndarray:
@@ -158,6 +153,27 @@ def implausible_as_shot(gains: np.ndarray, colour: CameraColour | None, daylight
     return None
 
 
+def parse_temperature(mode: str) -> tuple[float, float] | None:
+    """A white balance given as a colour temperature: "5600K" or "5600K,+0.003" (with a Duv).
+
+    Returns:
+        (temperature in K, Duv), or None when ``mode`` is not a temperature (no trailing K).
+    Raises:
+        ValueError: a temperature outside the locus' 1667-25000 K or a Duv beyond +-0.05.
+    """
+    head, _, tail = mode.strip().lower().partition(",")
+    if not head.endswith("k"):
+        return None
+    try:
+        kelvin, duv = float(head[:-1]), float(tail) if tail else 0.0
+    except ValueError:
+        kelvin = duv = float("nan")
+    if not (MIN_CCT <= kelvin <= MAX_CCT and abs(duv) <= MAX_TINT_DUV):
+        raise ValueError(f"white balance {mode!r}: expected a temperature from {MIN_CCT:.0f}K to {MAX_CCT:.0f}K, "
+                         f"optionally with a Duv (tint) within +-{MAX_TINT_DUV}, e.g. 3200K or 5600K,-0.003")
+    return kelvin, duv
+
+
 def _with_cct(gains: np.ndarray, reason: str, colour: CameraColour | None) -> WhiteBalance:
     gains = np.asarray(gains, dtype=np.float32)
     cct = colour.neutral_to_xy(1 / gains.astype(np.float64))[1] if colour is not None else None
@@ -170,14 +186,16 @@ def choose_white_balance(raw: "RawImage", mode: WhiteBalanceMode = "camera") -> 
     Args:
         raw: a :class:`~hyperisp.raw.reader.RawImage`.
         mode: "camera" (as shot; auto when the file has none or an implausible one),
-            "auto", "daylight" (the camera's daylight gains; auto when unknown), or 3 R, G, B gains.
+            "auto", "daylight" (the camera's daylight gains; auto when unknown), a colour
+            temperature "5600K" or "5600K,+0.003" with a Duv (:func:`parse_temperature`;
+            needs the camera's colour matrix), or 3 R, G, B gains.
     Returns:
         a :class:`WhiteBalance` (gains, reason, CCT).
     """
     colour = getattr(raw, "colour", None)
     auto = lambda why: _with_cct(estimate_white_balance(raw.mosaic, colour), why, colour)  # noqa: E731
     if isinstance(mode, str):
-        mode = mode.lower()
+        given, mode = mode, mode.lower()
         if mode == "camera":
             if raw.as_shot_wb is None:
                 return auto("auto (file has no as-shot white balance)")
@@ -194,7 +212,15 @@ def choose_white_balance(raw: "RawImage", mode: WhiteBalanceMode = "camera") -> 
             return auto("auto (file has no daylight white balance)")
         if mode == "auto":
             return auto("auto")
-        raise ValueError(f"white balance must be 'camera', 'auto', 'daylight' or 3 gains, got {mode!r}")
+        temperature = parse_temperature(mode)
+        if temperature is None:
+            raise ValueError(f"white balance must be 'camera', 'auto', 'daylight', a temperature such as 5600K "
+                             f"or 3 gains, got {given!r}")
+        if colour is None:
+            raise ValueError(f"white balance {given}: the file has no colour matrix to place that light in camera RGB")
+        neutral = colour.xy_to_neutral(locus_xy(*temperature))
+        duv = temperature[1]
+        return _with_cct(neutral[1] / neutral, "user temperature" + (f", Duv {duv:+.4f}" if duv else ""), colour)
     gains = np.asarray(mode, dtype=np.float64).ravel()
     if gains.shape != (3,) or not np.all(np.isfinite(gains)) or not np.all(gains > 0):
         raise ValueError(f"white balance gains must be 3 positive numbers (R, G, B), got {list(mode)}")
@@ -202,4 +228,4 @@ def choose_white_balance(raw: "RawImage", mode: WhiteBalanceMode = "camera") -> 
 
 
 __all__ = ["WhiteBalance", "choose_white_balance", "estimate_white_balance", "grey_edge_white_balance",
-           "implausible_as_shot", "project_to_locus"]
+           "implausible_as_shot", "parse_temperature", "project_to_locus"]
