@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ..io.tiff import TiffTag, write_tiff
+from .opcodes import TAG_OPCODE_LIST_2
 from .phase import BAYER_PHASES
 
 # DNG / TIFF-EP tag codes (DNG specification 1.4, chapter 4).
@@ -76,6 +77,7 @@ def write_dng(
     artist: str | None = None,
     copyright: str | None = None,
     default_crop: Sequence[int] | None = None,
+    opcode_list_2: bytes | None = None,
 ) -> Path:
     """Write a Bayer mosaic as an uncompressed DNG.
 
@@ -108,6 +110,8 @@ def write_dng(
         lens_make, lens_model: the lens (EXIF LensMake / LensModel); artist, copyright: IFD0 text.
         default_crop: (left, top, width, height) of the area raw converters keep (DNG
             DefaultCropOrigin / DefaultCropSize); None: all of it.
+        opcode_list_2: an encoded DNG OpcodeList2, e.g. lens-shading gain maps
+            (:func:`hyperisp.raw.opcodes.opcode_list_bytes`).
     Returns:
         ``Path(path)``.
     """
@@ -179,6 +183,8 @@ def write_dng(
                 or top + height > mosaic.shape[0]:
             raise ValueError(f"default_crop {tuple(default_crop)} does not fit a {mosaic.shape[1]}x{mosaic.shape[0]} mosaic")
         tags += [(TAG_DEFAULT_CROP_ORIGIN, "LONG", [left, top]), (TAG_DEFAULT_CROP_SIZE, "LONG", [width, height])]
+    if opcode_list_2 is not None:
+        tags.append((TAG_OPCODE_LIST_2, "UNDEFINED", bytes(opcode_list_2)))
     exif: list[TiffTag] = []
     if datetime is not None:
         tags.append((TAG_DATETIME, "ASCII", datetime))

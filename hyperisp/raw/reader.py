@@ -21,6 +21,7 @@ from .camera_colour import (
     camera_colour_from_dng_tags,
 )
 from .colour import camera_to_srgb_matrix, normalise_gains
+from .opcodes import correct_lens_shading
 from .phase import SensorFrame, phase_from_rawpy, to_canonical
 from .tiff_tags import read_ifd0_tags
 
@@ -232,7 +233,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             white = float(raw.white_level)
             if not white > black.max():
                 raise HyperispError(None, f"white level {white:g} is not above black level {black.max():g}")
-            mosaic = _normalise(visible, black, white)
+            mosaic, lens_shading = correct_lens_shading(name, _normalise(visible, black, white))
             as_shot, daylight = _white_balances(raw)
             cam_to_srgb = _colour_matrix(raw)
             dng_tags = read_ifd0_tags(name, DNG_COLOUR_TAGS)
@@ -242,6 +243,8 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             flip = int(raw.sizes.flip)
             default_crop = _default_crop(raw.sizes)
             metadata = _metadata(raw, name)
+            if lens_shading:
+                metadata["lens_shading"] = lens_shading
             baseline = dng_tags.get(TAG_BASELINE_EXPOSURE)
             if isinstance(baseline, tuple) and len(baseline) == 1 and abs(baseline[0]) <= 8:
                 metadata["baseline_exposure"] = float(baseline[0])  # DNG: the file's own exposure zero point

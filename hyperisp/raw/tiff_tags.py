@@ -1,9 +1,10 @@
-"""Read the tags of IFD0 of a TIFF-based file (DNG, NEF, CR2, ARW, ...): a small, defensive reader.
+"""Read tags of a TIFF-based file (DNG, NEF, CR2, ARW, ...): a small, defensive reader.
 
 LibRaw (rawpy) exposes the decoded image but not every tag hyperisp needs: Make /
 Model, and the DNG colour tags (ColorMatrix2, ForwardMatrix1/2, CalibrationIlluminant1/2,
-AsShotWhiteXY, AnalogBalance, CameraCalibration). This reads IFD0 only and never
-raises on bad input: a file that is not a TIFF, or a damaged tag, just gives fewer tags.
+AsShotWhiteXY, AnalogBalance, CameraCalibration) from IFD0, and the raw image IFD's opcode
+lists (:func:`read_raw_ifd_tags`). It never raises on bad input: a file that is not a TIFF,
+or a damaged tag, just gives fewer tags.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import struct
 # TIFF type code -> (struct format of one element, element size in bytes)
 _FORMATS = {
     1: ("B", 1), 2: ("B", 1), 3: ("H", 2), 4: ("I", 4), 5: ("II", 8), 6: ("b", 1), 7: ("B", 1),
-    8: ("h", 2), 9: ("i", 4), 10: ("ii", 8), 11: ("f", 4), 12: ("d", 8),
+    8: ("h", 2), 9: ("i", 4), 10: ("ii", 8), 11: ("f", 4), 12: ("d", 8), 13: ("I", 4),  # 13: IFD offset
 }
 _MAX_ENTRIES, _MAX_VALUE_BYTES = 1000, 1 << 16  # bounds against damaged files
 
@@ -28,6 +29,43 @@ def _decode(order: str, kind: int, count: int, data: bytes) -> str | tuple:
     return tuple(values)
 
 
+def _read_ifd(file, order: str, offset: int, codes: set[int] | None, max_bytes: int) -> dict[int, str | tuple]:
+    """The tags of the IFD at ``offset`` (only ``codes`` when given); damaged entries are skipped."""
+    found: dict[int, str | tuple] = {}
+    try:
+        file.seek(offset)
+        (count,) = struct.unpack(order + "H", file.read(2))
+        entries = file.read(12 * min(count, _MAX_ENTRIES))
+        for i in range(len(entries) // 12):
+            code, kind, n, value = struct.unpack(order + "HHI4s", entries[12 * i : 12 * i + 12])
+            if (codes is not None and code not in codes) or kind not in _FORMATS or n == 0:
+                continue
+            size = _FORMATS[kind][1] * n
+            if size > max_bytes:
+                continue
+            if size > 4:  # longer values live at an offset
+                file.seek(struct.unpack(order + "I", value)[0])
+                value = file.read(size)
+                if len(value) != size:
+                    continue
+            try:
+                found[code] = _decode(order, kind, n, value[:size])
+            except struct.error:
+                continue
+    except (OSError, struct.error, ValueError):
+        pass  # a damaged IFD: the tags read so far
+    return found
+
+
+def _open_tiff(file) -> tuple[str, int] | None:
+    """(byte order, IFD0 offset) of an open TIFF-based file, or None if it is not one."""
+    head = file.read(8)
+    if len(head) < 8 or head[:4] not in (b"II*\0", b"MM\0*"):
+        return None
+    order = "<" if head[:2] == b"II" else ">"
+    return order, struct.unpack(order + "I", head[4:8])[0]
+
+
 def read_ifd0_tags(path: str | os.PathLike, codes: set[int] | None = None) -> dict[int, str | tuple]:
     """Tags of IFD0 of a TIFF-based file.
 
@@ -38,32 +76,41 @@ def read_ifd0_tags(path: str | os.PathLike, codes: set[int] | None = None) -> di
         ``{code: value}``: ASCII tags as ``str``, all others as a tuple of numbers
         (rationals as floats). ``{}`` for files that are not TIFF-based or unreadable.
     """
-    found: dict[int, str | tuple] = {}
     try:
         with open(path, "rb") as file:
-            head = file.read(8)
-            if head[:4] not in (b"II*\0", b"MM\0*"):
-                return {}
-            order = "<" if head[:2] == b"II" else ">"
-            file.seek(struct.unpack(order + "I", head[4:8])[0])
-            (count,) = struct.unpack(order + "H", file.read(2))
-            entries = file.read(12 * min(count, _MAX_ENTRIES))
-            for i in range(len(entries) // 12):
-                code, kind, n, value = struct.unpack(order + "HHI4s", entries[12 * i : 12 * i + 12])
-                if (codes is not None and code not in codes) or kind not in _FORMATS or n == 0:
-                    continue
-                size = _FORMATS[kind][1] * n
-                if size > _MAX_VALUE_BYTES:
-                    continue
-                if size > 4:  # longer values live at an offset
-                    file.seek(struct.unpack(order + "I", value)[0])
-                    value = file.read(size)
-                    if len(value) != size:
-                        continue
-                try:
-                    found[code] = _decode(order, kind, n, value[:size])
-                except struct.error:
-                    continue
+            tiff = _open_tiff(file)
+            return {} if tiff is None else _read_ifd(file, *tiff, codes, _MAX_VALUE_BYTES)
     except (OSError, struct.error, ValueError):
-        return found
-    return found
+        return {}
+
+
+TAG_NEW_SUBFILE_TYPE, TAG_SUB_IFDS = 254, 330
+
+
+def read_raw_ifd_tags(path: str | os.PathLike, codes: set[int], max_bytes: int = 1 << 24) -> dict[int, str | tuple]:
+    """Tags of a DNG's raw image IFD: IFD0 when it holds the raw (NewSubFileType 0), else the first
+    of its SubIFDs that does (Adobe's converter puts a preview in IFD0 and the raw in a SubIFD).
+
+    Args:
+        path: the file.
+        codes: tag codes to read.
+        max_bytes: the largest value read (opcode lists with gain maps run to tens of KB).
+    Returns:
+        ``{code: value}`` as :func:`read_ifd0_tags`; ``{}`` when there is no raw IFD or it is unreadable.
+    """
+    wanted = set(codes) | {TAG_NEW_SUBFILE_TYPE, TAG_SUB_IFDS}
+    try:
+        with open(path, "rb") as file:
+            tiff = _open_tiff(file)
+            if tiff is None:
+                return {}
+            order, offset = tiff
+            ifd0 = _read_ifd(file, order, offset, wanted, max_bytes)
+            candidates = [ifd0] + [_read_ifd(file, order, sub, wanted, max_bytes)
+                                   for sub in ifd0.get(TAG_SUB_IFDS, ())[:8]]
+    except (OSError, struct.error, ValueError):
+        return {}
+    for ifd in candidates:
+        if ifd.get(TAG_NEW_SUBFILE_TYPE, (0,)) == (0,):
+            return {code: value for code, value in ifd.items() if code in codes}
+    return {}

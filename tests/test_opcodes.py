@@ -1,0 +1,149 @@
+"""DNG OpcodeList2 gain maps (lens shading): parsing, interpolation as Adobe's SDK does, and read_raw."""
+import struct
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import hyperisp
+from hyperisp.cli import app
+from hyperisp.raw.dng import write_dng
+from hyperisp.raw.opcodes import (
+    TAG_OPCODE_LIST_2,
+    GainMap,
+    Opcode,
+    apply_gain_maps,
+    gain_map_gains,
+    gain_map_opcode,
+    gain_maps_from_opcode_list,
+    opcode_list_bytes,
+    parse_gain_map,
+)
+from hyperisp.raw.tiff_tags import read_raw_ifd_tags
+
+
+def _site_map(site: tuple[int, int], grid: np.ndarray, shape: tuple[int, int]) -> GainMap:
+    """A GainMap for one CFA site, its points spread from the first to the last pixel centre, as
+    Android's DngCreator writes the lens-shading map."""
+    height, width = shape
+    points_v, points_h = grid.shape
+    origin = (0.5 / height, 0.5 / width)
+    spacing = ((1 - 1 / height) / (points_v - 1), (1 - 1 / width) / (points_h - 1))
+    return GainMap((site[0], site[1], height, width), 0, 1, (2, 2), spacing, origin,
+                   grid.astype(np.float32)[..., None])
+
+
+def _vignette(shape: tuple[int, int], points: tuple[int, int] = (5, 7)) -> np.ndarray:
+    """(points V, points H) gains, 1 at the centre and up to ~2.2 in the corners."""
+    v, h = np.meshgrid(np.linspace(-1, 1, points[0]), np.linspace(-1, 1, points[1]), indexing="ij")
+    return 1 + 0.6 * (v**2 + h**2)
+
+
+def test_gains_interpolate_bilinearly_between_pixel_centres():
+    grid = np.array([[1.0, 2.0], [3.0, 5.0]])
+    gain_map = _site_map((0, 0), grid, (5, 5))
+    gain_map = GainMap((0, 0, 5, 5), 0, 1, (1, 1), gain_map.spacing, gain_map.origin, gain_map.gains)
+    rows, cols, gains = gain_map_gains(gain_map, (5, 5))
+    assert list(rows) == list(cols) == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(gains[[0, 0, 4, 4], [0, 4, 0, 4]], [1, 2, 3, 5], rtol=1e-6)  # corners = map points
+    np.testing.assert_allclose(gains[2, 2], (1 + 2 + 3 + 5) / 4, rtol=1e-6)  # the centre: their mean
+    np.testing.assert_allclose(gains[0, 1], 1.25, rtol=1e-6)  # a quarter of the way along the top row
+    # Positions before the first point or after the last take the edge value (the SDK clamps).
+    wide = GainMap((0, 0, 5, 5), 0, 1, (1, 1), (0.5, 0.5), (0.3, 0.3), gain_map.gains)
+    assert gain_map_gains(wide, (5, 5))[2][0, 0] == pytest.approx(1.0)
+
+
+def test_a_gain_map_corrects_its_cfa_site_only_and_clips_at_white():
+    shape = (12, 16)
+    flat = np.full(shape, 0.25, np.float32)
+    grid = _vignette(shape)
+    out = apply_gain_maps(flat, [_site_map((0, 1), grid, shape)])  # the Gr site of an RGGB mosaic
+    np.testing.assert_array_equal(out[0::2, 0::2], flat[0::2, 0::2])
+    np.testing.assert_array_equal(out[1::2], flat[1::2])
+    # Pixel (0, 1): its row centre is the first map row; its column centre lies 0.4 of the way
+    # from the first map column to the second ((1.5 - 0.5) / 16 over a spacing of (15 / 16) / 6).
+    expected = 0.25 * (0.6 * grid[0, 0] + 0.4 * grid[0, 1])
+    assert out[0, 1] == pytest.approx(expected, rel=1e-5) and out[0, 1] > out[6, 7]
+    bright = apply_gain_maps(np.full(shape, 0.9, np.float32), [_site_map((0, 1), grid, shape)])
+    assert bright.max() == 1.0
+
+
+def test_opcode_lists_round_trip_and_damage_is_reported():
+    gain_map = _site_map((1, 0), _vignette((8, 8)), (8, 8))
+    other = Opcode(3, 1, b"\0" * 8)  # FixVignetteRadial, not applied: skipped
+    data = opcode_list_bytes([other, gain_map_opcode(gain_map)])
+    (parsed,) = gain_maps_from_opcode_list(data)
+    np.testing.assert_array_equal(parsed.gains, gain_map.gains)
+    assert parsed.area == gain_map.area and parsed.pitch == (2, 2) and parsed.origin == gain_map.origin
+    with pytest.raises(ValueError, match="parameter bytes"):
+        gain_maps_from_opcode_list(data[:-3])
+    with pytest.raises(ValueError, match="does not match"):
+        parse_gain_map(gain_map_opcode(gain_map).params[:-4])
+    with pytest.raises(ValueError, match="head"):
+        parse_gain_map(b"\0" * 10)
+
+
+def _shaded_dng(tmp_path, with_map: bool):
+    """A flat grey field (R 0.30, G 0.45, B 0.35 of white) seen through a lens that darkens each CFA
+    site by its own vignette, as a phone raw with its four gain maps in OpcodeList2."""
+    shape = (48, 64)
+    level = np.zeros(shape)
+    level[0::2, 0::2], level[0::2, 1::2], level[1::2, 0::2], level[1::2, 1::2] = 0.30, 0.45, 0.45, 0.35
+    maps = [_site_map(site, _vignette(shape) * (1 + 0.1 * i), shape) for i, site in enumerate([(0, 0), (0, 1),
+                                                                                               (1, 0), (1, 1)])]
+    shading = np.ones(shape, np.float32)
+    for gain_map in maps:
+        rows, cols, gains = gain_map_gains(gain_map, shape)
+        shading[np.ix_(rows, cols)] = 1 / gains
+    data = np.round(64 + level * shading * (4095 - 64)).astype(np.uint16)
+    opcodes = opcode_list_bytes([gain_map_opcode(m) for m in maps]) if with_map else None
+    return write_dng(tmp_path / f"shaded_{with_map}.dng", data, black_level=64, white_level=4095,
+                     opcode_list_2=opcodes), level
+
+
+def test_read_raw_applies_the_files_lens_shading_map(tmp_path):
+    path, level = _shaded_dng(tmp_path, with_map=True)
+    raw = hyperisp.read_raw(path)
+    np.testing.assert_allclose(raw.mosaic, level, atol=2e-3)  # flat again, to the 12-bit rounding
+    assert raw.metadata["lens_shading"] == "DNG GainMap (4 maps)"
+    result = CliRunner().invoke(app, ["develop", str(path), "-o", str(tmp_path / "out.png"), "-v"])
+    assert result.exit_code == 0 and "lens shading DNG GainMap (4 maps)" in result.output
+    plain, _ = _shaded_dng(tmp_path, with_map=False)
+    uncorrected = hyperisp.read_raw(plain)
+    assert "lens_shading" not in uncorrected.metadata
+    assert uncorrected.mosaic[0, 0] < 0.5 * level[0, 0]  # the corner stays dark without the map
+
+
+def test_a_damaged_gain_map_leaves_the_raw_uncorrected_and_says_so(tmp_path):
+    path, _ = _shaded_dng(tmp_path, with_map=False)
+    good = hyperisp.read_raw(path).mosaic
+    gain_map = _site_map((0, 0), _vignette((48, 64)), (48, 64))
+    broken = opcode_list_bytes([gain_map_opcode(gain_map)])[:-4]
+    raw_values = np.round(64 + good * (4095 - 64)).astype(np.uint16)  # the same shaded picture
+    damaged = write_dng(tmp_path / "damaged.dng", raw_values, black_level=64, white_level=4095,
+                        opcode_list_2=broken)
+    raw = hyperisp.read_raw(damaged)
+    assert raw.metadata["lens_shading"].startswith("GainMap ignored (")
+    np.testing.assert_allclose(raw.mosaic, good, atol=1e-6)
+
+
+def _tiff_with_raw_in_a_sub_ifd(path, opcode_list: bytes) -> None:
+    """A little-endian TIFF whose IFD0 is a preview (NewSubFileType 1) and whose SubIFD holds the
+    raw (NewSubFileType 0) with an OpcodeList2, as Adobe's DNG converter lays files out."""
+    sub_offset = 8 + 2 + 2 * 12 + 4
+    values_offset = sub_offset + 2 + 2 * 12 + 4
+    ifd0 = struct.pack("<H", 2) + struct.pack("<HHII", 254, 4, 1, 1) + struct.pack("<HHII", 330, 13, 1, sub_offset) \
+        + struct.pack("<I", 0)
+    sub = struct.pack("<H", 2) + struct.pack("<HHII", 254, 4, 1, 0) \
+        + struct.pack("<HHII", TAG_OPCODE_LIST_2, 7, len(opcode_list), values_offset) + struct.pack("<I", 0)
+    path.write_bytes(b"II*\0" + struct.pack("<I", 8) + ifd0 + sub + opcode_list)
+
+
+def test_the_raw_ifd_is_found_in_a_sub_ifd(tmp_path):
+    data = opcode_list_bytes([gain_map_opcode(_site_map((0, 0), _vignette((8, 8)), (8, 8)))])
+    _tiff_with_raw_in_a_sub_ifd(tmp_path / "sub.dng", data)
+    found = read_raw_ifd_tags(tmp_path / "sub.dng", {TAG_OPCODE_LIST_2})
+    assert bytes(found[TAG_OPCODE_LIST_2]) == data
+    assert read_raw_ifd_tags(tmp_path / "missing.dng", {TAG_OPCODE_LIST_2}) == {}
+    (tmp_path / "junk.dng").write_bytes(b"II*\0\xff\xff\xff\x7f")
+    assert read_raw_ifd_tags(tmp_path / "junk.dng", {TAG_OPCODE_LIST_2}) == {}
