@@ -12,12 +12,15 @@ from hyperisp.raw.opcodes import (
     TAG_OPCODE_LIST_2,
     GainMap,
     Opcode,
-    apply_gain_maps,
+    RadialVignette,
+    apply_lens_corrections,
     gain_map_gains,
     gain_map_opcode,
-    gain_maps_from_opcode_list,
+    corrections_from_opcode_list,
     opcode_list_bytes,
     parse_gain_map,
+    radial_vignette_gains,
+    radial_vignette_opcode,
 )
 from hyperisp.raw.tiff_tags import read_raw_ifd_tags
 
@@ -57,26 +60,26 @@ def test_a_gain_map_corrects_its_cfa_site_only_and_clips_at_white():
     shape = (12, 16)
     flat = np.full(shape, 0.25, np.float32)
     grid = _vignette(shape)
-    out = apply_gain_maps(flat, [_site_map((0, 1), grid, shape)])  # the Gr site of an RGGB mosaic
+    out = apply_lens_corrections(flat, [_site_map((0, 1), grid, shape)])  # the Gr site of an RGGB mosaic
     np.testing.assert_array_equal(out[0::2, 0::2], flat[0::2, 0::2])
     np.testing.assert_array_equal(out[1::2], flat[1::2])
     # Pixel (0, 1): its row centre is the first map row; its column centre lies 0.4 of the way
     # from the first map column to the second ((1.5 - 0.5) / 16 over a spacing of (15 / 16) / 6).
     expected = 0.25 * (0.6 * grid[0, 0] + 0.4 * grid[0, 1])
     assert out[0, 1] == pytest.approx(expected, rel=1e-5) and out[0, 1] > out[6, 7]
-    bright = apply_gain_maps(np.full(shape, 0.9, np.float32), [_site_map((0, 1), grid, shape)])
+    bright = apply_lens_corrections(np.full(shape, 0.9, np.float32), [_site_map((0, 1), grid, shape)])
     assert bright.max() == 1.0
 
 
 def test_opcode_lists_round_trip_and_damage_is_reported():
     gain_map = _site_map((1, 0), _vignette((8, 8)), (8, 8))
-    other = Opcode(3, 1, b"\0" * 8)  # FixVignetteRadial, not applied: skipped
+    other = Opcode(4, 1, b"\0" * 8)  # FixBadPixelsConstant, not applied: skipped
     data = opcode_list_bytes([other, gain_map_opcode(gain_map)])
-    (parsed,) = gain_maps_from_opcode_list(data)
+    (parsed,) = corrections_from_opcode_list(data)
     np.testing.assert_array_equal(parsed.gains, gain_map.gains)
     assert parsed.area == gain_map.area and parsed.pitch == (2, 2) and parsed.origin == gain_map.origin
     with pytest.raises(ValueError, match="parameter bytes"):
-        gain_maps_from_opcode_list(data[:-3])
+        corrections_from_opcode_list(data[:-3])
     with pytest.raises(ValueError, match="does not match"):
         parse_gain_map(gain_map_opcode(gain_map).params[:-4])
     with pytest.raises(ValueError, match="head"):
@@ -123,7 +126,7 @@ def test_a_damaged_gain_map_leaves_the_raw_uncorrected_and_says_so(tmp_path):
     damaged = write_dng(tmp_path / "damaged.dng", raw_values, black_level=64, white_level=4095,
                         opcode_list_2=broken)
     raw = hyperisp.read_raw(damaged)
-    assert raw.metadata["lens_shading"].startswith("GainMap ignored (")
+    assert raw.metadata["lens_shading"].startswith("opcodes ignored (opcode 9 needs")
     np.testing.assert_allclose(raw.mosaic, good, atol=1e-6)
 
 
@@ -147,3 +150,25 @@ def test_the_raw_ifd_is_found_in_a_sub_ifd(tmp_path):
     assert read_raw_ifd_tags(tmp_path / "missing.dng", {TAG_OPCODE_LIST_2}) == {}
     (tmp_path / "junk.dng").write_bytes(b"II*\0\xff\xff\xff\x7f")
     assert read_raw_ifd_tags(tmp_path / "junk.dng", {TAG_OPCODE_LIST_2}) == {}
+
+
+def test_a_radial_vignette_follows_adobes_polynomial_and_centre():
+    vignette = RadialVignette((0.8, 0.1, 0.0, 0.0, 0.0), (0.5, 0.25))  # centre a quarter from the left
+    gains = radial_vignette_gains(vignette, (20, 40))
+    radius = np.hypot(10, 30)  # to the farthest corner: 10 rows, 30 columns away
+    r2 = ((0.5 - 10) ** 2 + (39.5 - 10) ** 2) / radius**2  # pixel (0, 39), the far corner's centre
+    assert gains[0, 39] == pytest.approx(1 + 0.8 * r2 + 0.1 * r2**2, rel=1e-6)
+    assert gains[10, 10] == pytest.approx(1 + 0.8 * 0.5 / radius**2, rel=1e-6) and gains.min() == gains[10, 10]
+    with pytest.raises(ValueError, match="outside the image"):
+        corrections_from_opcode_list(opcode_list_bytes([radial_vignette_opcode(RadialVignette((0.1,) * 5, (1.5, 0.5)))]))
+
+
+def test_read_raw_applies_a_radial_vignette_from_opcode_list_3(tmp_path):
+    vignette = RadialVignette((0.5, 0.2, 0.0, 0.0, 0.0), (0.45, 0.55))
+    shape = (40, 56)
+    data = np.round(64 + 0.4 / radial_vignette_gains(vignette, shape) * (4095 - 64)).astype(np.uint16)
+    path = write_dng(tmp_path / "v.dng", data, black_level=64, white_level=4095,
+                     opcode_list_3=opcode_list_bytes([radial_vignette_opcode(vignette)]))
+    raw = hyperisp.read_raw(path)
+    np.testing.assert_allclose(raw.mosaic, 0.4, atol=2e-4)
+    assert raw.metadata["lens_shading"] == "DNG FixVignetteRadial"

@@ -1,14 +1,16 @@
-"""DNG opcode lists, and the one raw converters must apply: the GainMap, a lens-shading map.
+"""DNG opcode lists, and the lens shading corrections in them: GainMap and FixVignetteRadial.
 
 A DNG can carry per-image corrections as opcodes (DNG 1.3+, chapter 6): OpcodeList1 acts on
 the stored raw values, OpcodeList2 on the linear values (black subtracted, white = 1) and
 OpcodeList3 after demosaicking. Phones (Android's DngCreator, Google's camera app) and Adobe's
 converter for phone raws put the lens shading correction in OpcodeList2, as one GainMap per
 CFA site: a small grid of gains, interpolated bilinearly over the image. Without it a phone
-raw's corners are a stop or more darker and tinted. rawpy's LibRaw (built without Adobe's SDK)
-decodes the raw values but applies no opcode, so :func:`~hyperisp.raw.reader.read_raw` applies
-OpcodeList2's gain maps here (darktable's rawprepare and RawTherapee do the same). Other
-opcodes are left out.
+raw's corners are a stop or more darker and tinted. Adobe's converter turns the vignetting
+data of cameras that record it into a FixVignetteRadial in OpcodeList3, a polynomial in the
+distance from the optical centre. rawpy's LibRaw (built without Adobe's SDK) decodes the raw
+values but applies no opcode, so :func:`~hyperisp.raw.reader.read_raw` applies these here
+(darktable's rawprepare and RawTherapee apply gain maps too). Other opcodes (warps, bad-pixel
+lists, OpcodeList1) are left out.
 
 Layout (DNG specification 1.4, "Opcode List Processing"; always big-endian): a uint32 count,
 then per opcode a uint32 ID, a 4-byte DNG version, uint32 flags, a uint32 parameter size and
@@ -23,8 +25,9 @@ import numpy as np
 
 from .tiff_tags import read_raw_ifd_tags
 
-TAG_OPCODE_LIST_2 = 51009
-OPCODE_GAIN_MAP = 9
+TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3 = 51009, 51022
+OPCODE_FIX_VIGNETTE_RADIAL, OPCODE_GAIN_MAP = 3, 9
+_VIGNETTE = struct.Struct(">7d")  # k0..k4, then the optical centre: horizontal, vertical (fractions)
 _GAIN_MAP_HEAD = struct.Struct(">10I4dI")  # area (4), plane, planes, pitches (2), points (2), spacing, origin, map planes
 
 
@@ -60,8 +63,24 @@ class GainMap:
     gains: np.ndarray
 
 
+@dataclass(frozen=True)
+class RadialVignette:
+    """A DNG FixVignetteRadial: gain 1 + k0 r^2 + k1 r^4 + ... + k4 r^10 at distance r from the optical
+    centre, r = 1 at the image corner farthest from it.
+
+    Attributes:
+        k: (k0, .., k4).
+        centre: (vertical, horizontal) position of the optical centre as fractions of the image.
+    """
+
+    k: tuple[float, float, float, float, float]
+    centre: tuple[float, float]
+
+
 def parse_opcode_list(data: bytes) -> list[Opcode]:
-    """The opcodes of an OpcodeList tag's bytes; ValueError when the list is truncated."""
+    """The opcodes of an OpcodeList tag's bytes (none for no bytes); ValueError when the list is truncated."""
+    if not data:
+        return []
     try:
         (count,) = struct.unpack_from(">I", data, 0)
         opcodes, at = [], 4
@@ -98,6 +117,30 @@ def parse_gain_map(params: bytes) -> GainMap:
                    (origin_v, origin_h), gains.reshape(points_v, points_h, map_planes))
 
 
+def parse_radial_vignette(params: bytes) -> RadialVignette:
+    """A FixVignetteRadial opcode's parameters -> :class:`RadialVignette`; ValueError when malformed."""
+    if len(params) != _VIGNETTE.size:
+        raise ValueError(f"FixVignetteRadial parameters are {len(params)} bytes, not {_VIGNETTE.size}")
+    *k, centre_h, centre_v = _VIGNETTE.unpack(params)
+    if not all(np.isfinite([*k, centre_h, centre_v])) or not (0 <= centre_h <= 1 and 0 <= centre_v <= 1):
+        raise ValueError(f"FixVignetteRadial centre {(centre_v, centre_h)} lies outside the image")
+    return RadialVignette(tuple(k), (centre_v, centre_h))
+
+
+def radial_vignette_gains(vignette: RadialVignette, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) float32 gains of ``vignette`` over an image of ``shape``, at pixel centres as Adobe's SDK."""
+    height, width = shape
+    centre_v, centre_h = vignette.centre[0] * height, vignette.centre[1] * width
+    radius = np.hypot(max(centre_v, height - centre_v), max(centre_h, width - centre_h))
+    dv = ((np.arange(height) + 0.5 - centre_v) / radius) ** 2
+    dh = ((np.arange(width) + 0.5 - centre_h) / radius) ** 2
+    r2 = dv[:, None] + dh[None, :]
+    gains = np.zeros_like(r2)
+    for k in reversed(vignette.k):  # Horner in r^2: 1 + r^2 (k0 + r^2 (k1 + ...))
+        gains = (gains + k) * r2
+    return (1.0 + gains).astype(np.float32)
+
+
 def _weights(positions: np.ndarray, size: int, origin: float, spacing: float, points: int):
     """Map-point indices and fractions of pixel ``positions`` along one axis (clamped at the ends)."""
     if points == 1:
@@ -127,48 +170,62 @@ def gain_map_gains(gain_map: GainMap, shape: tuple[int, int], map_plane: int = 0
     return rows, cols, gains.astype(np.float32)
 
 
-def apply_gain_maps(mosaic: np.ndarray, gain_maps: list[GainMap]) -> np.ndarray:
-    """A (H, W) linear mosaic (white = 1) with the gain maps of its plane 0 applied, clipped at 1.
+def apply_lens_corrections(mosaic: np.ndarray, corrections: list[GainMap | RadialVignette]) -> np.ndarray:
+    """A (H, W) linear mosaic (white = 1) with gain maps (of its plane 0) and radial vignette
+    corrections applied in order, clipped at 1.
 
     Args:
         mosaic: (H, W) float32 sensor values in [0, 1], black subtracted (OpcodeList2's input).
-        gain_maps: from :func:`read_gain_maps`, in list order.
+        corrections: from :func:`corrections_from_opcode_list`.
     Returns:
         (H, W) float32, a new array; pixels no map covers are unchanged.
     """
     out = np.array(mosaic, dtype=np.float32, copy=True)
-    for gain_map in gain_maps:
-        if gain_map.plane != 0:  # a mosaic has one plane
+    for correction in corrections:
+        if isinstance(correction, RadialVignette):
+            out = np.minimum(out * radial_vignette_gains(correction, out.shape), 1.0)
             continue
-        rows, cols, gains = gain_map_gains(gain_map, out.shape)
+        if correction.plane != 0:  # a mosaic has one plane
+            continue
+        rows, cols, gains = gain_map_gains(correction, out.shape)
         if len(rows) and len(cols):
             block = np.ix_(rows, cols)
             out[block] = np.minimum(out[block] * gains, 1.0)  # the SDK clips at white too
     return out
 
 
-def gain_maps_from_opcode_list(data: bytes) -> list[GainMap]:
-    """The GainMaps of an OpcodeList2's bytes (other opcodes are skipped); ValueError if one is malformed."""
-    return [parse_gain_map(op.params) for op in parse_opcode_list(data) if op.id == OPCODE_GAIN_MAP]
+def corrections_from_opcode_list(data: bytes, gain_maps: bool = True) -> list[GainMap | RadialVignette]:
+    """The GainMaps (with ``gain_maps``) and FixVignetteRadials of an opcode list's bytes, in order;
+    other opcodes are skipped. ValueError if one of these is malformed."""
+    parsers = {OPCODE_FIX_VIGNETTE_RADIAL: parse_radial_vignette, **({OPCODE_GAIN_MAP: parse_gain_map} if gain_maps else {})}
+    return [parsers[op.id](op.params) for op in parse_opcode_list(data) if op.id in parsers]
 
 
 def correct_lens_shading(path: str, mosaic: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """``mosaic`` (the file's linear (H, W) raw values) with its DNG OpcodeList2 gain maps applied.
+    """``mosaic`` (the file's linear (H, W) raw values) with its DNG lens shading corrections applied:
+    OpcodeList2's GainMaps and FixVignetteRadials, then OpcodeList3's FixVignetteRadials.
+
+    OpcodeList3 acts after demosaicking; a radial vignette gain is smooth and the same for every
+    colour, so it is applied to the mosaic here, which demosaicking then carries unchanged.
+    (OpcodeList3 gain maps, per RGB plane, are not applied.)
 
     Returns:
-        (mosaic, what was done): "DNG GainMap (N maps)"; "GainMap ignored (reason)" for a damaged
-        list, whose mosaic is left as it was; None when the file has no gain map.
+        (mosaic, what was done): e.g. "DNG GainMap (4 maps)" or "DNG FixVignetteRadial";
+        "... ignored (reason)" for a damaged list, whose mosaic is left as it was; None when the
+        file has neither.
     """
-    data = read_raw_ifd_tags(path, {TAG_OPCODE_LIST_2}).get(TAG_OPCODE_LIST_2)
-    if not data:
-        return mosaic, None
+    tags = read_raw_ifd_tags(path, {TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3})
     try:
-        gain_maps = gain_maps_from_opcode_list(bytes(data))
+        corrections = [*corrections_from_opcode_list(bytes(tags.get(TAG_OPCODE_LIST_2, b""))),
+                       *corrections_from_opcode_list(bytes(tags.get(TAG_OPCODE_LIST_3, b"")), gain_maps=False)]
     except ValueError as error:  # an uncorrected photo beats no photo
-        return mosaic, f"GainMap ignored ({error})"
-    if not gain_maps:
+        return mosaic, f"opcodes ignored ({error})"
+    if not corrections:
         return mosaic, None
-    return apply_gain_maps(mosaic, gain_maps), f"DNG GainMap ({len(gain_maps)} maps)"
+    maps = sum(isinstance(c, GainMap) for c in corrections)
+    done = ([f"GainMap ({maps} maps)"] if maps else []) + \
+        (["FixVignetteRadial"] if maps < len(corrections) else [])
+    return apply_lens_corrections(mosaic, corrections), "DNG " + " + ".join(done)
 
 
 def opcode_list_bytes(opcodes: list[Opcode]) -> bytes:
@@ -176,6 +233,12 @@ def opcode_list_bytes(opcodes: list[Opcode]) -> bytes:
     body = b"".join(struct.pack(">I4sII", op.id, bytes([1, 3, 0, 0]), op.flags, len(op.params)) + op.params
                     for op in opcodes)
     return struct.pack(">I", len(opcodes)) + body
+
+
+def radial_vignette_opcode(vignette: RadialVignette, optional: bool = True) -> Opcode:
+    """A :class:`RadialVignette` encoded as an opcode (for writing test DNGs)."""
+    return Opcode(OPCODE_FIX_VIGNETTE_RADIAL, int(optional),
+                  _VIGNETTE.pack(*vignette.k, vignette.centre[1], vignette.centre[0]))
 
 
 def gain_map_opcode(gain_map: GainMap, optional: bool = True) -> Opcode:
@@ -186,5 +249,6 @@ def gain_map_opcode(gain_map: GainMap, optional: bool = True) -> Opcode:
     return Opcode(OPCODE_GAIN_MAP, int(optional), head + np.asarray(gain_map.gains, ">f4").tobytes())
 
 
-__all__ = ["GainMap", "Opcode", "apply_gain_maps", "correct_lens_shading", "gain_map_gains", "gain_map_opcode", "gain_maps_from_opcode_list",
-           "opcode_list_bytes", "parse_gain_map", "parse_opcode_list"]
+__all__ = ["GainMap", "Opcode", "RadialVignette", "apply_lens_corrections", "correct_lens_shading",
+           "corrections_from_opcode_list", "gain_map_gains", "gain_map_opcode", "opcode_list_bytes", "parse_gain_map",
+           "parse_opcode_list", "parse_radial_vignette", "radial_vignette_gains", "radial_vignette_opcode"]
