@@ -166,7 +166,7 @@ class Developed:
             "exposure_ev": round(float(self.exposure_ev), 3),
             "linear": self.linear,
             "colour_space": self.colour_space,
-            "lens_shading": self.metadata.get("lens_shading"),  # a DNG's gain maps, when it has them
+            "lens_shading": self.metadata.get("lens_shading"),  # the DNG lens shading opcodes applied, if any
             "size": list(self.rgb.shape[:2]),
         }
 

@@ -132,13 +132,14 @@ def radial_vignette_gains(vignette: RadialVignette, shape: tuple[int, int]) -> n
     height, width = shape
     centre_v, centre_h = vignette.centre[0] * height, vignette.centre[1] * width
     radius = np.hypot(max(centre_v, height - centre_v), max(centre_h, width - centre_h))
-    dv = ((np.arange(height) + 0.5 - centre_v) / radius) ** 2
-    dh = ((np.arange(width) + 0.5 - centre_h) / radius) ** 2
-    r2 = dv[:, None] + dh[None, :]
+    dv = (((np.arange(height) + 0.5 - centre_v) / radius) ** 2).astype(np.float32)
+    dh = (((np.arange(width) + 0.5 - centre_h) / radius) ** 2).astype(np.float32)
+    r2 = dv[:, None] + dh[None, :]  # float32: a 24 MP image's map is 96 MB, not 192
     gains = np.zeros_like(r2)
     for k in reversed(vignette.k):  # Horner in r^2: 1 + r^2 (k0 + r^2 (k1 + ...))
-        gains = (gains + k) * r2
-    return (1.0 + gains).astype(np.float32)
+        gains += np.float32(k)
+        gains *= r2
+    return gains + np.float32(1.0)
 
 
 def _weights(positions: np.ndarray, size: int, origin: float, spacing: float, points: int):
