@@ -27,6 +27,7 @@ from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_a
 from .raw.bayer import pack_bayer
 from .raw.colour_spaces import get_space
 from .raw.exposure import auto_exposure
+from .raw.opcodes import apply_rgb_gain_maps
 from .raw.white_balance import choose_white_balance as choose_wb
 from .finishing import check_finishing, finish_output
 from .runtime import release_freed_memory
@@ -217,6 +218,8 @@ def develop_raw(
         else raw.cam_to_srgb
     cam_rgb = from_canonical(_run(net, pack_bayer(torch.from_numpy(raw.mosaic)[None, None]), dev, tile,
                                    ensemble), raw.frame)
+    if raw.rgb_gain_maps:  # a DNG's OpcodeList3 lens shading: after demosaicking, as the DNG spec stages it
+        cam_rgb = apply_rgb_gain_maps(cam_rgb, raw.rgb_gain_maps)
     # A DNG's BaselineExposure moves the exposure zero point (DNG spec); auto measures the data instead.
     baseline = float(raw.metadata.get("baseline_exposure", 0.0))
     ev = auto_exposure(cam_rgb, choice.gains, cam_to_srgb) if exposure == "auto" else float(exposure) + baseline

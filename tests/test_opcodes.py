@@ -14,6 +14,7 @@ from hyperisp.raw.opcodes import (
     Opcode,
     RadialVignette,
     apply_lens_corrections,
+    apply_rgb_gain_maps,
     gain_map_gains,
     gain_map_opcode,
     corrections_from_opcode_list,
@@ -172,3 +173,25 @@ def test_read_raw_applies_a_radial_vignette_from_opcode_list_3(tmp_path):
     raw = hyperisp.read_raw(path)
     np.testing.assert_allclose(raw.mosaic, 0.4, atol=2e-4)
     assert raw.metadata["lens_shading"] == "DNG FixVignetteRadial"
+
+
+def test_opcode_list_3_gain_maps_act_per_rgb_plane_after_demosaicking(tmp_path):
+    rgb = np.full((6, 8, 3), 0.3, np.float32)
+    grid = np.stack([np.full((2, 2), 2.0), np.full((2, 2), 1.5)], -1)  # map planes R and G; B reuses G's
+    gain_map = GainMap((0, 0, 6, 8), 0, 3, (1, 1), (1.0, 1.0), (0.0, 0.0), grid.astype(np.float32))
+    np.testing.assert_allclose(apply_rgb_gain_maps(rgb, [gain_map])[0, 0], [0.6, 0.45, 0.45], rtol=1e-6)
+    only_blue = GainMap((0, 0, 6, 8), 2, 1, (1, 1), (1.0, 1.0), (0.0, 0.0), grid.astype(np.float32))
+    np.testing.assert_allclose(apply_rgb_gain_maps(rgb, [only_blue])[3, 3], [0.3, 0.3, 0.45], rtol=1e-6)
+    # In a DNG: read_raw leaves the mosaic alone and develop applies the map to the red plane.
+    data = np.full((32, 48), 64 + round(0.3 * (4095 - 64)), np.uint16)
+    red = GainMap((0, 0, 32, 48), 0, 1, (1, 1), (1.0, 1.0), (0.0, 0.0), np.full((2, 2, 1), 1.5, np.float32))
+    plain = write_dng(tmp_path / "plain.dng", data, black_level=64, white_level=4095, as_shot_neutral=[1, 1, 1])
+    mapped = write_dng(tmp_path / "mapped.dng", data, black_level=64, white_level=4095, as_shot_neutral=[1, 1, 1],
+                       opcode_list_3=opcode_list_bytes([gain_map_opcode(red)]))
+    raw = hyperisp.read_raw(mapped)
+    np.testing.assert_array_equal(raw.mosaic, hyperisp.read_raw(plain).mosaic)
+    assert raw.metadata["lens_shading"] == "DNG RGB GainMap (1 map)" and len(raw.rgb_gain_maps) == 1
+    options = dict(exposure=0.0, linear=True)
+    a, b = hyperisp.develop(plain, **options), hyperisp.develop(mapped, **options)
+    ratio = b[8:-8, 8:-8].mean(axis=(0, 1)) / a[8:-8, 8:-8].mean(axis=(0, 1))
+    assert ratio[0] > 1.2 and abs(ratio[1] - 1) < 0.1  # red raised (through the colour matrix), green barely

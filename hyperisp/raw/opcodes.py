@@ -7,10 +7,11 @@ converter for phone raws put the lens shading correction in OpcodeList2, as one 
 CFA site: a small grid of gains, interpolated bilinearly over the image. Without it a phone
 raw's corners are a stop or more darker and tinted. Adobe's converter turns the vignetting
 data of cameras that record it into a FixVignetteRadial in OpcodeList3, a polynomial in the
-distance from the optical centre. rawpy's LibRaw (built without Adobe's SDK) decodes the raw
-values but applies no opcode, so :func:`~hyperisp.raw.reader.read_raw` applies these here
-(darktable's rawprepare and RawTherapee apply gain maps too). Other opcodes (warps, bad-pixel
-lists, OpcodeList1) are left out.
+distance from the optical centre; drones write per-RGB-plane GainMaps to OpcodeList3. rawpy's
+LibRaw (built without Adobe's SDK) decodes the raw values but applies no opcode, so
+:func:`~hyperisp.raw.reader.read_raw` applies the mosaic's corrections and
+:func:`~hyperisp.pipeline.develop_raw` the RGB ones (darktable's rawprepare and RawTherapee
+apply OpcodeList2 gain maps too). Other opcodes (warps, bad-pixel lists, OpcodeList1) are left out.
 
 Layout (DNG specification 1.4, "Opcode List Processing"; always big-endian): a uint32 count,
 then per opcode a uint32 ID, a 4-byte DNG version, uint32 flags, a uint32 parameter size and
@@ -19,7 +20,7 @@ the parameters.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -177,7 +178,7 @@ def apply_lens_corrections(mosaic: np.ndarray, corrections: list[GainMap | Radia
 
     Args:
         mosaic: (H, W) float32 sensor values in [0, 1], black subtracted (OpcodeList2's input).
-        corrections: from :func:`corrections_from_opcode_list`.
+        corrections: :attr:`LensCorrections.mosaic`.
     Returns:
         (H, W) float32, a new array; pixels no map covers are unchanged.
     """
@@ -195,38 +196,64 @@ def apply_lens_corrections(mosaic: np.ndarray, corrections: list[GainMap | Radia
     return out
 
 
-def corrections_from_opcode_list(data: bytes, gain_maps: bool = True) -> list[GainMap | RadialVignette]:
-    """The GainMaps (with ``gain_maps``) and FixVignetteRadials of an opcode list's bytes, in order;
-    other opcodes are skipped. ValueError if one of these is malformed."""
-    parsers = {OPCODE_FIX_VIGNETTE_RADIAL: parse_radial_vignette, **({OPCODE_GAIN_MAP: parse_gain_map} if gain_maps else {})}
+def corrections_from_opcode_list(data: bytes) -> list[GainMap | RadialVignette]:
+    """The GainMaps and FixVignetteRadials of an opcode list's bytes, in order; other opcodes are
+    skipped. ValueError if one of these is malformed."""
+    parsers = {OPCODE_FIX_VIGNETTE_RADIAL: parse_radial_vignette, OPCODE_GAIN_MAP: parse_gain_map}
     return [parsers[op.id](op.params) for op in parse_opcode_list(data) if op.id in parsers]
 
 
-def correct_lens_shading(path: str, mosaic: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """``mosaic`` (the file's linear (H, W) raw values) with its DNG lens shading corrections applied:
-    OpcodeList2's GainMaps and FixVignetteRadials, then OpcodeList3's FixVignetteRadials.
+@dataclass(frozen=True)
+class LensCorrections:
+    """A DNG's lens shading opcodes, split by where hyperisp applies them.
 
-    OpcodeList3 acts after demosaicking; a radial vignette gain is smooth and the same for every
-    colour, so it is applied to the mosaic here, which demosaicking then carries unchanged.
-    (OpcodeList3 gain maps, per RGB plane, are not applied.)
-
-    Returns:
-        (mosaic, what was done): e.g. "DNG GainMap (4 maps)" or "DNG FixVignetteRadial";
-        "... ignored (reason)" for a damaged list, whose mosaic is left as it was; None when the
-        file has neither.
+    Attributes:
+        mosaic: OpcodeList2's GainMaps and FixVignetteRadials, then OpcodeList3's FixVignetteRadials,
+            for :func:`apply_lens_corrections` on the linear mosaic. OpcodeList3 acts after
+            demosaicking, but a radial vignette gain is smooth and the same for every colour,
+            so demosaicking carries it unchanged.
+        rgb: OpcodeList3's GainMaps (one per RGB plane, as drones write them), for
+            :func:`apply_rgb_gain_maps` on the demosaicked camera RGB.
+        note: what the file had, e.g. "DNG GainMap (4 maps)"; "opcodes ignored (reason)" for a
+            damaged list (then nothing is applied); None when it had none.
     """
+
+    mosaic: list = field(default_factory=list)
+    rgb: list = field(default_factory=list)
+    note: str | None = None
+
+
+def read_lens_corrections(path: str) -> LensCorrections:
+    """The lens shading opcodes of the raw image of the DNG at ``path`` (none for other files)."""
     tags = read_raw_ifd_tags(path, {TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3})
     try:
-        corrections = [*corrections_from_opcode_list(bytes(tags.get(TAG_OPCODE_LIST_2, b""))),
-                       *corrections_from_opcode_list(bytes(tags.get(TAG_OPCODE_LIST_3, b"")), gain_maps=False)]
+        list_2 = corrections_from_opcode_list(bytes(tags.get(TAG_OPCODE_LIST_2, b"")))
+        list_3 = corrections_from_opcode_list(bytes(tags.get(TAG_OPCODE_LIST_3, b"")))
     except ValueError as error:  # an uncorrected photo beats no photo
-        return mosaic, f"opcodes ignored ({error})"
-    if not corrections:
-        return mosaic, None
-    maps = sum(isinstance(c, GainMap) for c in corrections)
-    done = ([f"GainMap ({maps} maps)"] if maps else []) + \
-        (["FixVignetteRadial"] if maps < len(corrections) else [])
-    return apply_lens_corrections(mosaic, corrections), "DNG " + " + ".join(done)
+        return LensCorrections(note=f"opcodes ignored ({error})")
+    mosaic = list_2 + [c for c in list_3 if isinstance(c, RadialVignette)]
+    rgb = [c for c in list_3 if isinstance(c, GainMap)]
+    maps = sum(isinstance(c, GainMap) for c in mosaic)
+    count = lambda n: f"{n} map{'s' if n != 1 else ''}"  # noqa: E731
+    done = ([f"GainMap ({count(maps)})"] if maps else []) + (["FixVignetteRadial"] if maps < len(mosaic) else []) \
+        + ([f"RGB GainMap ({count(len(rgb))})"] if rgb else [])
+    return LensCorrections(mosaic, rgb, "DNG " + " + ".join(done) if done else None)
+
+
+def apply_rgb_gain_maps(rgb: np.ndarray, gain_maps: list[GainMap]) -> np.ndarray:
+    """(H, W, 3) demosaicked camera RGB (white = 1) with OpcodeList3 gain maps applied, clipped at 1.
+
+    Plane p of a map's planes uses the map's plane p (its last one when it has fewer), as
+    Adobe's SDK does. Returns a new float32 array.
+    """
+    out = np.array(rgb, dtype=np.float32, copy=True)
+    for gain_map in gain_maps:
+        for plane in range(gain_map.plane, min(gain_map.plane + gain_map.planes, out.shape[2])):
+            rows, cols, gains = gain_map_gains(gain_map, out.shape[:2], map_plane=plane)
+            if len(rows) and len(cols):
+                block = np.ix_(rows, cols, [plane])
+                out[block] = np.minimum(out[block] * gains[..., None], 1.0)
+    return out
 
 
 def opcode_list_bytes(opcodes: list[Opcode]) -> bytes:
@@ -250,6 +277,6 @@ def gain_map_opcode(gain_map: GainMap, optional: bool = True) -> Opcode:
     return Opcode(OPCODE_GAIN_MAP, int(optional), head + np.asarray(gain_map.gains, ">f4").tobytes())
 
 
-__all__ = ["GainMap", "Opcode", "RadialVignette", "apply_lens_corrections", "correct_lens_shading",
-           "corrections_from_opcode_list", "gain_map_gains", "gain_map_opcode", "opcode_list_bytes", "parse_gain_map",
+__all__ = ["GainMap", "LensCorrections", "Opcode", "RadialVignette", "apply_lens_corrections", "apply_rgb_gain_maps",
+           "corrections_from_opcode_list", "read_lens_corrections", "gain_map_gains", "gain_map_opcode", "opcode_list_bytes", "parse_gain_map",
            "parse_opcode_list", "parse_radial_vignette", "radial_vignette_gains", "radial_vignette_opcode"]

@@ -21,7 +21,7 @@ from .camera_colour import (
     camera_colour_from_dng_tags,
 )
 from .colour import camera_to_srgb_matrix, normalise_gains
-from .opcodes import correct_lens_shading
+from .opcodes import apply_lens_corrections, read_lens_corrections
 from .phase import SensorFrame, phase_from_rawpy, to_canonical
 from .tiff_tags import read_ifd0_tags
 
@@ -49,6 +49,8 @@ class RawImage:
             illuminant, or LibRaw's D65 matrix), or None when unknown (arrays).
         default_crop: (top, left, height, width) of the camera's default crop in the visible
             sensor image (DNG DefaultCrop, or a maker note's), or None when there is none.
+        rgb_gain_maps: a DNG's OpcodeList3 gain maps, for the demosaicked camera RGB in the
+            visible sensor frame (:func:`~hyperisp.raw.opcodes.apply_rgb_gain_maps`).
     """
 
     path: str | None
@@ -62,6 +64,7 @@ class RawImage:
     metadata: dict = field(default_factory=dict)
     colour: CameraColour | None = None
     default_crop: tuple[int, int, int, int] | None = None
+    rgb_gain_maps: list = field(default_factory=list)
 
 
 def _normalise(values: np.ndarray, black: np.ndarray, white: float) -> np.ndarray:
@@ -233,7 +236,10 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             white = float(raw.white_level)
             if not white > black.max():
                 raise HyperispError(None, f"white level {white:g} is not above black level {black.max():g}")
-            mosaic, lens_shading = correct_lens_shading(name, _normalise(visible, black, white))
+            mosaic = _normalise(visible, black, white)
+            lens = read_lens_corrections(name)
+            if lens.mosaic:
+                mosaic = apply_lens_corrections(mosaic, lens.mosaic)
             as_shot, daylight = _white_balances(raw)
             cam_to_srgb = _colour_matrix(raw)
             dng_tags = read_ifd0_tags(name, DNG_COLOUR_TAGS)
@@ -243,8 +249,8 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             flip = int(raw.sizes.flip)
             default_crop = _default_crop(raw.sizes)
             metadata = _metadata(raw, name)
-            if lens_shading:
-                metadata["lens_shading"] = lens_shading
+            if lens.note:
+                metadata["lens_shading"] = lens.note
             baseline = dng_tags.get(TAG_BASELINE_EXPOSURE)
             if isinstance(baseline, tuple) and len(baseline) == 1 and abs(baseline[0]) <= 8:
                 metadata["baseline_exposure"] = float(baseline[0])  # DNG: the file's own exposure zero point
@@ -260,7 +266,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
         raise HyperispError(name, f"cannot read raw data ({type(err).__name__})") from None
     canonical, frame = to_canonical(mosaic, phase)
     return RawImage(name, np.ascontiguousarray(canonical), frame, phase, flip, as_shot, daylight, cam_to_srgb,
-                    metadata, colour, default_crop)
+                    metadata, colour, default_crop, lens.rgb)
 
 
 def raw_from_array(
