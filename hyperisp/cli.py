@@ -300,7 +300,7 @@ def _describe_colour(source: str, info: dict) -> str:
     cct = f", {info['cct']} K" if info.get("cct") else ""
     space = info.get("colour_space", "srgb")
     output = f"; {'linear ' if info.get('linear') else ''}{space}" if info.get("linear") or space != "srgb" else ""
-    shading = f"; lens shading {info['lens_shading']}" if info.get("lens_shading") else ""
+    shading = f"; lens corrections {info['lens_corrections']}" if info.get("lens_corrections") else ""
     return (f"{source}: white balance R,G,B = {gains} ({info['white_balance_source']}{cct}); "
             f"exposure {info['exposure_ev']:+.2f} EV{output}{shading}")
 

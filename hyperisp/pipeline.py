@@ -27,7 +27,7 @@ from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_a
 from .raw.bayer import pack_bayer
 from .raw.colour_spaces import get_space
 from .raw.exposure import auto_exposure
-from .raw.opcodes import apply_rgb_gain_maps
+from .raw.opcodes import apply_rgb_corrections
 from .raw.white_balance import choose_white_balance as choose_wb
 from .finishing import check_finishing, finish_output
 from .runtime import release_freed_memory
@@ -167,7 +167,7 @@ class Developed:
             "exposure_ev": round(float(self.exposure_ev), 3),
             "linear": self.linear,
             "colour_space": self.colour_space,
-            "lens_shading": self.metadata.get("lens_shading"),  # the DNG lens shading opcodes applied, if any
+            "lens_corrections": self.metadata.get("lens_corrections"),  # the DNG lens correction opcodes applied, if any
             "size": list(self.rgb.shape[:2]),
         }
 
@@ -218,8 +218,8 @@ def develop_raw(
         else raw.cam_to_srgb
     cam_rgb = from_canonical(_run(net, pack_bayer(torch.from_numpy(raw.mosaic)[None, None]), dev, tile,
                                    ensemble), raw.frame)
-    if raw.rgb_gain_maps:  # a DNG's OpcodeList3 lens shading: after demosaicking, as the DNG spec stages it
-        cam_rgb = apply_rgb_gain_maps(cam_rgb, raw.rgb_gain_maps)
+    if raw.rgb_corrections:  # a DNG's OpcodeList3 lens corrections: after demosaicking, as the DNG spec stages them
+        cam_rgb = apply_rgb_corrections(cam_rgb, raw.rgb_corrections)
     # A DNG's BaselineExposure moves the exposure zero point (DNG spec); auto measures the data instead.
     baseline = float(raw.metadata.get("baseline_exposure", 0.0))
     ev = auto_exposure(cam_rgb, choice.gains, cam_to_srgb) if exposure == "auto" else float(exposure) + baseline

@@ -1,4 +1,5 @@
-"""DNG OpcodeList2 gain maps (lens shading): parsing, interpolation as Adobe's SDK does, and read_raw."""
+"""DNG lens-correction opcodes (gain maps, radial vignetting, distortion): parsing, evaluation as
+Adobe's SDK does, and their place in read_raw and develop."""
 import struct
 
 import numpy as np
@@ -14,7 +15,7 @@ from hyperisp.raw.opcodes import (
     Opcode,
     RadialVignette,
     apply_lens_corrections,
-    apply_rgb_gain_maps,
+    apply_rgb_corrections,
     gain_map_gains,
     gain_map_opcode,
     corrections_from_opcode_list,
@@ -109,12 +110,12 @@ def test_read_raw_applies_the_files_lens_shading_map(tmp_path):
     path, level = _shaded_dng(tmp_path, with_map=True)
     raw = hyperisp.read_raw(path)
     np.testing.assert_allclose(raw.mosaic, level, atol=2e-3)  # flat again, to the 12-bit rounding
-    assert raw.metadata["lens_shading"] == "DNG GainMap (4 maps)"
+    assert raw.metadata["lens_corrections"] == "DNG GainMap x4"
     result = CliRunner().invoke(app, ["develop", str(path), "-o", str(tmp_path / "out.png"), "-v"])
-    assert result.exit_code == 0 and "lens shading DNG GainMap (4 maps)" in result.output
+    assert result.exit_code == 0 and "lens corrections DNG GainMap x4" in result.output
     plain, _ = _shaded_dng(tmp_path, with_map=False)
     uncorrected = hyperisp.read_raw(plain)
-    assert "lens_shading" not in uncorrected.metadata
+    assert "lens_corrections" not in uncorrected.metadata
     assert uncorrected.mosaic[0, 0] < 0.5 * level[0, 0]  # the corner stays dark without the map
 
 
@@ -127,7 +128,7 @@ def test_a_damaged_gain_map_leaves_the_raw_uncorrected_and_says_so(tmp_path):
     damaged = write_dng(tmp_path / "damaged.dng", raw_values, black_level=64, white_level=4095,
                         opcode_list_2=broken)
     raw = hyperisp.read_raw(damaged)
-    assert raw.metadata["lens_shading"].startswith("opcodes ignored (opcode 9 needs")
+    assert raw.metadata["lens_corrections"].startswith("opcodes ignored (opcode 9 needs")
     np.testing.assert_allclose(raw.mosaic, good, atol=1e-6)
 
 
@@ -164,24 +165,24 @@ def test_a_radial_vignette_follows_adobes_polynomial_and_centre():
         corrections_from_opcode_list(opcode_list_bytes([radial_vignette_opcode(RadialVignette((0.1,) * 5, (1.5, 0.5)))]))
 
 
-def test_read_raw_applies_a_radial_vignette_from_opcode_list_3(tmp_path):
+def test_read_raw_applies_a_radial_vignette_from_opcode_list_2(tmp_path):
     vignette = RadialVignette((0.5, 0.2, 0.0, 0.0, 0.0), (0.45, 0.55))
     shape = (40, 56)
     data = np.round(64 + 0.4 / radial_vignette_gains(vignette, shape) * (4095 - 64)).astype(np.uint16)
     path = write_dng(tmp_path / "v.dng", data, black_level=64, white_level=4095,
-                     opcode_list_3=opcode_list_bytes([radial_vignette_opcode(vignette)]))
+                     opcode_list_2=opcode_list_bytes([radial_vignette_opcode(vignette)]))
     raw = hyperisp.read_raw(path)
     np.testing.assert_allclose(raw.mosaic, 0.4, atol=2e-4)
-    assert raw.metadata["lens_shading"] == "DNG FixVignetteRadial"
+    assert raw.metadata["lens_corrections"] == "DNG FixVignetteRadial"
 
 
 def test_opcode_list_3_gain_maps_act_per_rgb_plane_after_demosaicking(tmp_path):
     rgb = np.full((6, 8, 3), 0.3, np.float32)
     grid = np.stack([np.full((2, 2), 2.0), np.full((2, 2), 1.5)], -1)  # map planes R and G; B reuses G's
     gain_map = GainMap((0, 0, 6, 8), 0, 3, (1, 1), (1.0, 1.0), (0.0, 0.0), grid.astype(np.float32))
-    np.testing.assert_allclose(apply_rgb_gain_maps(rgb, [gain_map])[0, 0], [0.6, 0.45, 0.45], rtol=1e-6)
+    np.testing.assert_allclose(apply_rgb_corrections(rgb, [gain_map])[0, 0], [0.6, 0.45, 0.45], rtol=1e-6)
     only_blue = GainMap((0, 0, 6, 8), 2, 1, (1, 1), (1.0, 1.0), (0.0, 0.0), grid.astype(np.float32))
-    np.testing.assert_allclose(apply_rgb_gain_maps(rgb, [only_blue])[3, 3], [0.3, 0.3, 0.45], rtol=1e-6)
+    np.testing.assert_allclose(apply_rgb_corrections(rgb, [only_blue])[3, 3], [0.3, 0.3, 0.45], rtol=1e-6)
     # In a DNG: read_raw leaves the mosaic alone and develop applies the map to the red plane.
     data = np.full((32, 48), 64 + round(0.3 * (4095 - 64)), np.uint16)
     red = GainMap((0, 0, 32, 48), 0, 1, (1, 1), (1.0, 1.0), (0.0, 0.0), np.full((2, 2, 1), 1.5, np.float32))
@@ -190,8 +191,59 @@ def test_opcode_list_3_gain_maps_act_per_rgb_plane_after_demosaicking(tmp_path):
                        opcode_list_3=opcode_list_bytes([gain_map_opcode(red)]))
     raw = hyperisp.read_raw(mapped)
     np.testing.assert_array_equal(raw.mosaic, hyperisp.read_raw(plain).mosaic)
-    assert raw.metadata["lens_shading"] == "DNG RGB GainMap (1 map)" and len(raw.rgb_gain_maps) == 1
+    assert raw.metadata["lens_corrections"] == "DNG after demosaicking GainMap" and len(raw.rgb_corrections) == 1
     options = dict(exposure=0.0, linear=True)
     a, b = hyperisp.develop(plain, **options), hyperisp.develop(mapped, **options)
     ratio = b[8:-8, 8:-8].mean(axis=(0, 1)) / a[8:-8, 8:-8].mean(axis=(0, 1))
     assert ratio[0] > 1.2 and abs(ratio[1] - 1) < 0.1  # red raised (through the colour matrix), green barely
+
+
+def test_a_rectilinear_warp_samples_each_plane_at_its_source_position():
+    from hyperisp.raw.lens_warp import RectilinearWarp, apply_rectilinear_warp, parse_rectilinear_warp, \
+        rectilinear_warp_params
+
+    height, width = 30, 40
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
+    ramp = np.stack([cols / width, rows / height, (cols + rows) / (width + height)], -1).astype(np.float32)
+    # Barrel correction: sources lie inward (ratio < 1); the red plane is scaled a little more (lateral colour).
+    warp = RectilinearWarp(((0.9, -0.04, 0.0, 0.0), (0.98, -0.03, 0.0, 0.0), (0.98, -0.03, 0.0, 0.0)),
+                           ((0.0, 0.0), (0.002, -0.001), (0.002, -0.001)), (0.5, 0.45))
+    assert parse_rectilinear_warp(rectilinear_warp_params(warp)) == warp
+    out = apply_rectilinear_warp(ramp, warp)
+    # Independent arithmetic of the DNG formula at one pixel, for the red plane (radial only) and green.
+    centre_v, centre_h = 0.5 * height, 0.45 * width
+    radius = np.hypot(max(centre_v, height - centre_v), max(centre_h, width - centre_h))
+    y, x = 3, 35
+    dv, dh = (y - centre_v) / radius, (x - centre_h) / radius
+    r2 = dv * dv + dh * dh
+    red_h = centre_h + radius * dh * (0.9 - 0.04 * r2)
+    # Keys' bicubic (a = -0.75) is off a ramp by under 0.05 px; no warp would be off by 2.5 px here.
+    assert out[y, x, 0] == pytest.approx(red_h / width, abs=0.05 / width) and abs(red_h - x) > 2
+    tan_v = 0.002 * (r2 + 2 * dv * dv) + 2 * -0.001 * dh * dv
+    green_v = centre_v + radius * (dv * (0.98 - 0.03 * r2) + tan_v)
+    assert out[y, x, 1] == pytest.approx(green_v / height, abs=0.05 / height) and abs(green_v - y) > 0.5
+    identity = RectilinearWarp(((1.0, 0.0, 0.0, 0.0),), ((0.0, 0.0),), (0.5, 0.5))
+    np.testing.assert_allclose(apply_rectilinear_warp(ramp, identity), ramp, atol=1e-5)
+    with pytest.raises(ValueError, match="does not match"):
+        parse_rectilinear_warp(rectilinear_warp_params(warp)[:-8])
+
+
+def test_develop_undoes_the_distortion_a_dng_records(tmp_path):
+    from hyperisp.raw.lens_warp import OPCODE_WARP_RECTILINEAR, RectilinearWarp, rectilinear_warp_params
+
+    # A mosaic whose grey level rises left to right; the file's warp (a 10 % zoom about the centre)
+    # makes the developed picture sample a narrower band of it.
+    height, width = 48, 64
+    level = np.broadcast_to(np.linspace(0.1, 0.7, width), (height, width))
+    data = np.round(64 + level * (4095 - 64)).astype(np.uint16)
+    zoom = RectilinearWarp(((0.9, 0.0, 0.0, 0.0),), ((0.0, 0.0),), (0.5, 0.5))
+    plain = write_dng(tmp_path / "plain.dng", data, black_level=64, white_level=4095, as_shot_neutral=[1, 1, 1])
+    warped = write_dng(tmp_path / "warped.dng", data, black_level=64, white_level=4095, as_shot_neutral=[1, 1, 1],
+                       opcode_list_3=opcode_list_bytes([Opcode(OPCODE_WARP_RECTILINEAR, 1,
+                                                               rectilinear_warp_params(zoom))]))
+    assert hyperisp.read_raw(warped).metadata["lens_corrections"] == "DNG after demosaicking WarpRectilinear"
+    a, b = (hyperisp.develop(p, exposure=0.0, linear=True)[20:28].mean(axis=(0, 2)) for p in (plain, warped))
+    centre = width // 2
+    assert abs(b[centre] - a[centre]) < 0.02  # the centre stays
+    ratio = (b[-10] - b[10]) / (a[-10] - a[10])
+    assert ratio == pytest.approx(0.9, abs=0.02), ratio  # the slope flattens by 0.9

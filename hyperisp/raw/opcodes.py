@@ -1,4 +1,4 @@
-"""DNG opcode lists, and the lens shading corrections in them: GainMap and FixVignetteRadial.
+"""DNG opcode lists, and the lens corrections in them: GainMap, FixVignetteRadial, WarpRectilinear.
 
 A DNG can carry per-image corrections as opcodes (DNG 1.3+, chapter 6): OpcodeList1 acts on
 the stored raw values, OpcodeList2 on the linear values (black subtracted, white = 1) and
@@ -7,11 +7,13 @@ converter for phone raws put the lens shading correction in OpcodeList2, as one 
 CFA site: a small grid of gains, interpolated bilinearly over the image. Without it a phone
 raw's corners are a stop or more darker and tinted. Adobe's converter turns the vignetting
 data of cameras that record it into a FixVignetteRadial in OpcodeList3, a polynomial in the
-distance from the optical centre; drones write per-RGB-plane GainMaps to OpcodeList3. rawpy's
-LibRaw (built without Adobe's SDK) decodes the raw values but applies no opcode, so
-:func:`~hyperisp.raw.reader.read_raw` applies the mosaic's corrections and
-:func:`~hyperisp.pipeline.develop_raw` the RGB ones (darktable's rawprepare and RawTherapee
-apply OpcodeList2 gain maps too). Other opcodes (warps, bad-pixel lists, OpcodeList1) are left out.
+distance from the optical centre, and the lens's distortion into a WarpRectilinear
+(:mod:`hyperisp.raw.lens_warp`); drones write per-RGB-plane GainMaps there. rawpy's LibRaw
+(built without Adobe's SDK) decodes the raw values but applies no opcode, so
+:func:`~hyperisp.raw.reader.read_raw` applies OpcodeList2's corrections to the mosaic and
+:func:`~hyperisp.pipeline.develop_raw` OpcodeList3's to the network's output (darktable's
+rawprepare and RawTherapee apply OpcodeList2 gain maps too). Other opcodes (bad-pixel lists,
+fisheye warps, OpcodeList1) are left out.
 
 Layout (DNG specification 1.4, "Opcode List Processing"; always big-endian): a uint32 count,
 then per opcode a uint32 ID, a 4-byte DNG version, uint32 flags, a uint32 parameter size and
@@ -20,10 +22,13 @@ the parameters.
 from __future__ import annotations
 
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Union
 
 import numpy as np
 
+from .lens_warp import OPCODE_WARP_RECTILINEAR, RectilinearWarp, apply_rectilinear_warp, parse_rectilinear_warp
 from .tiff_tags import read_raw_ifd_tags
 
 TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3 = 51009, 51022
@@ -196,26 +201,35 @@ def apply_lens_corrections(mosaic: np.ndarray, corrections: list[GainMap | Radia
     return out
 
 
-def corrections_from_opcode_list(data: bytes) -> list[GainMap | RadialVignette]:
-    """The GainMaps and FixVignetteRadials of an opcode list's bytes, in order; other opcodes are
-    skipped. ValueError if one of these is malformed."""
-    parsers = {OPCODE_FIX_VIGNETTE_RADIAL: parse_radial_vignette, OPCODE_GAIN_MAP: parse_gain_map}
+Correction = Union[GainMap, RadialVignette, RectilinearWarp]
+_NAMES = {GainMap: "GainMap", RadialVignette: "FixVignetteRadial", RectilinearWarp: "WarpRectilinear"}
+
+
+def corrections_from_opcode_list(data: bytes) -> list[Correction]:
+    """The GainMaps, FixVignetteRadials and WarpRectilinears of an opcode list's bytes, in order;
+    other opcodes are skipped. ValueError if one of these is malformed."""
+    parsers = {OPCODE_FIX_VIGNETTE_RADIAL: parse_radial_vignette, OPCODE_GAIN_MAP: parse_gain_map,
+               OPCODE_WARP_RECTILINEAR: parse_rectilinear_warp}
     return [parsers[op.id](op.params) for op in parse_opcode_list(data) if op.id in parsers]
+
+
+def _describe(corrections: list[Correction]) -> str:
+    counts = Counter(_NAMES[type(c)] for c in corrections)
+    return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in counts.items())
 
 
 @dataclass(frozen=True)
 class LensCorrections:
-    """A DNG's lens shading opcodes, split by where hyperisp applies them.
+    """A DNG's lens corrections, split by where hyperisp applies them.
 
     Attributes:
-        mosaic: OpcodeList2's GainMaps and FixVignetteRadials, then OpcodeList3's FixVignetteRadials,
-            for :func:`apply_lens_corrections` on the linear mosaic. OpcodeList3 acts after
-            demosaicking, but a radial vignette gain is smooth and the same for every colour,
-            so demosaicking carries it unchanged.
-        rgb: OpcodeList3's GainMaps (one per RGB plane, as drones write them), for
-            :func:`apply_rgb_gain_maps` on the demosaicked camera RGB.
-        note: what the file had, e.g. "DNG GainMap (4 maps)"; "opcodes ignored (reason)" for a
-            damaged list (then nothing is applied); None when it had none.
+        mosaic: OpcodeList2's GainMaps and FixVignetteRadials, for :func:`apply_lens_corrections`
+            on the linear mosaic.
+        rgb: OpcodeList3's GainMaps (per RGB plane, as drones write them), FixVignetteRadials and
+            WarpRectilinears, in list order, for :func:`apply_rgb_corrections` on the demosaicked
+            camera RGB (the network's output), as the DNG spec stages them.
+        note: what was found, e.g. "DNG GainMap x4" or "DNG WarpRectilinear, FixVignetteRadial";
+            "opcodes ignored (reason)" for a damaged list (then nothing is applied); None for none.
     """
 
     mosaic: list = field(default_factory=list)
@@ -224,35 +238,37 @@ class LensCorrections:
 
 
 def read_lens_corrections(path: str) -> LensCorrections:
-    """The lens shading opcodes of the raw image of the DNG at ``path`` (none for other files)."""
+    """The lens corrections of the raw image of the DNG at ``path`` (none for other files)."""
     tags = read_raw_ifd_tags(path, {TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3})
     try:
         list_2 = corrections_from_opcode_list(bytes(tags.get(TAG_OPCODE_LIST_2, b"")))
-        list_3 = corrections_from_opcode_list(bytes(tags.get(TAG_OPCODE_LIST_3, b"")))
+        rgb = corrections_from_opcode_list(bytes(tags.get(TAG_OPCODE_LIST_3, b"")))
     except ValueError as error:  # an uncorrected photo beats no photo
         return LensCorrections(note=f"opcodes ignored ({error})")
-    mosaic = list_2 + [c for c in list_3 if isinstance(c, RadialVignette)]
-    rgb = [c for c in list_3 if isinstance(c, GainMap)]
-    maps = sum(isinstance(c, GainMap) for c in mosaic)
-    count = lambda n: f"{n} map{'s' if n != 1 else ''}"  # noqa: E731
-    done = ([f"GainMap ({count(maps)})"] if maps else []) + (["FixVignetteRadial"] if maps < len(mosaic) else []) \
-        + ([f"RGB GainMap ({count(len(rgb))})"] if rgb else [])
-    return LensCorrections(mosaic, rgb, "DNG " + " + ".join(done) if done else None)
+    mosaic = [c for c in list_2 if not isinstance(c, RectilinearWarp)]  # a warp needs all colours at a pixel
+    parts = [text for text in (_describe(mosaic), _describe(rgb) and f"after demosaicking {_describe(rgb)}") if text]
+    return LensCorrections(mosaic, rgb, "DNG " + "; ".join(parts) if parts else None)
 
 
-def apply_rgb_gain_maps(rgb: np.ndarray, gain_maps: list[GainMap]) -> np.ndarray:
-    """(H, W, 3) demosaicked camera RGB (white = 1) with OpcodeList3 gain maps applied, clipped at 1.
+def apply_rgb_corrections(rgb: np.ndarray, corrections: list[Correction]) -> np.ndarray:
+    """(H, W, 3) demosaicked camera RGB (white = 1) with OpcodeList3 corrections applied in order.
 
-    Plane p of a map's planes uses the map's plane p (its last one when it has fewer), as
-    Adobe's SDK does. Returns a new float32 array.
+    Gains are clipped at 1 as in :func:`apply_lens_corrections`; plane p of a gain map's planes
+    uses the map's plane p (its last one when it has fewer), as Adobe's SDK does.
+    Returns a new float32 array.
     """
     out = np.array(rgb, dtype=np.float32, copy=True)
-    for gain_map in gain_maps:
-        for plane in range(gain_map.plane, min(gain_map.plane + gain_map.planes, out.shape[2])):
-            rows, cols, gains = gain_map_gains(gain_map, out.shape[:2], map_plane=plane)
-            if len(rows) and len(cols):
-                block = np.ix_(rows, cols, [plane])
-                out[block] = np.minimum(out[block] * gains[..., None], 1.0)
+    for correction in corrections:
+        if isinstance(correction, RectilinearWarp):
+            out = apply_rectilinear_warp(out, correction)
+        elif isinstance(correction, RadialVignette):
+            out = np.minimum(out * radial_vignette_gains(correction, out.shape[:2])[..., None], 1.0)
+        else:
+            for plane in range(correction.plane, min(correction.plane + correction.planes, out.shape[2])):
+                rows, cols, gains = gain_map_gains(correction, out.shape[:2], map_plane=plane)
+                if len(rows) and len(cols):
+                    block = np.ix_(rows, cols, [plane])
+                    out[block] = np.minimum(out[block] * gains[..., None], 1.0)
     return out
 
 
@@ -277,6 +293,6 @@ def gain_map_opcode(gain_map: GainMap, optional: bool = True) -> Opcode:
     return Opcode(OPCODE_GAIN_MAP, int(optional), head + np.asarray(gain_map.gains, ">f4").tobytes())
 
 
-__all__ = ["GainMap", "LensCorrections", "Opcode", "RadialVignette", "apply_lens_corrections", "apply_rgb_gain_maps",
+__all__ = ["GainMap", "LensCorrections", "Opcode", "RadialVignette", "apply_lens_corrections", "apply_rgb_corrections",
            "corrections_from_opcode_list", "read_lens_corrections", "gain_map_gains", "gain_map_opcode", "opcode_list_bytes", "parse_gain_map",
            "parse_opcode_list", "parse_radial_vignette", "radial_vignette_gains", "radial_vignette_opcode"]

@@ -49,8 +49,9 @@ class RawImage:
             illuminant, or LibRaw's D65 matrix), or None when unknown (arrays).
         default_crop: (top, left, height, width) of the camera's default crop in the visible
             sensor image (DNG DefaultCrop, or a maker note's), or None when there is none.
-        rgb_gain_maps: a DNG's OpcodeList3 gain maps, for the demosaicked camera RGB in the
-            visible sensor frame (:func:`~hyperisp.raw.opcodes.apply_rgb_gain_maps`).
+        rgb_corrections: a DNG's OpcodeList3 lens corrections (gain maps, vignetting, distortion),
+            for the demosaicked camera RGB in the visible sensor frame
+            (:func:`~hyperisp.raw.opcodes.apply_rgb_corrections`).
     """
 
     path: str | None
@@ -64,7 +65,7 @@ class RawImage:
     metadata: dict = field(default_factory=dict)
     colour: CameraColour | None = None
     default_crop: tuple[int, int, int, int] | None = None
-    rgb_gain_maps: list = field(default_factory=list)
+    rgb_corrections: list = field(default_factory=list)
 
 
 def _normalise(values: np.ndarray, black: np.ndarray, white: float) -> np.ndarray:
@@ -250,7 +251,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             default_crop = _default_crop(raw.sizes)
             metadata = _metadata(raw, name)
             if lens.note:
-                metadata["lens_shading"] = lens.note
+                metadata["lens_corrections"] = lens.note
             baseline = dng_tags.get(TAG_BASELINE_EXPOSURE)
             if isinstance(baseline, tuple) and len(baseline) == 1 and abs(baseline[0]) <= 8:
                 metadata["baseline_exposure"] = float(baseline[0])  # DNG: the file's own exposure zero point
