@@ -228,7 +228,8 @@ class LensCorrections:
         rgb: OpcodeList3's GainMaps (per RGB plane, as drones write them), FixVignetteRadials and
             WarpRectilinears, in list order, for :func:`apply_rgb_corrections` on the demosaicked
             camera RGB (the network's output), as the DNG spec stages them.
-        note: what was found, e.g. "DNG GainMap x4" or "DNG WarpRectilinear, FixVignetteRadial";
+        note: what was found, e.g. "DNG GainMap x4" or "DNG after demosaicking WarpRectilinear,
+            FixVignetteRadial";
             "opcodes ignored (reason)" for a damaged list (then nothing is applied); None for none.
     """
 
