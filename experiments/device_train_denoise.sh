@@ -18,7 +18,8 @@
 # next to the card (DIR/denoise.json, whose sha256 checks the join). Score it with
 # `hyperisp eval denoise ... --model DIR/denoise.json` and ship it only if it beats
 # weights/denoise on CBSD68 and the SIDD pair.
-# Environment: DEVICE (cuda), TRAIN_SECONDS (360), BATCH (32), CROP (128), DATA (runs/gpu_data).
+# Environment: DEVICE (cuda), TRAIN_SECONDS (360), BATCH (32), CROP (128), DATA (runs/gpu_data),
+# DISTILL_VIEWS (1).
 set -u
 DATA=${DATA:-runs/gpu_data}
 if [ "${1:-}" = "--pack" ]; then
@@ -40,6 +41,9 @@ cmd=(python3 -m hyperisp train denoise --data "$DATA/bsds432" --data "$DATA/sun_
      --model denoise_wide2 --device "$DEVICE" --batch "$BATCH" --crop "$CROP" --lr 3e-4 --warmup 200
      --loss mse --phone-noise-max 100 --noise-modes 1 2 1 --blur-prob 0.3 --phone-channel-gain 1.6
      --distill-from denoise --distill-weight 2.0 --seed 17)
+# DISTILL_VIEWS=4: the teacher is the shipped model's 4-view self-ensemble, on every sample (session 25,
+# runs/dn50-dn51: +0.02-0.03 dB on CBSD68 per 4000 CPU iterations, linear so far; docs/model_history.md).
+if [ "${DISTILL_VIEWS:-1}" -gt 1 ]; then cmd+=(--distill-views "$DISTILL_VIEWS" --distill-white); fi
 
 # Probe: 60 iterations, no validation; its last line reports it/s.
 probe=$(timeout 120 "${cmd[@]}" --iters 60 --out "$run/probe" --validate-every 100000 --checkpoint-every 100000 2>&1 | tail -1)
