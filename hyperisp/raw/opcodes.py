@@ -178,27 +178,16 @@ def gain_map_gains(gain_map: GainMap, shape: tuple[int, int], map_plane: int = 0
 
 
 def apply_lens_corrections(mosaic: np.ndarray, corrections: list[GainMap | RadialVignette]) -> np.ndarray:
-    """A (H, W) linear mosaic (white = 1) with gain maps (of its plane 0) and radial vignette
-    corrections applied in order, clipped at 1.
+    """A (H, W) linear mosaic (white = 1) with OpcodeList2's corrections applied in order, clipped at 1.
 
     Args:
         mosaic: (H, W) float32 sensor values in [0, 1], black subtracted (OpcodeList2's input).
-        corrections: :attr:`LensCorrections.mosaic`.
+        corrections: :attr:`LensCorrections.mosaic`; a gain map acts only if it starts at plane 0
+            (a mosaic has one plane).
     Returns:
         (H, W) float32, a new array; pixels no map covers are unchanged.
     """
-    out = np.array(mosaic, dtype=np.float32, copy=True)
-    for correction in corrections:
-        if isinstance(correction, RadialVignette):
-            out = np.minimum(out * radial_vignette_gains(correction, out.shape), 1.0)
-            continue
-        if correction.plane != 0:  # a mosaic has one plane
-            continue
-        rows, cols, gains = gain_map_gains(correction, out.shape)
-        if len(rows) and len(cols):
-            block = np.ix_(rows, cols)
-            out[block] = np.minimum(out[block] * gains, 1.0)  # the SDK clips at white too
-    return out
+    return apply_rgb_corrections(mosaic[..., None], corrections)[..., 0]
 
 
 Correction = Union[GainMap, RadialVignette, RectilinearWarp]
@@ -252,11 +241,10 @@ def read_lens_corrections(path: str) -> LensCorrections:
 
 
 def apply_rgb_corrections(rgb: np.ndarray, corrections: list[Correction]) -> np.ndarray:
-    """(H, W, 3) demosaicked camera RGB (white = 1) with OpcodeList3 corrections applied in order.
+    """(H, W, C) image (white = 1), e.g. demosaicked camera RGB, with corrections applied in order.
 
-    Gains are clipped at 1 as in :func:`apply_lens_corrections`; plane p of a gain map's planes
-    uses the map's plane p (its last one when it has fewer), as Adobe's SDK does.
-    Returns a new float32 array.
+    Gained values are clipped at 1, as Adobe's SDK does; plane p of a gain map's planes uses the
+    map's plane p (its last one when it has fewer). Returns a new float32 array.
     """
     out = np.array(rgb, dtype=np.float32, copy=True)
     for correction in corrections:
@@ -269,7 +257,7 @@ def apply_rgb_corrections(rgb: np.ndarray, corrections: list[Correction]) -> np.
                 rows, cols, gains = gain_map_gains(correction, out.shape[:2], map_plane=plane)
                 if len(rows) and len(cols):
                     block = np.ix_(rows, cols, [plane])
-                    out[block] = np.minimum(out[block] * gains[..., None], 1.0)
+                    out[block] = np.minimum(out[block] * gains[..., None], 1.0)  # the SDK clips at white
     return out
 
 

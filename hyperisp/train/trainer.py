@@ -358,7 +358,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
             from ..ensemble import SelfEnsemble
 
             teacher = SelfEnsemble(teacher, config.distill_views)
-        sampler_options["mark_white"] = not config.distill_white
+        sampler_options["mark_white"] = True  # compute_loss decides which samples are distilled
     sampler, val_sampler = make_sampler(config.task, config.data, config.crop, config.batch,
                                         config.val_images, config.seed, **sampler_options)
     linear_target = not getattr(sampler, "target_is_srgb", False)
