@@ -61,23 +61,22 @@ def rectilinear_warp_params(warp: RectilinearWarp) -> bytes:
     return _HEAD.pack(len(warp.radial)) + planes + _CENTRE.pack(warp.centre[1], warp.centre[0])
 
 
-def source_positions(warp: RectilinearWarp, plane: int, rows: np.ndarray, width: int,
+def source_positions(warp: RectilinearWarp, plane: int, rows: np.ndarray,
                      shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Source (row, column) positions, in pixels, of output pixels ``rows`` x ``range(width)`` of ``plane``.
+    """Source (row, column) positions, in pixels, of the output pixels in ``rows`` (all columns) of ``plane``.
 
     Args:
         warp: the warp; a plane beyond its planes uses its first (the SDK copies plane 0 to the rest).
         rows: (R,) output row indices.
-        width: output columns (all of them).
         shape: (H, W) of the image.
     Returns:
-        two (R, width) float64 arrays.
+        two (R, W) float64 arrays.
     """
-    height, _ = shape
+    height, width = shape
     k = warp.radial[plane] if plane < len(warp.radial) else warp.radial[0]
     kt0, kt1 = warp.tangential[plane] if plane < len(warp.tangential) else warp.tangential[0]
-    centre_v, centre_h = warp.centre[0] * height, warp.centre[1] * shape[1]
-    radius = np.hypot(max(centre_v, height - centre_v), max(centre_h, shape[1] - centre_h))
+    centre_v, centre_h = warp.centre[0] * height, warp.centre[1] * width
+    radius = np.hypot(max(centre_v, height - centre_v), max(centre_h, width - centre_h))
     dv = ((np.asarray(rows, np.float64) - centre_v) / radius)[:, None]
     dh = ((np.arange(width, dtype=np.float64) - centre_h) / radius)[None, :]
     r2 = np.minimum(dv * dv + dh * dh, 1.0)
@@ -100,7 +99,7 @@ def apply_rectilinear_warp(rgb: np.ndarray, warp: RectilinearWarp) -> np.ndarray
         source = torch.from_numpy(np.ascontiguousarray(rgb[..., plane], dtype=np.float32))[None, None]
         for top in range(0, height, _ROWS_PER_CHUNK):
             rows = np.arange(top, min(top + _ROWS_PER_CHUNK, height))
-            v, h = source_positions(warp, plane, rows, width, (height, width))
+            v, h = source_positions(warp, plane, rows, (height, width))
             # grid_sample's (x, y) in [-1, 1] with align_corners: -1 and 1 are the first and last pixel centres
             grid = (torch.from_numpy(np.stack([h, v], -1)) * scale - 1.0).to(torch.float32)[None]
             sampled = torch.nn.functional.grid_sample(source, grid, mode="bicubic", padding_mode="border",
