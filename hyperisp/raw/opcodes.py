@@ -236,7 +236,7 @@ def read_lens_corrections(path: str) -> LensCorrections:
     except ValueError as error:  # an uncorrected photo beats no photo
         return LensCorrections(note=f"opcodes ignored ({error})")
     mosaic = [c for c in list_2 if not isinstance(c, RectilinearWarp)]  # a warp needs all colours at a pixel
-    parts = [text for text in (_describe(mosaic), _describe(rgb) and f"after demosaicking {_describe(rgb)}") if text]
+    parts = ([_describe(mosaic)] if mosaic else []) + ([f"after demosaicking {_describe(rgb)}"] if rgb else [])
     return LensCorrections(mosaic, rgb, "DNG " + "; ".join(parts) if parts else None)
 
 
