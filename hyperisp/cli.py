@@ -301,6 +301,8 @@ def _describe_colour(source: str, info: dict) -> str:
     space = info.get("colour_space", "srgb")
     output = f"; {'linear ' if info.get('linear') else ''}{space}" if info.get("linear") or space != "srgb" else ""
     shading = f"; lens corrections {info['lens_corrections']}" if info.get("lens_corrections") else ""
+    if info.get("bad_pixels") is not None:
+        shading += f"; {info['bad_pixels']} bad pixels repaired"
     return (f"{source}: white balance R,G,B = {gains} ({info['white_balance_source']}{cct}); "
             f"exposure {info['exposure_ev']:+.2f} EV{output}{shading}")
 

@@ -168,6 +168,7 @@ class Developed:
             "linear": self.linear,
             "colour_space": self.colour_space,
             "lens_corrections": self.metadata.get("lens_corrections"),  # the DNG lens correction opcodes applied, if any
+            "bad_pixels": self.metadata.get("bad_pixels"),  # pixels repaired by the DNG's FixBadPixels opcodes, if any
             "size": list(self.rgb.shape[:2]),
         }
 

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ..io.tiff import TiffTag, write_tiff
-from .opcodes import TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3
+from .opcodes import TAG_OPCODE_LIST_1, TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3
 from .phase import BAYER_PHASES
 
 # DNG / TIFF-EP tag codes (DNG specification 1.4, chapter 4).
@@ -77,6 +77,7 @@ def write_dng(
     artist: str | None = None,
     copyright: str | None = None,
     default_crop: Sequence[int] | None = None,
+    opcode_list_1: bytes | None = None,
     opcode_list_2: bytes | None = None,
     opcode_list_3: bytes | None = None,
 ) -> Path:
@@ -111,8 +112,9 @@ def write_dng(
         lens_make, lens_model: the lens (EXIF LensMake / LensModel); artist, copyright: IFD0 text.
         default_crop: (left, top, width, height) of the area raw converters keep (DNG
             DefaultCropOrigin / DefaultCropSize); None: all of it.
-        opcode_list_2, opcode_list_3: encoded DNG OpcodeList2 / OpcodeList3, e.g. lens shading
-            gain maps or a radial vignette (:func:`hyperisp.raw.opcodes.opcode_list_bytes`).
+        opcode_list_1, opcode_list_2, opcode_list_3: encoded DNG OpcodeList1 / 2 / 3, e.g. bad
+            pixels, lens shading gain maps or a radial vignette
+            (:func:`hyperisp.raw.opcodes.opcode_list_bytes`).
     Returns:
         ``Path(path)``.
     """
@@ -184,7 +186,8 @@ def write_dng(
                 or top + height > mosaic.shape[0]:
             raise ValueError(f"default_crop {tuple(default_crop)} does not fit a {mosaic.shape[1]}x{mosaic.shape[0]} mosaic")
         tags += [(TAG_DEFAULT_CROP_ORIGIN, "LONG", [left, top]), (TAG_DEFAULT_CROP_SIZE, "LONG", [width, height])]
-    for code, opcodes in ((TAG_OPCODE_LIST_2, opcode_list_2), (TAG_OPCODE_LIST_3, opcode_list_3)):
+    for code, opcodes in ((TAG_OPCODE_LIST_1, opcode_list_1), (TAG_OPCODE_LIST_2, opcode_list_2),
+                          (TAG_OPCODE_LIST_3, opcode_list_3)):
         if opcodes is not None:
             tags.append((code, "UNDEFINED", bytes(opcodes)))
     exif: list[TiffTag] = []

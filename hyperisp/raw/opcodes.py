@@ -1,4 +1,4 @@
-"""DNG opcode lists, and the lens corrections in them: GainMap, FixVignetteRadial, WarpRectilinear.
+"""DNG opcode lists, and the corrections in them: GainMap, FixVignetteRadial, WarpRectilinear, FixBadPixels.
 
 A DNG can carry per-image corrections as opcodes (DNG 1.3+, chapter 6): OpcodeList1 acts on
 the stored raw values, OpcodeList2 on the linear values (black subtracted, white = 1) and
@@ -12,8 +12,9 @@ distance from the optical centre, and the lens's distortion into a WarpRectiline
 (built without Adobe's SDK) decodes the raw values but applies no opcode, so
 :func:`~hyperisp.raw.reader.read_raw` applies OpcodeList2's corrections to the mosaic and
 :func:`~hyperisp.pipeline.develop_raw` OpcodeList3's to the network's output (darktable's
-rawprepare and RawTherapee apply OpcodeList2 gain maps too). Other opcodes (bad-pixel lists,
-fisheye warps, OpcodeList1) are left out.
+rawprepare and RawTherapee apply OpcodeList2 gain maps too). The bad-pixel opcodes of
+OpcodeList1 and OpcodeList2 (:mod:`hyperisp.raw.bad_pixels`) are repaired on the mosaic, before
+the gain maps. Other opcodes (fisheye warps, linearization tables, ...) are left out.
 
 Layout (DNG specification 1.4, "Opcode List Processing"; always big-endian): a uint32 count,
 then per opcode a uint32 ID, a 4-byte DNG version, uint32 flags, a uint32 parameter size and
@@ -28,10 +29,18 @@ from typing import Union
 
 import numpy as np
 
+from .bad_pixels import (
+    OPCODE_FIX_BAD_PIXELS_CONSTANT,
+    OPCODE_FIX_BAD_PIXELS_LIST,
+    BadPixels,
+    bad_pixels_opcode_params,
+    parse_bad_pixels_constant,
+    parse_bad_pixels_list,
+)
 from .lens_warp import OPCODE_WARP_RECTILINEAR, RectilinearWarp, apply_rectilinear_warp, parse_rectilinear_warp
 from .tiff_tags import read_raw_ifd_tags
 
-TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3 = 51009, 51022
+TAG_OPCODE_LIST_1, TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3 = 51008, 51009, 51022
 OPCODE_FIX_VIGNETTE_RADIAL, OPCODE_GAIN_MAP = 3, 9
 _VIGNETTE = struct.Struct(">7d")  # k0..k4, then the optical centre: horizontal, vertical (fractions)
 _GAIN_MAP_HEAD = struct.Struct(">10I4dI")  # area (4), plane, planes, pitches (2), points (2), spacing, origin, map planes
@@ -182,7 +191,7 @@ def apply_lens_corrections(mosaic: np.ndarray, corrections: list[GainMap | Radia
 
     Args:
         mosaic: (H, W) float32 sensor values in [0, 1], black subtracted (OpcodeList2's input).
-        corrections: :attr:`LensCorrections.mosaic`; a gain map acts only if it starts at plane 0
+        corrections: :attr:`DngCorrections.mosaic`; a gain map acts only if it starts at plane 0
             (a mosaic has one plane).
     Returns:
         (H, W) float32, a new array; pixels no map covers are unchanged.
@@ -207,37 +216,49 @@ def _describe(corrections: list[Correction]) -> str:
     return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in counts.items())
 
 
+def bad_pixels_from_opcode_list(data: bytes, stored: bool) -> list[BadPixels]:
+    """The FixBadPixelsConstant and FixBadPixelsList opcodes of an opcode list's bytes, in order;
+    ``stored``: True for OpcodeList1 (see :class:`BadPixels`). ValueError if one is malformed."""
+    parsers = {OPCODE_FIX_BAD_PIXELS_CONSTANT: parse_bad_pixels_constant, OPCODE_FIX_BAD_PIXELS_LIST: parse_bad_pixels_list}
+    return [parsers[op.id](op.params, stored) for op in parse_opcode_list(data) if op.id in parsers]
+
+
 @dataclass(frozen=True)
-class LensCorrections:
-    """A DNG's lens corrections, split by where hyperisp applies them.
+class DngCorrections:
+    """A DNG's opcode corrections, split by where hyperisp applies them.
 
     Attributes:
+        bad_pixels: OpcodeList1's and OpcodeList2's FixBadPixels opcodes, repaired on the mosaic
+            first (:func:`~hyperisp.raw.bad_pixels.bad_pixel_mask`).
         mosaic: OpcodeList2's GainMaps and FixVignetteRadials, for :func:`apply_lens_corrections`
             on the linear mosaic.
         rgb: OpcodeList3's GainMaps (per RGB plane, as drones write them), FixVignetteRadials and
             WarpRectilinears, in list order, for :func:`apply_rgb_corrections` on the demosaicked
             camera RGB (the network's output), as the DNG spec stages them.
-        note: what was found, e.g. "DNG GainMap x4" or "DNG after demosaicking WarpRectilinear,
-            FixVignetteRadial";
-            "opcodes ignored (reason)" for a damaged list (then nothing is applied); None for none.
+        note: the lens corrections found, e.g. "DNG GainMap x4" or "DNG after demosaicking
+            WarpRectilinear, FixVignetteRadial"; "opcodes ignored (reason)" for a damaged list
+            (then nothing is applied); None for none.
     """
 
+    bad_pixels: list = field(default_factory=list)
     mosaic: list = field(default_factory=list)
     rgb: list = field(default_factory=list)
     note: str | None = None
 
 
-def read_lens_corrections(path: str) -> LensCorrections:
-    """The lens corrections of the raw image of the DNG at ``path`` (none for other files)."""
-    tags = read_raw_ifd_tags(path, {TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3})
+def read_dng_corrections(path: str) -> DngCorrections:
+    """The opcode corrections of the raw image of the DNG at ``path`` (none for other files)."""
+    tags = read_raw_ifd_tags(path, {TAG_OPCODE_LIST_1, TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3})
+    lists = [bytes(tags.get(code, b"")) for code in (TAG_OPCODE_LIST_1, TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3)]
     try:
-        list_2 = corrections_from_opcode_list(bytes(tags.get(TAG_OPCODE_LIST_2, b"")))
-        rgb = corrections_from_opcode_list(bytes(tags.get(TAG_OPCODE_LIST_3, b"")))
+        bad_pixels = bad_pixels_from_opcode_list(lists[0], stored=True) + bad_pixels_from_opcode_list(lists[1], stored=False)
+        list_2 = corrections_from_opcode_list(lists[1])
+        rgb = corrections_from_opcode_list(lists[2])
     except ValueError as error:  # an uncorrected photo beats no photo
-        return LensCorrections(note=f"opcodes ignored ({error})")
+        return DngCorrections(note=f"opcodes ignored ({error})")
     mosaic = [c for c in list_2 if not isinstance(c, RectilinearWarp)]  # a warp needs all colours at a pixel
     parts = ([_describe(mosaic)] if mosaic else []) + ([f"after demosaicking {_describe(rgb)}"] if rgb else [])
-    return LensCorrections(mosaic, rgb, "DNG " + "; ".join(parts) if parts else None)
+    return DngCorrections(bad_pixels, mosaic, rgb, "DNG " + "; ".join(parts) if parts else None)
 
 
 def apply_rgb_corrections(rgb: np.ndarray, corrections: list[Correction]) -> np.ndarray:
@@ -282,6 +303,12 @@ def gain_map_opcode(gain_map: GainMap, optional: bool = True) -> Opcode:
     return Opcode(OPCODE_GAIN_MAP, int(optional), head + np.asarray(gain_map.gains, ">f4").tobytes())
 
 
-__all__ = ["GainMap", "LensCorrections", "Opcode", "RadialVignette", "apply_lens_corrections", "apply_rgb_corrections",
-           "corrections_from_opcode_list", "read_lens_corrections", "gain_map_gains", "gain_map_opcode", "opcode_list_bytes", "parse_gain_map",
+def bad_pixels_opcode(bad: BadPixels, optional: bool = True) -> Opcode:
+    """A :class:`~hyperisp.raw.bad_pixels.BadPixels` encoded as an opcode (for writing test DNGs)."""
+    opcode_id, params = bad_pixels_opcode_params(bad)
+    return Opcode(opcode_id, int(optional), params)
+
+
+__all__ = ["DngCorrections", "GainMap", "Opcode", "RadialVignette", "apply_lens_corrections", "apply_rgb_corrections",
+           "bad_pixels_from_opcode_list", "bad_pixels_opcode", "corrections_from_opcode_list", "read_dng_corrections", "gain_map_gains", "gain_map_opcode", "opcode_list_bytes", "parse_gain_map",
            "parse_opcode_list", "parse_radial_vignette", "radial_vignette_gains", "radial_vignette_opcode"]

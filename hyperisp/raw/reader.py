@@ -21,7 +21,8 @@ from .camera_colour import (
     camera_colour_from_dng_tags,
 )
 from .colour import camera_to_srgb_matrix, normalise_gains
-from .opcodes import apply_lens_corrections, read_lens_corrections
+from .bad_pixels import bad_pixel_mask, interpolate_bad_pixels
+from .opcodes import apply_lens_corrections, read_dng_corrections
 from .phase import SensorFrame, phase_from_rawpy, to_canonical
 from .tiff_tags import read_ifd0_tags
 
@@ -238,7 +239,11 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             if not white > black.max():
                 raise HyperispError(None, f"white level {white:g} is not above black level {black.max():g}")
             mosaic = _normalise(visible, black, white)
-            lens = read_lens_corrections(name)
+            lens = read_dng_corrections(name)
+            bad = bad_pixel_mask(visible, mosaic, lens.bad_pixels, (raw.sizes.top_margin, raw.sizes.left_margin)) \
+                if lens.bad_pixels else None
+            if bad is not None and bad.any():
+                mosaic = interpolate_bad_pixels(mosaic, bad, colours)
             if lens.mosaic:
                 mosaic = apply_lens_corrections(mosaic, lens.mosaic)
             as_shot, daylight = _white_balances(raw)
@@ -252,6 +257,8 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             metadata = _metadata(raw, name)
             if lens.note:
                 metadata["lens_corrections"] = lens.note
+            if bad is not None:
+                metadata["bad_pixels"] = int(bad.sum())  # repaired, from the DNG's FixBadPixels opcodes
             baseline = dng_tags.get(TAG_BASELINE_EXPOSURE)
             if isinstance(baseline, tuple) and len(baseline) == 1 and abs(baseline[0]) <= 8:
                 metadata["baseline_exposure"] = float(baseline[0])  # DNG: the file's own exposure zero point
