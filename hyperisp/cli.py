@@ -251,6 +251,8 @@ def develop(
              "clips (for 16-bit files to edit; an 8-bit JPEG in prophoto may band)."),
     no_crop: bool = typer.Option(False, "--no-crop", help="Keep the whole sensor image, not the camera's default "
                                  "crop (DNG DefaultCrop or the maker note's, which raw converters apply)."),
+    hot_pixels: bool = typer.Option(False, "--hot-pixels", help="Replace hot pixels (single sites 8x brighter than "
+                                    "their same-colour neighbours, as long exposures show) first."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the white balance (gains, why, CCT) and exposure used."),
     sample: bool = typer.Option(False, "--sample", help="Develop the built-in synthetic sample raw (a DNG)."),
     name: str = _name_opt("{stem}.{ext}"),
@@ -291,7 +293,8 @@ def develop(
             inputs.append(str(sample_path))
             batch.output = batch.output or Path.cwd()
         _run_batch("develop", inputs, name, batch, model, dict(wb=white_balance, exposure=exposure_ev, linear=linear,
-                                                              colour_space=colour_space.value, crop=not no_crop),
+                                                              colour_space=colour_space.value, crop=not no_crop,
+                                                              hot_pixels=hot_pixels),
                    verbose=verbose)
 
 
@@ -301,8 +304,9 @@ def _describe_colour(source: str, info: dict) -> str:
     space = info.get("colour_space", "srgb")
     output = f"; {'linear ' if info.get('linear') else ''}{space}" if info.get("linear") or space != "srgb" else ""
     shading = f"; lens corrections {info['lens_corrections']}" if info.get("lens_corrections") else ""
-    if info.get("bad_pixels") is not None:
-        shading += f"; {info['bad_pixels']} bad pixels repaired"
+    for key, what in (("bad_pixels", "bad pixels repaired"), ("hot_pixels", "hot pixels replaced")):
+        if info.get(key) is not None:
+            shading += f"; {info[key]} {what}"
     return (f"{source}: white balance R,G,B = {gains} ({info['white_balance_source']}{cct}); "
             f"exposure {info['exposure_ev']:+.2f} EV{output}{shading}")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
 from typing import Sequence, Union
@@ -24,6 +24,7 @@ from .io.images import (Photo, array_to_unit_float, fitting_icc_profile, format_
                         output_format, read_image, write_image)
 from .pretrained import load_pretrained
 from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_array, read_raw
+from .raw.bad_pixels import hot_pixel_mask, interpolate_bad_pixels
 from .raw.bayer import pack_bayer
 from .raw.colour_spaces import get_space
 from .raw.exposure import auto_exposure
@@ -169,6 +170,7 @@ class Developed:
             "colour_space": self.colour_space,
             "lens_corrections": self.metadata.get("lens_corrections"),  # the DNG lens correction opcodes applied, if any
             "bad_pixels": self.metadata.get("bad_pixels"),  # pixels repaired by the DNG's FixBadPixels opcodes, if any
+            "hot_pixels": self.metadata.get("hot_pixels"),  # hot pixels replaced (develop --hot-pixels), if asked
             "size": list(self.rgb.shape[:2]),
         }
 
@@ -187,6 +189,7 @@ def develop_raw(
     ensemble: int | None = None,
     max_size: int | None = None,
     sharpen: float = 0.0,
+    hot_pixels: bool = False,
 ) -> Developed:
     """Develop a :class:`RawImage`: network (demosaic + denoise), then analytic colour and tone.
 
@@ -204,6 +207,8 @@ def develop_raw(
     ``max_size``: scale the result down so its longer side is at most this many pixels
     (:func:`hyperisp.resize.resize_to_fit`); None: full size. ``sharpen``: then an unsharp mask
     of this amount on luma (:func:`hyperisp.sharpen.unsharp_mask`); 0: none.
+    ``hot_pixels``: first replace the mosaic's hot pixels (:func:`~hyperisp.raw.bad_pixels.hot_pixel_mask`)
+    by their same-colour neighbours; the count is in the result's ``metadata["hot_pixels"]``.
     """
     if not (exposure == "auto" or isinstance(exposure, (int, float))):
         raise ValueError(f"exposure must be a number of EV or 'auto', got {exposure!r}")
@@ -211,6 +216,8 @@ def develop_raw(
     check_finishing(max_size, sharpen)  # so do a bad size and amount
     dev = resolve_device(device, model)
     net = get_model(model, "isp", dev)
+    if hot_pixels:  # before the white balance, which a few hundred hot pixels can pull
+        raw = remove_hot_pixels(raw)
     try:
         choice = choose_wb(raw, wb)
     except ValueError as error:  # e.g. a temperature for a file without a colour matrix: the file's fault
@@ -233,6 +240,13 @@ def develop_raw(
                      choice.cct, ev, np.asarray(cam_to_srgb), linear, space)
 
 
+def remove_hot_pixels(raw: RawImage) -> RawImage:
+    """A copy of ``raw`` with its hot pixels replaced, their count in ``metadata["hot_pixels"]``."""
+    mask = hot_pixel_mask(raw.mosaic)
+    mosaic = interpolate_bad_pixels(raw.mosaic, mask, np.array([[0, 1], [3, 2]])) if mask.any() else raw.mosaic
+    return replace(raw, mosaic=mosaic, metadata={**raw.metadata, "hot_pixels": int(mask.sum())})  # canonical RGGB
+
+
 def develop(
     source: PathType | np.ndarray | RawImage,
     *,
@@ -250,6 +264,7 @@ def develop(
     ensemble: int | None = None,
     max_size: int | None = None,
     sharpen: float = 0.0,
+    hot_pixels: bool = False,
 ) -> np.ndarray:
     """Develop a RAW file or a Bayer array into an upright sRGB image.
 
@@ -270,6 +285,8 @@ def develop(
             see :mod:`hyperisp.ensemble`); None: 2, better pixels for twice the network time of 1.
         max_size: longest side of the result in pixels (scaled down, never up); None: full size.
         sharpen: output sharpening after any resize, 0 (none) to 2; 0.5 is moderate.
+        hot_pixels: replace hot pixels (single sites far brighter than their same-colour
+            neighbours, as long exposures show) before developing.
     Returns:
         (H, W, 3) float32 in [0, 1], in ``colour_space``.
     """
@@ -281,7 +298,7 @@ def develop(
         raw = read_raw(source)
     return develop_raw(raw, model=model, device=device, wb=wb, exposure=exposure, linear=linear,
                        colour_space=colour_space, crop=crop, tile=tile, ensemble=ensemble, max_size=max_size,
-                       sharpen=sharpen).rgb
+                       sharpen=sharpen, hot_pixels=hot_pixels).rgb
 
 
 def output_icc_profile(colour_space: str = "srgb", linear: bool = False) -> bytes | None:
@@ -389,6 +406,7 @@ def denoise(
     chroma_strength: float | None = None,
     max_size: int | None = None,
     sharpen: float = 0.0,
+    hot_pixels: bool = False,
 ) -> np.ndarray:
     """Denoise an sRGB photo.
 

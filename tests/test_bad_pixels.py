@@ -9,11 +9,13 @@ from hyperisp.cli import app
 from hyperisp.raw.bad_pixels import (
     BadPixels,
     bad_pixel_mask,
+    hot_pixel_mask,
     interpolate_bad_pixels,
     parse_bad_pixels_constant,
     parse_bad_pixels_list,
 )
 from hyperisp.raw.dng import write_dng
+from hyperisp.pipeline import remove_hot_pixels
 from hyperisp.raw.opcodes import bad_pixels_opcode, opcode_list_bytes, read_dng_corrections
 
 RGGB = np.array([[0, 1], [3, 2]])
@@ -111,3 +113,27 @@ def test_a_damaged_bad_pixel_list_is_ignored_and_reported(tmp_path):
     assert raw.mosaic[20, 30] == 1.0
     assert "bad_pixels" not in raw.metadata
     assert raw.metadata["lens_corrections"].startswith("opcodes ignored (opcode 5 needs")
+
+
+def test_hot_pixels_are_single_bright_sites_not_small_bright_details():
+    mosaic = np.random.default_rng(1).uniform(0.01, 0.03, (40, 40)).astype(np.float32)  # a dark sky
+    mosaic[10, 11] = 0.6  # a warm pixel, one site
+    mosaic[25:28, 25:28] = 0.5  # a star: it lights every colour's sites around it
+    mosaic[33, 3] = 0.04  # brighter than its neighbours but under the threshold
+    mask = hot_pixel_mask(mosaic)
+    assert list(zip(*np.nonzero(mask))) == [(10, 11)]
+    mosaic[12, 11] = 0.5  # a second hot site next to it: three darker neighbours each
+    assert not hot_pixel_mask(mosaic)[10, 11] and hot_pixel_mask(mosaic, min_neighbours=3)[10, 11]
+
+
+def test_develop_hot_pixels_replaces_them_and_says_how_many(tmp_path):
+    scene = _scene()
+    data = np.round(64 + scene * 0.1 * (4095 - 64)).astype(np.uint16)  # a dim frame
+    data[9, 14] = 4000
+    path = write_dng(tmp_path / "warm.dng", data, black_level=64, white_level=4095)
+    raw = hyperisp.read_raw(path)
+    fixed = remove_hot_pixels(raw)
+    assert fixed.metadata["hot_pixels"] == 1 and "hot_pixels" not in raw.metadata
+    np.testing.assert_allclose(fixed.mosaic, scene * 0.1, atol=1e-3)
+    result = CliRunner().invoke(app, ["develop", str(path), "-o", str(tmp_path / "out.png"), "-v", "--hot-pixels"])
+    assert result.exit_code == 0 and "1 hot pixels replaced" in result.output

@@ -1,5 +1,6 @@
 """Bad (dead, hot, stuck) sensor pixels: the DNG's FixBadPixelsConstant / FixBadPixelsList opcodes,
-and their repair by interpolation from the nearest good pixels of the same colour.
+the detection of hot pixels in any raw (``develop --hot-pixels``), and their repair by
+interpolation from the nearest good pixels of the same colour.
 
 Adobe's DNG Converter marks a camera's dead pixels with FixBadPixelsConstant in OpcodeList1 (every
 stored value equal to the constant, usually 0, is bad); cameras and mapping tools list known
@@ -148,5 +149,34 @@ def interpolate_bad_pixels(mosaic: np.ndarray, mask: np.ndarray, cfa: np.ndarray
     return out
 
 
-__all__ = ["BadPixels", "bad_pixel_mask", "bad_pixels_opcode_params", "interpolate_bad_pixels",
+def hot_pixel_mask(mosaic: np.ndarray, threshold: float = 0.05, strength: float = 0.25,
+                   min_neighbours: int = 4) -> np.ndarray:
+    """(H, W) bool mask of the hot pixels of a Bayer mosaic: darktable's "hot pixels" rule, plus an
+    isolation test that keeps stars.
+
+    A pixel is hot when it is above ``threshold``, at least ``min_neighbours`` of its four nearest
+    same-colour neighbours in its row and column (two pixels away, the same sites in any Bayer
+    phase) are below ``strength / 2`` times it (with the defaults, it is 8x brighter than all
+    four), and its four adjacent pixels of the other colours are below ``strength`` times it. A
+    warm pixel of a long exposure is one site alone; any real point of light, even a star, is
+    spread by the lens over the sites next to it, whatever its colour. (darktable's rule alone
+    takes the centre of a star three pixels wide for a hot pixel.)
+
+    Args:
+        mosaic: (H, W) float32 Bayer mosaic, white = 1, in any CFA phase.
+    """
+    if mosaic.ndim != 2:
+        raise ValueError(f"expected a (H, W) mosaic, got shape {mosaic.shape}")
+    padded = np.pad(mosaic, 2, mode="reflect")  # reflecting by 2 keeps each site's colour
+
+    def shifted(dy: int, dx: int) -> np.ndarray:
+        return padded[2 + dy : padded.shape[0] - 2 + dy, 2 + dx : padded.shape[1] - 2 + dx]
+
+    same_colour = sum((shifted(dy, dx) < mosaic * np.float32(strength / 2)).astype(np.int8)
+                      for dy, dx in ((-2, 0), (2, 0), (0, -2), (0, 2)))
+    adjacent = np.maximum.reduce([shifted(dy, dx) for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))])
+    return (mosaic > threshold) & (same_colour >= min_neighbours) & (adjacent < mosaic * np.float32(strength))
+
+
+__all__ = ["BadPixels", "bad_pixel_mask", "bad_pixels_opcode_params", "hot_pixel_mask", "interpolate_bad_pixels",
            "parse_bad_pixels_constant", "parse_bad_pixels_list"]
