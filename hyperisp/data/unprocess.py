@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from ..raw.bayer import demosaic_bilinear, mosaic_rgb, pack_bayer
+from ..raw.colour import SRGB_TO_XYZ
 
 # XYZ -> camera matrices of the four cameras used by the reference implementation.
 XYZ2CAMS = torch.tensor([
@@ -31,12 +32,6 @@ XYZ2CAMS = torch.tensor([
     [[0.4913, -0.0541, -0.0202], [-0.6130, 1.3513, 0.2906], [-0.1564, 0.2151, 0.7183]],
     [[0.8380, -0.2630, -0.0639], [-0.2887, 1.0725, 0.2496], [-0.0627, 0.1427, 0.5438]],
     [[0.6596, -0.2079, -0.0562], [-0.4782, 1.3016, 0.1933], [-0.0970, 0.1581, 0.5181]],
-])
-# Linear sRGB (D65) -> CIE XYZ.
-RGB2XYZ = torch.tensor([
-    [0.4124564, 0.3575761, 0.1804375],
-    [0.2126729, 0.7151522, 0.0721750],
-    [0.0193339, 0.1191920, 0.9503041],
 ])
 # Linear level above which the white-balance inversion fades out (Brooks: 0.9).
 _HIGHLIGHT_INFLECTION = 0.9
@@ -98,7 +93,7 @@ def random_ccm(n: int, generator: torch.Generator | None = None) -> tuple[torch.
     """Random colour matrices as in Brooks et al.
 
     xyz2cam is a uniformly weighted random convex combination of :data:`XYZ2CAMS`;
-    rgb2cam = xyz2cam @ RGB2XYZ with each row scaled to sum 1, so linear sRGB white
+    rgb2cam = xyz2cam @ SRGB_TO_XYZ with each row scaled to sum 1, so linear sRGB white
     (1, 1, 1) maps to camera (1, 1, 1) before white balance.
 
     Returns:
@@ -108,7 +103,7 @@ def random_ccm(n: int, generator: torch.Generator | None = None) -> tuple[torch.
     weights = torch.rand(n, len(XYZ2CAMS), generator=generator, device=device).cpu() + 1e-8
     weights = weights / weights.sum(dim=1, keepdim=True)
     xyz2cam = torch.einsum("nk,kij->nij", weights, XYZ2CAMS)
-    rgb2cam = xyz2cam @ RGB2XYZ
+    rgb2cam = xyz2cam @ torch.from_numpy(SRGB_TO_XYZ).to(xyz2cam)
     rgb2cam = rgb2cam / rgb2cam.sum(dim=-1, keepdim=True)
     # Invert in float64: the matrices are well conditioned but the round trip test is tight.
     cam2rgb = torch.linalg.inv(rgb2cam.double()).float()
