@@ -406,7 +406,6 @@ def denoise(
     chroma_strength: float | None = None,
     max_size: int | None = None,
     sharpen: float = 0.0,
-    hot_pixels: bool = False,
 ) -> np.ndarray:
     """Denoise an sRGB photo.
 
