@@ -20,7 +20,8 @@ from pathlib import Path
 
 
 METHOD_NAMES = {"menon": "Menon 2007", "libraw": "LibRaw AHD (rawpy)", "nlm": "OpenCV NLM", "bm3d": "BM3D",
-                "noisy": "noisy input", "sigma15": "σ=15", "sigma25": "σ=25", "sigma50": "σ=50", "sidd": "SIDD pair"}
+                "noisy": "noisy input", "sigma15": "σ=15", "sigma25": "σ=25", "sigma50": "σ=50", "sidd": "SIDD pair",
+                "sidd_mean_fixed": "SIDD, mean offset removed"}
 
 
 def bench_table(reports: list[dict]) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from hyperisp.data import blur_noise, signal_dependent_noise, srgb_realistic_noise
-from hyperisp.evaluate import load_eval_images
+from hyperisp.evaluate import load_eval_images, without_mean_offset
 from hyperisp.metrics import psnr
 from hyperisp.pretrained import load_pretrained
 from hyperisp.train.datasets import read_rgb8
@@ -75,7 +75,7 @@ def main() -> None:
              "synthetic camera noise, shot 1.2e-2, no channel mix (CBSD68 image 1)": noise_stats(synthetic)}
     models = args.model or ["denoise"]
     scores = {name: {"noisy input": round(float(psnr(x.clamp(0, 1), clean)), 2)} for name, x in cases.items()}
-    scores[MEAN_FIXED] = {"noisy input": round(float(psnr((noisy - offset).clamp(0, 1), clean)), 2)}
+    scores[MEAN_FIXED] = {"noisy input": round(float(psnr(without_mean_offset(noisy, clean), clean)), 2)}
     with torch.no_grad():
         for model in models:
             net = load_pretrained(model, "cpu")
@@ -83,8 +83,7 @@ def main() -> None:
                 out = net(x).clamp(0, 1)
                 scores[name][model] = round(float(psnr(out, clean)), 2)
                 if name == "real noise":  # the noisy crop is darker than its ground truth: how much that costs
-                    centred_out = out - (out - clean).mean(dim=(2, 3), keepdim=True)
-                    scores[MEAN_FIXED][model] = round(float(psnr(centred_out.clamp(0, 1), clean)), 2)
+                    scores[MEAN_FIXED][model] = round(float(psnr(without_mean_offset(out, clean), clean)), 2)
     result = {"noise_stats": stats, "psnr": scores, "command": "PYTHONPATH=. python experiments/sidd_noise_structure.py "
               + " ".join(f"--model {m}" for m in models)}
     args.out.mkdir(parents=True, exist_ok=True)

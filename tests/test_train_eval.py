@@ -99,6 +99,17 @@ def test_denoise_protocol_with_identity_model(images, tmp_path):
     assert by[("d", "sigma25")]["psnr"] == pytest.approx(by[("noisy", "sigma25")]["psnr"], abs=1e-3)
     assert by[("noisy", "sigma25")]["psnr"] == pytest.approx(20 * math.log10(255 / 25), abs=1.0)
     assert by[("d", "sidd")]["psnr"] == pytest.approx(by[("noisy", "sidd")]["psnr"], abs=1e-3)
+    # Without its mean offset the noisy crop scores higher: the offset is part of its error.
+    assert by[("noisy", "sidd_mean_fixed")]["psnr"] > by[("noisy", "sidd")]["psnr"]
+    assert by[("d", "sidd_mean_fixed")]["psnr"] == pytest.approx(by[("noisy", "sidd_mean_fixed")]["psnr"], abs=1e-3)
+
+
+def test_without_mean_offset_removes_a_constant_shift_per_channel():
+    from hyperisp.evaluate import without_mean_offset
+
+    clean = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.1
+    shifted = clean + torch.tensor([-0.04, 0.02, -0.03]).view(1, 3, 1, 1)
+    torch.testing.assert_close(without_mean_offset(shifted, clean), clean)
 
 
 def test_update_card_metrics_keeps_hash(tmp_path):
