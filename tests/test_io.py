@@ -20,6 +20,9 @@ from hyperisp.io.images import Photo, apply_exif_orientation, array_to_unit_floa
 from hyperisp.io.metadata import build_exif, exif_tiff_tags, metadata_from_exif, srgb_icc_profile
 
 METADATA = {
+    "gps_latitude": -33.856784,  # south and west: the signs must survive
+    "gps_longitude": -70.651234,
+    "gps_altitude": 571.5,
     "make": "Fujifilm",
     "model": "X-T5",
     "iso": 3200,
@@ -141,6 +144,11 @@ def test_icc_profile_and_exif_readable_by_pillow(tmp_path, fmt):
         assert float(sub[0x829D]) == pytest.approx(2.8)  # FNumber
         assert float(sub[0x920A]) == pytest.approx(23.0)  # FocalLength
         assert sub[0x9003] == "2024:05:06 07:08:09"  # DateTimeOriginal
+        gps = exif.get_ifd(0x8825)
+        assert gps[1] == "S" and gps[3] == "W" and gps[5] in (0, b"\x00")
+        degrees = [float(v) for v in gps[2]]
+        assert degrees[:2] == [33.0, 51.0] and degrees[2] == pytest.approx(0.856784 * 60 % 1 * 60, abs=1e-3)
+        assert float(gps[6]) == pytest.approx(571.5)
     assert icc == srgb_icc_profile()
     profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
     assert "sRGB" in ImageCms.getProfileDescription(profile)
@@ -202,18 +210,21 @@ def test_exif_without_metadata_and_with_bad_values():
     exif.load(build_exif(None)[6:])
     assert exif[0x0112] == 1 and 0x010F not in exif
     # junk values drop their tag instead of failing the export
-    ifd0, sub = exif_tiff_tags({"iso": float("nan"), "exposure_time": -1, "make": "Sony", "datetime": "yesterday"})
+    ifd0, sub, gps = exif_tiff_tags({"iso": float("nan"), "exposure_time": -1, "make": "Sony", "datetime": "yesterday",
+                                     "gps_latitude": 91.0, "gps_longitude": 2.0})
     assert (0x010F, "ASCII", "Sony") in ifd0
     assert {tag for tag, _, _ in sub} == {0x9000}  # only ExifVersion
+    assert gps == []  # no latitude beyond the pole
     assert metadata_from_exif(exif) == {}
 
 
 def test_tiff_tags_match_exif_bytes():
-    ifd0, sub = exif_tiff_tags(METADATA)
+    ifd0, sub, gps = exif_tiff_tags(METADATA)
     exif = Image.Exif()
     exif.load(build_exif(METADATA)[6:])
-    assert {t for t, _, _ in ifd0} == set(exif) - {0x8769}
+    assert {t for t, _, _ in ifd0} == set(exif) - {0x8769, 0x8825}
     assert {t for t, _, _ in sub} == set(exif.get_ifd(0x8769))
+    assert {t for t, _, _ in gps} == set(exif.get_ifd(0x8825)) == set(range(7))
     back = metadata_from_exif(exif)
     assert back.pop("datetime") == METADATA["datetime"]
     assert back == pytest.approx({k: v for k, v in METADATA.items() if k != "datetime"})
@@ -495,3 +506,17 @@ def test_webp_photos_are_read_and_listed(tmp_path):
     (tmp_path / "notes.txt").write_text("not a photo")
     assert [p.name for p in images.list_photos(tmp_path)] == ["a.webp", "b.PNG"]
     assert read_image(tmp_path / "sub" / "b.PNG").pixels.shape == rgb.shape
+
+
+def test_gps_position_reads_back_and_a_missing_fix_is_no_position():
+    exif = Image.Exif()
+    exif.load(build_exif({"gps_latitude": 0.5, "gps_longitude": 179.25, "gps_altitude": -12.0})[6:])
+    back = metadata_from_exif(exif)
+    assert back == pytest.approx({"gps_latitude": 0.5, "gps_longitude": 179.25, "gps_altitude": -12.0}, abs=1e-6)
+    from hyperisp.io.metadata import gps_from_tags
+
+    fix = {1: "N", 2: (48.0, 51.0, 23.64), 3: "E", 4: (2.0, 17.0, 40.0)}
+    assert gps_from_tags(fix) == pytest.approx({"gps_latitude": 48 + 51 / 60 + 23.64 / 3600, "gps_longitude": 2 + 17 / 60 + 40 / 3600})
+    assert gps_from_tags({**fix, 9: "V"}) == {}  # the receiver said its fix was void
+    assert gps_from_tags({1: "N", 2: (0.0, 0.0, 0.0), 3: "E", 4: (0.0, 0.0, 0.0)}) == {}  # zeros: no fix
+    assert gps_from_tags({**fix, 2: (48.0, 51.0)}) == {}  # malformed

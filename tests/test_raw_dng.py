@@ -186,17 +186,23 @@ def test_the_default_crop_is_applied_in_sensor_coordinates(tmp_path, orientation
         write_dng(tmp_path / "bad.dng", mosaic, default_crop=(50, 0, 80, 64))
 
 
-def test_lens_artist_and_copyright_go_from_the_raw_to_the_developed_file(tmp_path):
+def test_lens_artist_copyright_and_place_go_from_the_raw_to_the_developed_file(tmp_path):
     fields = {"lens_make": "Sigma", "lens_model": "35mm F1.4 DG HSM | Art", "artist": "Ana Example",
               "copyright": "(c) 2024 Ana Example"}
+    place = {"gps_latitude": 64.147209, "gps_longitude": -21.9424, "gps_altitude": 43.0}
     mosaic = np.random.default_rng(4).integers(300, 4000, (40, 62), dtype=np.uint16)
     path = write_dng(tmp_path / "x.dng", mosaic, white_level=4095, as_shot_neutral=[0.5, 1.0, 0.7],
-                     color_matrix=CANON_MATRIX, **fields)
+                     color_matrix=CANON_MATRIX, gps=tuple(place.values()), **fields)
     raw = read_raw(path)
     assert {key: raw.metadata.get(key) for key in fields} == fields
-    for ext in ("jpg", "tif"):
+    assert {key: raw.metadata.get(key) for key in place} == pytest.approx(place, abs=1e-6)
+    for ext in ("jpg", "png", "tif"):
         hyperisp.develop_file(path, tmp_path / f"x.{ext}", device="cpu")
-        assert {key: read_image(tmp_path / f"x.{ext}").metadata.get(key) for key in fields} == fields, ext
+        metadata = read_image(tmp_path / f"x.{ext}").metadata
+        assert {key: metadata.get(key) for key in fields} == fields, ext
+        assert {key: metadata.get(key) for key in place} == pytest.approx(place, abs=1e-6), ext
+    with pytest.raises(ValueError, match="gps must be"):
+        write_dng(tmp_path / "bad.dng", mosaic, gps=(95.0, 0.0))
 
 
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])

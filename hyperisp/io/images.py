@@ -111,11 +111,11 @@ def _save_png(temp: Path, pixels: np.ndarray, quality: int, icc: bytes | None, m
 
 
 def _save_tiff(temp: Path, pixels: np.ndarray, quality: int, icc: bytes | None, metadata: dict | None) -> None:
-    ifd0_tags, exif_tags = exif_tiff_tags(metadata)
+    ifd0_tags, exif_tags, gps_tags = exif_tiff_tags(metadata)
     if icc:
         ifd0_tags.append((_TAG_ICC_PROFILE, "UNDEFINED", icc))
     with open(temp, "wb") as f:
-        write_tiff(f, pixels, tags=ifd0_tags, exif_tags=exif_tags)
+        write_tiff(f, pixels, tags=ifd0_tags, exif_tags=exif_tags, gps_tags=gps_tags)
 
 
 _ENCODERS: dict[str, Callable[[Path, np.ndarray, int, bytes | None, dict | None], None]] = {

@@ -5,11 +5,13 @@ The metadata dict used across hyperisp has these keys, each optional:
 float), ``f_number`` (float), ``focal_length`` (mm, float), ``datetime``
 (:class:`datetime.datetime`, the capture time), ``lens_make`` and ``lens_model`` (str), and
 ``artist`` and ``copyright`` (str: a photographer's name and rights notice must survive
-development).
+development), and where the photo was taken: ``gps_latitude`` and ``gps_longitude`` (signed
+degrees, north and east positive) and ``gps_altitude`` (metres above sea level, float).
 
-One field table (:data:`_FIELDS`) drives all three uses: EXIF bytes for
-JPEG/PNG (:func:`build_exif`), tag tuples for the TIFF writer
-(:func:`exif_tiff_tags`) and reading EXIF back (:func:`metadata_from_exif`).
+One field table (:data:`_FIELDS`) and the GPS fields (:func:`gps_tag_values`,
+:func:`gps_from_tags`) drive all three uses: EXIF bytes for JPEG/PNG (:func:`build_exif`),
+tag tuples for the TIFF writer (:func:`exif_tiff_tags`) and reading EXIF back
+(:func:`metadata_from_exif`).
 """
 from __future__ import annotations
 
@@ -28,10 +30,11 @@ from PIL.TiffImagePlugin import IFDRational
 
 from hyperisp.io.tiff import TiffTag
 
-__all__ = ["srgb_icc_profile", "build_exif", "exif_tiff_tags", "metadata_from_exif", "software_name"]
+__all__ = ["srgb_icc_profile", "build_exif", "exif_tiff_tags", "gps_from_tags", "gps_tag_values", "metadata_from_exif",
+           "software_name"]
 
-IFD0, EXIF_IFD = "IFD0", "Exif"
-EXIF_IFD_POINTER = 0x8769
+IFD0, EXIF_IFD, GPS_IFD = "IFD0", "Exif", "GPS"
+EXIF_IFD_POINTER, GPS_IFD_POINTER = 0x8769, 0x8825
 ORIENTATION_TAG = 0x0112
 _EXIF_DATETIME = "%Y:%m:%d %H:%M:%S"
 
@@ -143,6 +146,82 @@ _FIELDS: tuple[_Field, ...] = (
 )
 
 
+# GPS IFD tags (EXIF 2.32, section 4.6.6)
+_GPS_VERSION, _GPS_LAT_REF, _GPS_LAT, _GPS_LON_REF, _GPS_LON, _GPS_ALT_REF, _GPS_ALT = range(7)
+_GPS_STATUS = 9
+
+
+def _degrees_minutes_seconds(degrees: float) -> tuple[Fraction, Fraction, Fraction]:
+    """|degrees| as whole degrees, whole minutes and seconds to 1/1000 s (3 cm on the ground)."""
+    thousandths = round(abs(degrees) * 3_600_000)
+    whole_degrees, rest = divmod(thousandths, 3_600_000)
+    minutes, seconds = divmod(rest, 60_000)
+    return Fraction(whole_degrees), Fraction(minutes), Fraction(seconds, 1000)
+
+
+def gps_tag_values(metadata: dict) -> list[tuple[int, str, Any]]:
+    """The GPS IFD's ``(tag, TIFF type, value)`` for ``metadata``'s position; [] without a valid one."""
+    try:
+        latitude, longitude = float(metadata["gps_latitude"]), float(metadata["gps_longitude"])
+    except (KeyError, TypeError, ValueError):
+        return []
+    if not (math.isfinite(latitude) and math.isfinite(longitude) and abs(latitude) <= 90 and abs(longitude) <= 180):
+        return []
+    tags: list[tuple[int, str, Any]] = [
+        (_GPS_VERSION, "BYTE", bytes([2, 3, 0, 0])),
+        (_GPS_LAT_REF, "ASCII", "N" if latitude >= 0 else "S"),
+        (_GPS_LAT, "RATIONAL", _degrees_minutes_seconds(latitude)),
+        (_GPS_LON_REF, "ASCII", "E" if longitude >= 0 else "W"),
+        (_GPS_LON, "RATIONAL", _degrees_minutes_seconds(longitude)),
+    ]
+    try:
+        altitude = float(metadata["gps_altitude"])
+    except (KeyError, TypeError, ValueError):
+        return tags
+    if math.isfinite(altitude):
+        tags += [(_GPS_ALT_REF, "BYTE", bytes([int(altitude < 0)])),  # 1: below sea level
+                 (_GPS_ALT, "RATIONAL", Fraction(abs(altitude)).limit_denominator(1000))]
+    return tags
+
+
+def _numbers(value: Any) -> list[float]:
+    """A tag value (a number, IFDRational, bytes, or a tuple of them) as floats."""
+    if isinstance(value, (bytes, bytearray)):
+        return [float(b) for b in value]
+    return [float(v) for v in (value if isinstance(value, (tuple, list)) else (value,))]
+
+
+def gps_from_tags(tags: dict) -> dict:
+    """``gps_latitude``, ``gps_longitude`` (and ``gps_altitude``) from a GPS IFD's ``{tag: value}``,
+    as Pillow or :mod:`hyperisp.raw.tiff_tags` read it; {} without a usable position.
+
+    A receiver without a fix often writes a status of void ("V") or 0, 0: neither is a place."""
+    if (_from_ascii(tags.get(_GPS_STATUS, "")) or "").upper().startswith("V"):
+        return {}
+    position = []
+    for value_tag, ref_tag, negative, limit in ((_GPS_LAT, _GPS_LAT_REF, "S", 90), (_GPS_LON, _GPS_LON_REF, "W", 180)):
+        try:
+            parts = _numbers(tags[value_tag])
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            return {}
+        if len(parts) != 3 or not all(math.isfinite(p) and p >= 0 for p in parts):
+            return {}
+        degrees = parts[0] + parts[1] / 60 + parts[2] / 3600
+        ref = (_from_ascii(tags.get(ref_tag, "")) or "").upper()
+        position.append(-degrees if ref.startswith(negative) else degrees)
+    if abs(position[0]) > 90 or abs(position[1]) > 180 or position == [0.0, 0.0]:
+        return {}
+    found = {"gps_latitude": position[0], "gps_longitude": position[1]}
+    try:
+        altitude = _numbers(tags[_GPS_ALT])[0]
+        below = _numbers(tags.get(_GPS_ALT_REF, 0))[0] == 1
+    except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError):
+        return found
+    if math.isfinite(altitude):
+        found["gps_altitude"] = -altitude if below else altitude
+    return found
+
+
 def _tag_values(metadata: dict | None) -> list[tuple[str, int, str, Any]]:
     """-> [(ifd, tag, tiff type, value)] for everything written to an output."""
     metadata = metadata or {}
@@ -163,7 +242,7 @@ def _tag_values(metadata: dict | None) -> list[tuple[str, int, str, Any]]:
             value = None
         if value is not None:
             tags.append((field.ifd, field.tag, field.tiff_type, value))
-    return tags
+    return tags + [(GPS_IFD, tag, tiff_type, value) for tag, tiff_type, value in gps_tag_values(metadata)]
 
 
 def build_exif(metadata: dict | None) -> bytes:
@@ -171,27 +250,29 @@ def build_exif(metadata: dict | None) -> bytes:
 
     IFD0: Make, Model, Software, Orientation = 1, DateTime, Artist, Copyright; Exif sub-IFD
     (0x8769): ExifVersion, ExposureTime, FNumber, ISOSpeedRatings, DateTimeOriginal,
-    DateTimeDigitized, FocalLength, LensMake, LensModel. Missing metadata keys are left out.
+    DateTimeDigitized, FocalLength, LensMake, LensModel; GPS sub-IFD (0x8825): GPSVersionID,
+    latitude, longitude, altitude. Missing metadata keys are left out.
     Pillow accepts these bytes as ``exif=`` for JPEG and PNG; a PNG eXIf chunk
     takes them without the 6-byte ``Exif\\0\\0`` header.
     """
     exif = Image.Exif()
-    sub_ifd = exif.get_ifd(EXIF_IFD_POINTER)
+    ifds = {IFD0: exif, EXIF_IFD: exif.get_ifd(EXIF_IFD_POINTER), GPS_IFD: exif.get_ifd(GPS_IFD_POINTER)}
     for ifd, tag, _, value in _tag_values(metadata):
         if isinstance(value, Fraction):
             value = IFDRational(value.numerator, value.denominator)
-        (exif if ifd == IFD0 else sub_ifd)[tag] = value
+        elif isinstance(value, tuple):
+            value = tuple(IFDRational(v.numerator, v.denominator) for v in value)
+        ifds[ifd][tag] = value
     return exif.tobytes()
 
 
-def exif_tiff_tags(metadata: dict | None) -> tuple[list[TiffTag], list[TiffTag]]:
-    """The same fields as :func:`build_exif`, as ``(IFD0 tags, Exif sub-IFD tags)``
+def exif_tiff_tags(metadata: dict | None) -> tuple[list[TiffTag], list[TiffTag], list[TiffTag]]:
+    """The same fields as :func:`build_exif`, as ``(IFD0 tags, Exif sub-IFD tags, GPS sub-IFD tags)``
     for :func:`hyperisp.io.tiff.write_tiff`."""
-    ifd0: list[TiffTag] = []
-    sub_ifd: list[TiffTag] = []
+    by_ifd: dict[str, list[TiffTag]] = {IFD0: [], EXIF_IFD: [], GPS_IFD: []}
     for ifd, tag, tiff_type, value in _tag_values(metadata):
-        (ifd0 if ifd == IFD0 else sub_ifd).append((tag, tiff_type, value))
-    return ifd0, sub_ifd
+        by_ifd[ifd].append((tag, tiff_type, value))
+    return by_ifd[IFD0], by_ifd[EXIF_IFD], by_ifd[GPS_IFD]
 
 
 def metadata_from_exif(exif: Image.Exif) -> dict:
@@ -216,4 +297,8 @@ def metadata_from_exif(exif: Image.Exif) -> dict:
         parsed = field.from_tag(value)
         if parsed is not None:
             metadata[field.key] = parsed
+    try:
+        metadata.update(gps_from_tags(dict(exif.get_ifd(GPS_IFD_POINTER))))
+    except Exception:  # a broken GPS pointer: the rest stands
+        pass
     return metadata

@@ -5,11 +5,11 @@ Pure standard library + numpy. It serves two users:
 * ``raw/dng.py`` writes DNG files (a DNG is a TIFF with extra tags and a CFA
   image, ``photometric=32803``);
 * ``io/images.py`` writes 16-bit RGB TIFF output with an ICC profile (tag 34675)
-  and an EXIF sub-IFD.
+  and EXIF and GPS sub-IFDs.
 
 File layout::
 
-    header (8 bytes) | IFD0 | IFD0 values > 4 bytes | EXIF IFD | its values | pixel strips
+    header (8 bytes) | IFD0 | IFD0 values > 4 bytes | EXIF IFD | its values | GPS IFD | its values | pixel strips
 
 Every IFD and out-of-line value starts on an even offset (word alignment, as
 TIFF 6.0 requires) and the entries of each IFD are sorted by tag code.
@@ -59,11 +59,11 @@ _INT_RANGES = {
 TAG_IMAGE_WIDTH, TAG_IMAGE_LENGTH, TAG_BITS_PER_SAMPLE, TAG_COMPRESSION = 256, 257, 258, 259
 TAG_PHOTOMETRIC, TAG_STRIP_OFFSETS, TAG_SAMPLES_PER_PIXEL = 262, 273, 277
 TAG_ROWS_PER_STRIP, TAG_STRIP_BYTE_COUNTS, TAG_PLANAR_CONFIG = 278, 279, 284
-TAG_EXTRA_SAMPLES, TAG_EXIF_IFD = 338, 34665
+TAG_EXTRA_SAMPLES, TAG_EXIF_IFD, TAG_GPS_IFD = 338, 34665, 34853
 _STRUCTURAL = {
     TAG_IMAGE_WIDTH, TAG_IMAGE_LENGTH, TAG_BITS_PER_SAMPLE, TAG_COMPRESSION, TAG_PHOTOMETRIC,
     TAG_STRIP_OFFSETS, TAG_SAMPLES_PER_PIXEL, TAG_ROWS_PER_STRIP, TAG_STRIP_BYTE_COUNTS,
-    TAG_PLANAR_CONFIG, TAG_EXTRA_SAMPLES, TAG_EXIF_IFD,
+    TAG_PLANAR_CONFIG, TAG_EXTRA_SAMPLES, TAG_EXIF_IFD, TAG_GPS_IFD,
 }
 _STRIP_TARGET_BYTES = 1 << 18  # ~256 KiB strips: few entries, yet readers can stream
 
@@ -144,8 +144,8 @@ def _encode_tags(tags: Iterable[TiffTag], where: str) -> list[tuple[int, int, in
         if len(tag) != 3:
             raise ValueError(f"{where}: a tag must be (code, type name, value), got {tag!r}")
         code, type_name, value = tag
-        if not 0 < int(code) < 65536:
-            raise ValueError(f"{where}: tag code must be in 1..65535, got {code}")
+        if not 0 <= int(code) < 65536:  # 0 is GPSVersionID, in a GPS IFD
+            raise ValueError(f"{where}: tag code must be in 0..65535, got {code}")
         if code in seen:
             raise ValueError(f"{where}: tag {code} given twice")
         seen.add(code)
@@ -159,6 +159,7 @@ def write_tiff(
     tags: Iterable[TiffTag] = (),
     exif_tags: Iterable[TiffTag] = (),
     photometric: int | None = None,
+    gps_tags: Iterable[TiffTag] = (),
 ) -> None:
     """Write ``image`` as a little-endian, uncompressed, single-image TIFF.
 
@@ -171,13 +172,15 @@ def write_tiff(
             icc_bytes)`` for an ICC profile, ``(274, "SHORT", 6)`` for Orientation.
         exif_tags: tags for an EXIF sub-IFD (e.g. ``(33434, "RATIONAL", 1 / 250)``,
             ExposureTime). When given, the writer adds the ExifIFD pointer (34665).
+        gps_tags: tags for a GPS sub-IFD (e.g. ``(2, "RATIONAL", [48, 51, 23.64])``,
+            GPSLatitude). When given, the writer adds the GPSInfo pointer (34853).
         photometric: PhotometricInterpretation; default 1 (BlackIsZero) for 1-2
             channels and 2 (RGB) for 3-4. DNG uses 32803 (CFA) or 34892 (LinearRaw).
 
     The writer sets the structural tags itself (ImageWidth, ImageLength,
     BitsPerSample, Compression = 1, PhotometricInterpretation, StripOffsets,
     SamplesPerPixel, RowsPerStrip, StripByteCounts, PlanarConfiguration = 1,
-    ExtraSamples, ExifIFD); passing one of them in ``tags`` is an error.
+    ExtraSamples, ExifIFD, GPSInfo); passing one of them in ``tags`` is an error.
     """
     image = np.asarray(image)
     if image.dtype not in (np.uint8, np.uint16):
@@ -191,6 +194,7 @@ def write_tiff(
         photometric = 1 if channels <= 2 else 2
     user = _encode_tags(tags, "tags")
     exif = _encode_tags(exif_tags, "exif_tags")
+    gps = _encode_tags(gps_tags, "gps_tags")
     clash = sorted({e[0] for e in user} & _STRUCTURAL)
     if clash:
         raise ValueError(f"tags {clash} are written by write_tiff itself; do not pass them")
@@ -217,20 +221,26 @@ def write_tiff(
         structural.append((TAG_EXTRA_SAMPLES, "SHORT", 2))  # 2 = unassociated alpha
     if exif:
         structural.append((TAG_EXIF_IFD, "LONG", 0))
+    if gps:
+        structural.append((TAG_GPS_IFD, "LONG", 0))
     ifd0 = _encode_tags(structural, "structural") + user
 
     ifd0_offset = 8
     exif_offset = ifd0_offset + _ifd_size(ifd0)
-    pixels_offset = exif_offset + (_ifd_size(exif) if exif else 0)
+    gps_offset = exif_offset + (_ifd_size(exif) if exif else 0)
+    pixels_offset = gps_offset + (_ifd_size(gps) if gps else 0)
     if pixels_offset + sum(strip_counts) > 0xFFFFFFFF:
         raise ValueError("image too large for a classic (32-bit offset) TIFF")
     strip_offsets = [pixels_offset + sum(strip_counts[:i]) for i in range(n_strips)]
-    fixed = {TAG_STRIP_OFFSETS: ("LONG", strip_offsets), TAG_EXIF_IFD: ("LONG", exif_offset)}
+    fixed = {TAG_STRIP_OFFSETS: ("LONG", strip_offsets), TAG_EXIF_IFD: ("LONG", exif_offset),
+             TAG_GPS_IFD: ("LONG", gps_offset)}
     ifd0 = [(c, *_encode_value(c, *fixed[c])) if c in fixed else (c, t, n, d) for c, t, n, d in ifd0]
 
     file.write(b"II*\0" + struct.pack("<I", ifd0_offset))
     file.write(_pack_ifd(ifd0, ifd0_offset))
     if exif:
         file.write(_pack_ifd(exif, exif_offset))
+    if gps:
+        file.write(_pack_ifd(gps, gps_offset))
     # Strips are contiguous, so the whole little-endian array goes out in one write.
     file.write(np.ascontiguousarray(image, dtype=image.dtype.newbyteorder("<")).tobytes())

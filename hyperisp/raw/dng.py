@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..io.metadata import gps_tag_values
 from ..io.tiff import TiffTag, write_tiff
 from .opcodes import TAG_OPCODE_LIST_1, TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3
 from .phase import BAYER_PHASES
@@ -76,6 +77,7 @@ def write_dng(
     lens_model: str | None = None,
     artist: str | None = None,
     copyright: str | None = None,
+    gps: Sequence[float] | None = None,
     default_crop: Sequence[int] | None = None,
     opcode_list_1: bytes | None = None,
     opcode_list_2: bytes | None = None,
@@ -110,6 +112,8 @@ def write_dng(
         datetime: "YYYY:MM:DD HH:MM:SS" capture time (DateTime and DateTimeOriginal).
         exposure_time: seconds; f_number: aperture; iso: ISO speed (EXIF sub-IFD).
         lens_make, lens_model: the lens (EXIF LensMake / LensModel); artist, copyright: IFD0 text.
+        gps: (latitude, longitude) or (latitude, longitude, altitude): signed degrees (north,
+            east positive) and metres, written as a GPS IFD.
         default_crop: (left, top, width, height) of the area raw converters keep (DNG
             DefaultCropOrigin / DefaultCropSize); None: all of it.
         opcode_list_1, opcode_list_2, opcode_list_3: encoded DNG OpcodeList1 / 2 / 3, e.g. bad
@@ -205,7 +209,11 @@ def write_dng(
         if text:
             where.append((code, "ASCII", text))
 
+    gps_tags = gps_tag_values(dict(zip(("gps_latitude", "gps_longitude", "gps_altitude"), gps))) if gps else []
+    if gps and not gps_tags:
+        raise ValueError(f"gps must be (latitude, longitude[, altitude]) with |latitude| <= 90, |longitude| <= 180, got {gps}")
+
     path = Path(path)
     with open(path, "wb") as file:
-        write_tiff(file, mosaic, tags, exif, photometric=PHOTOMETRIC_CFA)
+        write_tiff(file, mosaic, tags, exif, photometric=PHOTOMETRIC_CFA, gps_tags=gps_tags)
     return path

@@ -12,6 +12,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..errors import HyperispError
+from ..io.metadata import gps_from_tags
 from .camera_colour import (
     DNG_COLOUR_TAGS,
     TAG_BASELINE_EXPOSURE,
@@ -24,7 +25,7 @@ from .colour import camera_to_srgb_matrix, normalise_gains
 from .bad_pixels import bad_pixel_mask, interpolate_bad_pixels
 from .opcodes import apply_lens_corrections, read_dng_corrections
 from .phase import SensorFrame, phase_from_rawpy, to_canonical
-from .tiff_tags import read_ifd0_tags
+from .tiff_tags import read_gps_ifd_tags, read_ifd0_tags
 
 DNG_COLOR_MATRIX_1 = TAG_COLOR_MATRIX[0]
 
@@ -44,7 +45,7 @@ class RawImage:
         daylight_wb: (3,) the camera's daylight gains with G = 1, or None.
         cam_to_srgb: (3, 3) white-balanced camera RGB -> linear sRGB (identity if unknown).
         metadata: make, model, iso, exposure_time (s), f_number, focal_length (mm), lens_make,
-            lens_model, artist, copyright,
+            lens_model, artist, copyright, gps_latitude, gps_longitude, gps_altitude,
             datetime (``datetime.datetime``) -- whichever are known.
         colour: the camera's colour model (DNG ColorMatrix1/2, ForwardMatrix1/2 by
             illuminant, or LibRaw's D65 matrix), or None when unknown (arrays).
@@ -119,6 +120,7 @@ def _metadata(raw, path: str) -> dict:
     stamp = other.timestamp
     if isinstance(stamp, datetime) and stamp.timestamp() > 0:  # 0 = unknown (rawpy gives the epoch)
         meta["datetime"] = stamp
+    meta.update(gps_from_tags(read_gps_ifd_tags(path)))  # rawpy does not expose LibRaw's GPS data
     return meta
 
 

@@ -114,3 +114,20 @@ def read_raw_ifd_tags(path: str | os.PathLike, codes: set[int], max_bytes: int =
         if ifd.get(TAG_NEW_SUBFILE_TYPE, (0,)) == (0,):
             return {code: value for code, value in ifd.items() if code in codes}
     return {}
+
+
+TAG_GPS_IFD = 34853
+
+
+def read_gps_ifd_tags(path: str | os.PathLike) -> dict[int, str | tuple]:
+    """Tags of the GPS IFD that IFD0 of a TIFF-based raw points to (phones and cameras with a GPS
+    write one), decoded as :func:`read_ifd0_tags`; ``{}`` when there is none or it is unreadable."""
+    try:
+        with open(path, "rb") as file:
+            tiff = _open_tiff(file)
+            if tiff is None:
+                return {}
+            pointer = _read_ifd(file, *tiff, {TAG_GPS_IFD}, 8).get(TAG_GPS_IFD, ())
+            return _read_ifd(file, tiff[0], pointer[0], None, 1 << 10) if len(pointer) == 1 else {}
+    except (OSError, struct.error, ValueError):
+        return {}
