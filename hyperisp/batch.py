@@ -53,6 +53,7 @@ class JobSpec:
     quality: int = 95
     overwrite: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    strip_location: bool = False  # write no GPS position (--strip-location)
 
 
 @dataclass
@@ -118,7 +119,8 @@ def write_stage(item: PlanItem, spec: JobSpec, rendered: Any) -> None:
             item.target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise HyperispError(item.target, f"cannot create its folder: {err.strerror or err}") from None
-    write_output(item.target, rendered, fmt=spec.fmt, quality=spec.quality, overwrite=spec.overwrite)
+    write_output(item.target, rendered, fmt=spec.fmt, quality=spec.quality, overwrite=spec.overwrite,
+                 strip_location=spec.strip_location)
 
 
 def process_item(item: PlanItem, spec: JobSpec) -> FileResult:

@@ -25,6 +25,7 @@ from .blend import blend_denoised, check_strength, keeps_input
 from .data.unprocess import linear_to_srgb, srgb_to_linear
 from .errors import HyperispError
 from .io.atomic import check_output_path
+from .io.metadata import without_location
 from .io.images import (array_to_unit_float, fitting_icc_profile, format_keeping_depth, is_grey, output_format,
                         read_image, write_image)
 from .pipeline import get_model, resolve_device
@@ -173,8 +174,10 @@ def burst_denoise_file(
     chroma_strength: float | None = None,
     max_size: int | None = None,
     sharpen: float = 0.0,
+    strip_location: bool = False,
 ) -> Path:
-    """Denoise a burst of image files and write the result atomically, with the first frame's EXIF and ICC profile.
+    """Denoise a burst of image files and write the result atomically, with the first frame's EXIF
+    (less the GPS position if ``strip_location``) and ICC profile.
 
     The profile is kept when it fits the result (RGB for a colour burst, grey for a grey one), as
     ``denoise`` keeps its input's: the pixels stay in the frames' colour space. ``strength``,
@@ -190,5 +193,6 @@ def burst_denoise_file(
     clean = _denoise_stack(net, burst.stack, dev, strength=strength, chroma_strength=chroma_strength,
                            max_size=max_size, sharpen=sharpen)
     fmt = format_keeping_depth(output_path, fmt, burst.bit_depth)
-    return write_image(output_path, clean, fmt=fmt, quality=quality, metadata=burst.metadata[0], overwrite=overwrite,
+    metadata = without_location(burst.metadata[0]) if strip_location else burst.metadata[0]
+    return write_image(output_path, clean, fmt=fmt, quality=quality, metadata=metadata, overwrite=overwrite,
                        icc_profile=fitting_icc_profile(burst.icc_profile, clean))

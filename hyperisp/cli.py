@@ -64,6 +64,8 @@ OutputOpt = typer.Option(
 )
 FormatOpt = typer.Option(None, "--format", "-f", help="Output format; default: from the output's extension.")
 QualityOpt = typer.Option(95, "--quality", "-q", min=1, max=100, help="JPEG quality.")
+StripLocationOpt = typer.Option(False, "--strip-location", help="Leave the GPS position out of the output's EXIF "
+                                "(kept by default), for photos to share.")
 DeviceOpt = typer.Option(Device.auto, "--device", help="Where the network runs: auto picks CUDA when present.")
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace outputs that already exist.")
 StrengthOpt = typer.Option(1.0, "--strength", "-s", min=0.0, max=1.0,
@@ -138,6 +140,7 @@ class BatchOptions:
     output: Optional[Path] = OutputOpt
     fmt: Optional[OutputFormat] = FormatOpt
     quality: int = QualityOpt
+    strip_location: bool = StripLocationOpt
     device: Device = DeviceOpt
     overwrite: bool = OverwriteOpt
     recursive: bool = RecursiveOpt
@@ -205,7 +208,7 @@ def _run_batch(command: str, inputs: List[str], name: str, batch: BatchOptions, 
         if note:
             err.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
     spec = JobSpec(command, model=model, device=batch.device.value, fmt=fmt and fmt.value, quality=batch.quality,
-                   overwrite=batch.overwrite, options={**options, "tile": batch.tile, "ensemble": batch.ensemble,
+                   overwrite=batch.overwrite, strip_location=batch.strip_location, options={**options, "tile": batch.tile, "ensemble": batch.ensemble,
                                                                "max_size": batch.max_size, "sharpen": batch.sharpen})
     verb = "developed" if develop else "denoised"
     start = time.perf_counter()
@@ -367,6 +370,7 @@ def burst(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (default: FIRST_burst beside the first frame)."),
     fmt: Optional[OutputFormat] = FormatOpt,
     quality: int = QualityOpt,
+    strip_location: bool = StripLocationOpt,
     model: str = typer.Option("burst", "--model", "-m", help="Shipped model name or model card path."),
     device: Device = DeviceOpt,
     overwrite: bool = OverwriteOpt,
@@ -389,7 +393,7 @@ def burst(
         target = output or first.with_name(output_name("{stem}_burst.{ext}", first, ext))
         burst_denoise_file(frames, target, fmt=fmt and fmt.value, quality=quality, overwrite=overwrite,
                            model=model, device=device.value, strength=strength, chroma_strength=chroma_strength,
-                           max_size=max_size, sharpen=sharpen)
+                           max_size=max_size, sharpen=sharpen, strip_location=strip_location)
     except HyperispError as error:
         _fail(error)
         raise typer.Exit(1)

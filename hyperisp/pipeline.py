@@ -22,6 +22,7 @@ from .ensemble import DEFAULT_VIEWS, check_views, self_ensemble
 from .errors import HyperispError
 from .io.images import (Photo, array_to_unit_float, fitting_icc_profile, format_keeping_depth, is_grey,
                         output_format, read_image, write_image)
+from .io.metadata import without_location
 from .pretrained import load_pretrained
 from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_array, read_raw
 from .raw.bad_pixels import hot_pixel_mask, interpolate_bad_pixels
@@ -365,10 +366,12 @@ def run_network(command: str, decoded: RawImage | Photo, **options) -> Rendered:
 
 
 def write_output(output_path: PathType, rendered: Rendered, *, fmt: str | None = None, quality: int = 95,
-                 overwrite: bool = False) -> Path:
-    """Encode ``rendered`` and write it atomically with its EXIF and ICC profile."""
+                 overwrite: bool = False, strip_location: bool = False) -> Path:
+    """Encode ``rendered`` and write it atomically with its EXIF (without the GPS position when
+    ``strip_location``) and ICC profile."""
     fmt = format_keeping_depth(output_path, fmt, rendered.bit_depth)
-    return write_image(output_path, rendered.pixels, fmt=fmt, quality=quality, metadata=rendered.metadata,
+    metadata = without_location(rendered.metadata) if strip_location else rendered.metadata
+    return write_image(output_path, rendered.pixels, fmt=fmt, quality=quality, metadata=metadata,
                        overwrite=overwrite, icc_profile=rendered.icc_profile)
 
 
@@ -379,9 +382,11 @@ def develop_file(
     fmt: str | None = None,
     quality: int = 95,
     overwrite: bool = False,
+    strip_location: bool = False,
     **options,
 ) -> Developed:
-    """Develop ``input_path`` and write it atomically to ``output_path`` with its ICC profile and EXIF.
+    """Develop ``input_path`` and write it atomically to ``output_path`` with its ICC profile and EXIF
+    (less the GPS position if ``strip_location``).
 
     ``options`` go to :func:`develop_raw`. The profile is sRGB's or ``colour_space``'s; with
     ``linear=True`` the output must be 16-bit (:func:`linear_output_format`) and the profile is
@@ -391,7 +396,7 @@ def develop_file(
         output_format(output_path, fmt)  # an unknown extension fails here as it does without linear
         fmt = linear_output_format(output_path, fmt)
     rendered = run_network("develop", read_input("develop", input_path), **options)
-    write_output(output_path, rendered, fmt=fmt, quality=quality, overwrite=overwrite)
+    write_output(output_path, rendered, fmt=fmt, quality=quality, overwrite=overwrite, strip_location=strip_location)
     return rendered.developed
 
 
@@ -448,10 +453,12 @@ def denoise_file(
     fmt: str | None = None,
     quality: int = 95,
     overwrite: bool = False,
+    strip_location: bool = False,
     **options,
 ) -> Path:
-    """Denoise ``input_path`` and write it atomically, keeping its EXIF fields, ICC profile and (for a
-    16-bit PNG) its depth. ``options`` go to :func:`denoise` (model, device, tile, ensemble,
+    """Denoise ``input_path`` and write it atomically, keeping its EXIF fields (less the GPS position if
+    ``strip_location``), ICC profile and (for a 16-bit PNG) its depth. ``options`` go to :func:`denoise` (model, device, tile, ensemble,
     strength, chroma_strength, max_size, sharpen)."""
     rendered = run_network("denoise", read_input("denoise", input_path), **options)
-    return write_output(output_path, rendered, fmt=fmt, quality=quality, overwrite=overwrite)
+    return write_output(output_path, rendered, fmt=fmt, quality=quality, overwrite=overwrite,
+                        strip_location=strip_location)

@@ -164,3 +164,16 @@ def test_cli_burst(tmp_path: Path):
     assert result.exit_code == 1 and "already exists" in result.output  # kept unless --overwrite
     result = runner.invoke(app, ["burst"])
     assert result.exit_code == 1 and "no frames given" in result.output
+
+
+def test_burst_keeps_the_first_frames_place_unless_told_not_to(tmp_path: Path):
+    from hyperisp.io.images import read_image
+
+    place = {"gps_latitude": 35.6586, "gps_longitude": 139.7454}
+    paths = [write_image(tmp_path / f"f{i}.jpg", f, metadata=place) for i, f in enumerate(_frames(3, (24, 32, 3)))]
+    runner = CliRunner()
+    for flag, kept in (([], True), (["--strip-location"], False)):
+        out = tmp_path / f"out{len(flag)}.jpg"
+        assert runner.invoke(app, ["burst", *map(str, paths), "-o", str(out), *flag]).exit_code == 0
+        metadata = read_image(out).metadata
+        assert ("gps_latitude" in metadata) == kept and metadata.get("gps_longitude", 139.7454) == pytest.approx(139.7454)

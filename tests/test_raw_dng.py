@@ -9,8 +9,10 @@ import pytest
 import rawpy
 import torch
 from PIL import Image
+from typer.testing import CliRunner
 
 import hyperisp
+from hyperisp.cli import app
 from hyperisp.io.images import read_image
 from hyperisp.io.tiff import write_tiff
 from hyperisp.raw import (
@@ -203,6 +205,11 @@ def test_lens_artist_copyright_and_place_go_from_the_raw_to_the_developed_file(t
         assert {key: metadata.get(key) for key in place} == pytest.approx(place, abs=1e-6), ext
     with pytest.raises(ValueError, match="gps must be"):
         write_dng(tmp_path / "bad.dng", mosaic, gps=(95.0, 0.0))
+    shared = tmp_path / "shared"
+    result = CliRunner().invoke(app, ["develop", str(path), "-o", str(shared), "--strip-location"])
+    assert result.exit_code == 0, result.output
+    metadata = read_image(shared / "x.jpg").metadata
+    assert not any(key in metadata for key in place) and metadata["artist"] == "Ana Example"
 
 
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])

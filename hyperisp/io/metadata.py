@@ -31,7 +31,7 @@ from PIL.TiffImagePlugin import IFDRational
 from hyperisp.io.tiff import TiffTag
 
 __all__ = ["srgb_icc_profile", "build_exif", "exif_tiff_tags", "gps_from_tags", "gps_tag_values", "metadata_from_exif",
-           "software_name"]
+           "software_name", "without_location"]
 
 IFD0, EXIF_IFD, GPS_IFD = "IFD0", "Exif", "GPS"
 EXIF_IFD_POINTER, GPS_IFD_POINTER = 0x8769, 0x8825
@@ -220,6 +220,14 @@ def gps_from_tags(tags: dict) -> dict:
     if math.isfinite(altitude):
         found["gps_altitude"] = -altitude if below else altitude
     return found
+
+
+LOCATION_KEYS = ("gps_latitude", "gps_longitude", "gps_altitude")
+
+
+def without_location(metadata: dict) -> dict:
+    """``metadata`` less where the photo was taken (``--strip-location``, for photos to share)."""
+    return {key: value for key, value in metadata.items() if key not in LOCATION_KEYS}
 
 
 def _tag_values(metadata: dict | None) -> list[tuple[str, int, str, Any]]:
