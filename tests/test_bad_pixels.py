@@ -120,6 +120,8 @@ def test_hot_pixels_are_single_bright_sites_not_small_bright_details():
     mosaic[10, 11] = 0.6  # a warm pixel, one site
     mosaic[25:28, 25:28] = 0.5  # a star: it lights every colour's sites around it
     mosaic[33, 3] = 0.04  # brighter than its neighbours but under the threshold
+    for i in range(6):
+        mosaic[2 + i, 30 + i] = 0.7  # a thin diagonal line (a wire against the sky)
     mask = hot_pixel_mask(mosaic)
     assert list(zip(*np.nonzero(mask))) == [(10, 11)]
     mosaic[12, 11] = 0.5  # a second hot site next to it: three darker neighbours each

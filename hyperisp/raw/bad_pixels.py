@@ -157,10 +157,11 @@ def hot_pixel_mask(mosaic: np.ndarray, threshold: float = 0.05, strength: float 
     A pixel is hot when it is above ``threshold``, at least ``min_neighbours`` of its four nearest
     same-colour neighbours in its row and column (two pixels away, the same sites in any Bayer
     phase) are below ``strength / 2`` times it (with the defaults, it is 8x brighter than all
-    four), and its four adjacent pixels of the other colours are below ``strength`` times it. A
-    warm pixel of a long exposure is one site alone; any real point of light, even a star, is
-    spread by the lens over the sites next to it, whatever its colour. (darktable's rule alone
-    takes the centre of a star three pixels wide for a hot pixel.)
+    four), and its eight adjacent pixels are below ``strength`` times it. A warm pixel of a long
+    exposure is one site alone; any real point of light, even a star, is spread by the lens over
+    the sites next to it, whatever its colour, and a thin bright line runs through two of them.
+    (darktable's rule alone takes the centre of a star three pixels wide for a hot pixel, and
+    pixels of a thin diagonal line.)
 
     Args:
         mosaic: (H, W) float32 Bayer mosaic, white = 1, in any CFA phase.
@@ -174,7 +175,7 @@ def hot_pixel_mask(mosaic: np.ndarray, threshold: float = 0.05, strength: float 
 
     same_colour = sum((shifted(dy, dx) < mosaic * np.float32(strength / 2)).astype(np.int8)
                       for dy, dx in ((-2, 0), (2, 0), (0, -2), (0, 2)))
-    adjacent = np.maximum.reduce([shifted(dy, dx) for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))])
+    adjacent = np.maximum.reduce([shifted(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
     return (mosaic > threshold) & (same_colour >= min_neighbours) & (adjacent < mosaic * np.float32(strength))
 
 
