@@ -199,7 +199,7 @@ def gps_from_tags(tags: dict) -> dict:
     if (_from_ascii(tags.get(_GPS_STATUS, "")) or "").upper().startswith("V"):
         return {}
     position = []
-    for value_tag, ref_tag, negative, limit in ((_GPS_LAT, _GPS_LAT_REF, "S", 90), (_GPS_LON, _GPS_LON_REF, "W", 180)):
+    for value_tag, ref_tag, negative in ((_GPS_LAT, _GPS_LAT_REF, "S"), (_GPS_LON, _GPS_LON_REF, "W")):
         try:
             parts = _numbers(tags[value_tag])
         except (KeyError, TypeError, ValueError, ZeroDivisionError):

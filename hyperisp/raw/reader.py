@@ -241,13 +241,13 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             if not white > black.max():
                 raise HyperispError(None, f"white level {white:g} is not above black level {black.max():g}")
             mosaic = _normalise(visible, black, white)
-            lens = read_dng_corrections(name)
-            bad = bad_pixel_mask(visible, mosaic, lens.bad_pixels, (raw.sizes.top_margin, raw.sizes.left_margin)) \
-                if lens.bad_pixels else None
+            dng = read_dng_corrections(name)
+            bad = bad_pixel_mask(visible, mosaic, dng.bad_pixels, (raw.sizes.top_margin, raw.sizes.left_margin)) \
+                if dng.bad_pixels else None
             if bad is not None and bad.any():
                 mosaic = interpolate_bad_pixels(mosaic, bad, colours)
-            if lens.mosaic:
-                mosaic = apply_lens_corrections(mosaic, lens.mosaic)
+            if dng.mosaic:
+                mosaic = apply_lens_corrections(mosaic, dng.mosaic)
             as_shot, daylight = _white_balances(raw)
             cam_to_srgb = _colour_matrix(raw)
             dng_tags = read_ifd0_tags(name, DNG_COLOUR_TAGS)
@@ -257,8 +257,8 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             flip = int(raw.sizes.flip)
             default_crop = _default_crop(raw.sizes)
             metadata = _metadata(raw, name)
-            if lens.note:
-                metadata["lens_corrections"] = lens.note
+            if dng.note:
+                metadata["lens_corrections"] = dng.note
             if bad is not None:
                 metadata["bad_pixels"] = int(bad.sum())  # repaired, from the DNG's FixBadPixels opcodes
             baseline = dng_tags.get(TAG_BASELINE_EXPOSURE)
@@ -276,7 +276,7 @@ def read_raw(path: str | os.PathLike) -> RawImage:
         raise HyperispError(name, f"cannot read raw data ({type(err).__name__})") from None
     canonical, frame = to_canonical(mosaic, phase)
     return RawImage(name, np.ascontiguousarray(canonical), frame, phase, flip, as_shot, daylight, cam_to_srgb,
-                    metadata, colour, default_crop, lens.rgb)
+                    metadata, colour, default_crop, dng.rgb)
 
 
 def raw_from_array(
