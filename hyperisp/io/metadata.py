@@ -28,13 +28,12 @@ from typing import Any, Callable
 from PIL import Image, ImageCms
 from PIL.TiffImagePlugin import IFDRational
 
-from hyperisp.io.tiff import TiffTag
+from hyperisp.io.tiff import TAG_EXIF_IFD, TAG_GPS_IFD, TiffTag
 
 __all__ = ["srgb_icc_profile", "build_exif", "exif_tiff_tags", "gps_from_tags", "gps_tag_values", "metadata_from_exif",
            "software_name", "without_location"]
 
 IFD0, EXIF_IFD, GPS_IFD = "IFD0", "Exif", "GPS"
-EXIF_IFD_POINTER, GPS_IFD_POINTER = 0x8769, 0x8825
 ORIENTATION_TAG = 0x0112
 _EXIF_DATETIME = "%Y:%m:%d %H:%M:%S"
 
@@ -264,7 +263,7 @@ def build_exif(metadata: dict | None) -> bytes:
     takes them without the 6-byte ``Exif\\0\\0`` header.
     """
     exif = Image.Exif()
-    ifds = {IFD0: exif, EXIF_IFD: exif.get_ifd(EXIF_IFD_POINTER), GPS_IFD: exif.get_ifd(GPS_IFD_POINTER)}
+    ifds = {IFD0: exif, EXIF_IFD: exif.get_ifd(TAG_EXIF_IFD), GPS_IFD: exif.get_ifd(TAG_GPS_IFD)}
     for ifd, tag, _, value in _tag_values(metadata):
         if isinstance(value, Fraction):
             value = IFDRational(value.numerator, value.denominator)
@@ -291,7 +290,7 @@ def metadata_from_exif(exif: Image.Exif) -> dict:
     """
     metadata: dict = {}
     try:
-        sub_ifd = exif.get_ifd(EXIF_IFD_POINTER)
+        sub_ifd = exif.get_ifd(TAG_EXIF_IFD)
     except Exception:  # a broken sub-IFD pointer: keep what IFD0 has
         sub_ifd = {}
     # First found wins: DateTimeOriginal, then DateTimeDigitized, then DateTime.
@@ -306,7 +305,7 @@ def metadata_from_exif(exif: Image.Exif) -> dict:
         if parsed is not None:
             metadata[field.key] = parsed
     try:
-        metadata.update(gps_from_tags(dict(exif.get_ifd(GPS_IFD_POINTER))))
+        metadata.update(gps_from_tags(dict(exif.get_ifd(TAG_GPS_IFD))))
     except Exception:  # a broken GPS pointer: the rest stands
         pass
     return metadata

@@ -2,14 +2,16 @@
 
 LibRaw (rawpy) exposes the decoded image but not every tag hyperisp needs: Make /
 Model, and the DNG colour tags (ColorMatrix2, ForwardMatrix1/2, CalibrationIlluminant1/2,
-AsShotWhiteXY, AnalogBalance, CameraCalibration) from IFD0, and the raw image IFD's opcode
-lists (:func:`read_raw_ifd_tags`). It never raises on bad input: a file that is not a TIFF,
+AsShotWhiteXY, AnalogBalance, CameraCalibration) from IFD0, the raw image IFD's opcode
+lists (:func:`read_raw_ifd_tags`) and the GPS IFD (:func:`read_gps_ifd_tags`). It never raises on bad input: a file that is not a TIFF,
 or a damaged tag, just gives fewer tags.
 """
 from __future__ import annotations
 
 import os
 import struct
+
+from ..io.tiff import TAG_GPS_IFD
 
 # TIFF type code -> (struct format of one element, element size in bytes)
 _FORMATS = {
@@ -115,8 +117,6 @@ def read_raw_ifd_tags(path: str | os.PathLike, codes: set[int], max_bytes: int =
             return {code: value for code, value in ifd.items() if code in codes}
     return {}
 
-
-TAG_GPS_IFD = 34853
 
 
 def read_gps_ifd_tags(path: str | os.PathLike) -> dict[int, str | tuple]:
