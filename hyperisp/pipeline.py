@@ -25,7 +25,7 @@ from .io.images import (Photo, array_to_unit_float, fitting_icc_profile, format_
 from .io.metadata import without_location
 from .pretrained import load_pretrained
 from .raw import RawImage, apply_orientation, finish, from_canonical, raw_from_array, read_raw
-from .raw.bad_pixels import hot_pixel_mask, interpolate_bad_pixels
+from .raw.bad_pixels import RGGB_COLOURS, hot_pixel_mask, interpolate_bad_pixels
 from .raw.bayer import pack_bayer
 from .raw.colour_spaces import get_space
 from .raw.exposure import auto_exposure
@@ -244,8 +244,8 @@ def develop_raw(
 def remove_hot_pixels(raw: RawImage) -> RawImage:
     """A copy of ``raw`` with its hot pixels replaced, their count in ``metadata["hot_pixels"]``."""
     mask = hot_pixel_mask(raw.mosaic)
-    mosaic = interpolate_bad_pixels(raw.mosaic, mask, np.array([[0, 1], [3, 2]])) if mask.any() else raw.mosaic
-    return replace(raw, mosaic=mosaic, metadata={**raw.metadata, "hot_pixels": int(mask.sum())})  # canonical RGGB
+    mosaic = interpolate_bad_pixels(raw.mosaic, mask, RGGB_COLOURS) if mask.any() else raw.mosaic
+    return replace(raw, mosaic=mosaic, metadata={**raw.metadata, "hot_pixels": int(mask.sum())})
 
 
 def develop(

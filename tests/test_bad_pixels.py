@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 import hyperisp
 from hyperisp.cli import app
 from hyperisp.raw.bad_pixels import (
+    RGGB_COLOURS as RGGB,
     BadPixels,
     bad_pixel_mask,
     hot_pixel_mask,
@@ -17,8 +18,6 @@ from hyperisp.raw.bad_pixels import (
 from hyperisp.raw.dng import write_dng
 from hyperisp.pipeline import remove_hot_pixels
 from hyperisp.raw.opcodes import bad_pixels_opcode, opcode_list_bytes, read_dng_corrections
-
-RGGB = np.array([[0, 1], [3, 2]])
 
 
 def _scene(shape=(32, 48)) -> np.ndarray:

@@ -30,7 +30,7 @@ from PIL.TiffImagePlugin import IFDRational
 
 from hyperisp.io.tiff import TAG_EXIF_IFD, TAG_GPS_IFD, TiffTag
 
-__all__ = ["srgb_icc_profile", "build_exif", "exif_tiff_tags", "gps_from_tags", "gps_tag_values", "metadata_from_exif",
+__all__ = ["LOCATION_KEYS", "srgb_icc_profile", "build_exif", "exif_tiff_tags", "gps_from_tags", "gps_tag_values", "metadata_from_exif",
            "software_name", "without_location"]
 
 IFD0, EXIF_IFD, GPS_IFD = "IFD0", "Exif", "GPS"

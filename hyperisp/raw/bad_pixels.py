@@ -16,6 +16,7 @@ from the file's CFA pattern, which LibRaw reads.
 """
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ OPCODE_FIX_BAD_PIXELS_CONSTANT, OPCODE_FIX_BAD_PIXELS_LIST = 4, 5
 _CONSTANT = struct.Struct(">II")  # constant, Bayer phase
 _LIST_HEAD = struct.Struct(">III")  # Bayer phase, point count, rectangle count
 _MAX_RADIUS = 8  # farthest same-colour neighbour a repair looks for (a rectangle up to ~14 px wide)
+RGGB_COLOURS = np.array([[0, 1], [3, 2]])  # LibRaw's colour indices of a canonical RGGB mosaic's sites
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ def bad_pixel_mask(stored: np.ndarray, linear: np.ndarray, fixes: list[BadPixels
     return mask
 
 
+@functools.lru_cache(maxsize=1)
 def _rings(radius: int) -> list[np.ndarray]:
     """Offsets (dy, dx) within ``radius``, grouped by distance, nearest first, as (K, 2) arrays."""
     offsets = [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1) if dy or dx]
@@ -137,9 +140,10 @@ def interpolate_bad_pixels(mosaic: np.ndarray, mask: np.ndarray, cfa: np.ndarray
             break
         total = np.zeros(len(rows), np.float64)
         count = np.zeros(len(rows), np.int64)
+        own = colour[rows % 2, cols % 2]
         for dy, dx in ring:
             r, c = rows + dy, cols + dx
-            ok = (r >= 0) & (r < height) & (c >= 0) & (c < width) & (colour[r % 2, c % 2] == colour[rows % 2, cols % 2])
+            ok = (r >= 0) & (r < height) & (c >= 0) & (c < width) & (colour[r % 2, c % 2] == own)
             ok[ok] &= ~mask[r[ok], c[ok]]
             total[ok] += mosaic[r[ok], c[ok]]
             count[ok] += 1
@@ -173,11 +177,11 @@ def hot_pixel_mask(mosaic: np.ndarray, threshold: float = 0.05, strength: float 
     def shifted(dy: int, dx: int) -> np.ndarray:
         return padded[2 + dy : padded.shape[0] - 2 + dy, 2 + dx : padded.shape[1] - 2 + dx]
 
-    same_colour = sum((shifted(dy, dx) < mosaic * np.float32(strength / 2)).astype(np.int8)
-                      for dy, dx in ((-2, 0), (2, 0), (0, -2), (0, 2)))
+    dimmer = mosaic * np.float32(strength / 2)
+    same_colour = sum((shifted(dy, dx) < dimmer).astype(np.int8) for dy, dx in ((-2, 0), (2, 0), (0, -2), (0, 2)))
     adjacent = np.maximum.reduce([shifted(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
     return (mosaic > threshold) & (same_colour >= min_neighbours) & (adjacent < mosaic * np.float32(strength))
 
 
-__all__ = ["BadPixels", "bad_pixel_mask", "bad_pixels_opcode_params", "hot_pixel_mask", "interpolate_bad_pixels",
+__all__ = ["RGGB_COLOURS", "BadPixels", "bad_pixel_mask", "bad_pixels_opcode_params", "hot_pixel_mask", "interpolate_bad_pixels",
            "parse_bad_pixels_constant", "parse_bad_pixels_list"]

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..io.metadata import gps_tag_values
+from ..io.metadata import LOCATION_KEYS, gps_tag_values
 from ..io.tiff import TiffTag, write_tiff
 from .opcodes import TAG_OPCODE_LIST_1, TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3
 from .phase import BAYER_PHASES
@@ -209,7 +209,7 @@ def write_dng(
         if text:
             where.append((code, "ASCII", text))
 
-    gps_tags = gps_tag_values(dict(zip(("gps_latitude", "gps_longitude", "gps_altitude"), gps))) if gps else []
+    gps_tags = gps_tag_values(dict(zip(LOCATION_KEYS, gps))) if gps else []
     if gps and not gps_tags:
         raise ValueError(f"gps must be (latitude, longitude[, altitude]) with |latitude| <= 90, |longitude| <= 180, got {gps}")
 
