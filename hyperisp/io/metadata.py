@@ -30,8 +30,8 @@ from PIL.TiffImagePlugin import IFDRational
 
 from hyperisp.io.tiff import TAG_EXIF_IFD, TAG_GPS_IFD, TiffTag
 
-__all__ = ["LOCATION_KEYS", "srgb_icc_profile", "build_exif", "exif_tiff_tags", "gps_from_tags", "gps_tag_values", "metadata_from_exif",
-           "software_name", "without_location"]
+__all__ = ["LOCATION_KEYS", "build_exif", "exif_tiff_tags", "gps_from_tags", "gps_tag_values", "metadata_from_exif",
+           "software_name", "srgb_icc_profile", "without_location"]
 
 IFD0, EXIF_IFD, GPS_IFD = "IFD0", "Exif", "GPS"
 ORIENTATION_TAG = 0x0112
