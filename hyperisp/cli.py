@@ -501,6 +501,9 @@ def train_command(
         help="denoise: average the --distill-from teacher over this many flipped / transposed views (self-ensemble)."),
     distill_white: bool = typer.Option(
         False, "--distill-white", help="denoise: distil the white-AWGN samples too (for a teacher better there)."),
+    grown_lr_scale: float = typer.Option(
+        1.0, "--grown-lr-scale", min=0.0,
+        help="With --init and a larger --model: lr multiplier of the parameters the init lacks (new blocks)."),
     device: Device = DeviceOpt,
     export: Optional[str] = typer.Option(None, "--export", help="Write weights + card as this shipped model if validation beats it."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (1 is far faster on a busy machine)."),
@@ -525,7 +528,7 @@ def train_command(
                              noise_modes=None if noise_modes is None else list(noise_modes), blur_prob=blur_prob,
                              unclipped_awgn=unclipped_awgn, distill_from=distill_from,
                              distill_weight=distill_weight, distill_views=distill_views,
-                             distill_white=distill_white)
+                             distill_white=distill_white, grown_lr_scale=grown_lr_scale)
         result = train(config, out_dir, resume=resume, device=device.value, stop_at=stop_at)
         err.print(f"trained to iteration {result['iteration']}: loss {result['last_loss']:.4f}, "
                   f"best held-out PSNR {result['best_val_psnr']:.2f} dB, {result['it_per_s']:.2f} it/s")

@@ -36,9 +36,9 @@ once per image (``model.view_pooled``, a fixed number of small patches); the pas
 only compute the maps, and pass 1 is skipped.
 
 Plain VDN is purely local: tiles with a halo of 64 (D-Net's receptive-field radius is
-under 64 at depth 4, each 3x3 conv counting 1 whether it pads with zeros or, as
-HyperConvEmbed, by reflection), origins multiples of 16 (its 2x2 average pools), and
-the pad-to-16 applied once to the whole image.
+under 64 at depth 4; ``vdn_halo`` adds its extra blocks; each 3x3 conv counts 1 whether it
+pads with zeros or, as HyperConvEmbed, by reflection), origins multiples of 16 (its 2x2
+average pools), and the pad-to-16 applied once to the whole image.
 
 HyperVDN predicts each layer's filters from the global AVERAGE of an embedding of that
 layer's OWN input (SPEC §5). Pooled over the whole photo, exact tiling would need one
@@ -76,15 +76,24 @@ from hyperisp.runtime import release_freed_memory
 _UNET_RADIUS, _REFINE_RADIUS = 94, 2
 UNET_ALIGN = EMBED_STRIDE  # largest pooling stride (E1..E8 end at 1/32); tile origins are multiples of it
 HALO = 96  # >= _UNET_RADIUS and the embedding passes' radius, multiple of UNET_ALIGN
-# Plain VDN: D-Net radius 2+1+4+2+8+4+16+8+4+2+1 = 52 < 64 (+2 per refinement block); pools are 2x2
-# (total 8), input padded to 16.
-_VDN_ALIGN, _VDN_HALO, _VDN_RADIUS = 16, 64, 52
+# Plain VDN: D-Net radius 2+1+4+2+8+4+16+8+4+2+1 = 52 (+2 per refinement block, +16 per block at the
+# 1/8 scale); pools are 2x2 (total 8), input padded to 16.
+_VDN_ALIGN, _VDN_RADIUS, _VDN_BOTTOM_RADIUS = 16, 52, 16
 
 
 def unet_halo(model: HyperUNet) -> int:
     """Halo of HyperUNet's final pass: its receptive-field radius rounded up to UNET_ALIGN."""
-    radius = _UNET_RADIUS + _REFINE_RADIUS * len(model.refine)
-    return -(-radius // UNET_ALIGN) * UNET_ALIGN
+    return _round_up(_UNET_RADIUS + _REFINE_RADIUS * len(model.refine), UNET_ALIGN)
+
+
+def vdn_halo(model: VDN | HyperVDN) -> int:
+    """Halo of a depth-4 D-Net (64 without extra blocks): its receptive-field radius rounded up to 16."""
+    radius = _VDN_RADIUS + _REFINE_RADIUS * len(model.dnet.refine) + _VDN_BOTTOM_RADIUS * len(model.dnet.bottom)
+    return _round_up(radius, _VDN_ALIGN)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 Span = tuple[int, int, int, int]  # core start, core end, extended start, extended end (one axis)
 
@@ -294,12 +303,12 @@ def _run_vdn(model: VDN | HyperVDN, x: torch.Tensor, tile: int, xp: Optional[tor
     ``xp``: ``model._prepare(x)`` if the caller has it (the pad-to-16, once, on the whole image).
     """
     _check_tile(tile, _VDN_ALIGN)
-    if model.config["depth"] > 4 or _VDN_RADIUS + _REFINE_RADIUS * len(model.dnet.refine) > _VDN_HALO:
-        return model(x)  # _VDN_HALO covers D-Net's radius up to depth 4 and 6 refinement blocks only
+    if model.config["depth"] > 4:
+        return model(x)  # vdn_halo counts D-Net's radius up to depth 4 only
     h, w = x.shape[-2:]
     xp = model._prepare(x) if xp is None else xp
     out = torch.empty_like(x, memory_format=torch.channels_last)  # as the tiles come: a row block is one copy
-    for ys, xs in _tiles(*xp.shape[-2:], tile, _VDN_HALO, _VDN_ALIGN):
+    for ys, xs in _tiles(*xp.shape[-2:], tile, vdn_halo(model), _VDN_ALIGN):
         if ys[0] >= h or xs[0] >= w:
             continue
         ys_out, xs_out = (ys[0], min(ys[1], h), ys[2], ys[3]), (xs[0], min(xs[1], w), xs[2], xs[3])
@@ -374,7 +383,7 @@ def run_tiled(model: nn.Module, x: torch.Tensor, tile: Optional[int] = None, kee
         tile: a multiple of 32 (HyperUNet) or 16 (VDN); None = :func:`default_tile`. Tiles hold
             at most about ``tile`` x ``tile`` core input pixels: full-width strips for inputs up
             to 2 x ``tile`` wide, squares of side ``tile`` beyond. Each tile is run with a halo
-            (HyperUNet 96, or :func:`unet_halo` with refinement blocks; VDN 64).
+            (HyperUNet 96, or :func:`unet_halo` with refinement blocks; VDN 64, or :func:`vdn_halo`).
             HyperVDN: filters from the model's filter view, predicted once per image; an
             image no larger than the view (``view_size``) is run whole.
         keep_y0: HyperUNet only: keep the full-scale maps y0 (n_fwd floats per packed pixel,

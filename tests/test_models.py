@@ -18,6 +18,7 @@ from hyperisp.models import (
 )
 from hyperisp.errors import HyperispError
 from hyperisp.models.counting import input_shape_for
+from hyperisp.models.vdn import ZeroPadConv
 from hyperisp.nn import HyperConvEmbed
 from hyperisp.raw.bayer import demosaic_bilinear
 
@@ -299,20 +300,34 @@ def test_refinement_blocks_take_their_own_filter_mlp_widths():
             HyperUNet(**TINY_UNET, n_refine=3, refine_hid=bad)
 
 
-def test_hypervdn_refinement_blocks_start_as_the_identity():
+@pytest.mark.parametrize("key, blocks", [("n_refine", "refine"), ("n_bottom", "bottom")])
+def test_hypervdn_refinement_blocks_start_as_the_identity(key, blocks):
     tiny = dict(base_channels=12, snet_channels=12, n_hid=16, embed_channels=[4, 8, 8])
     torch.manual_seed(0)
     base = create_model("denoise_small", **tiny).eval()
-    grown = create_model("denoise_small", n_refine=1, **tiny).eval()
-    assert grown.config["n_refine"] == 1 and "n_refine" not in base.config
+    grown = create_model("denoise_small", **{key: 1}, **tiny).eval()
+    assert grown.config[key] == 1 and key not in base.config  # older cards keep their configs
     grown.load_state_dict(base.state_dict(), strict=False)
     x = torch.rand(2, 3, 40, 36)
     with torch.no_grad():
         base.out_scale.fill_(1.0)
         grown.out_scale.fill_(1.0)
         torch.testing.assert_close(grown(x), base(x), atol=0, rtol=0)
-        grown.dnet.refine[0].scale.fill_(0.5)
+        block = getattr(grown.dnet, blocks)[0]
+        block.scale.fill_(0.5) if blocks == "refine" else block.conv_b.weight.normal_(0, 0.1)  # make it count
         assert not torch.allclose(grown(x), base(x))
+    with pytest.raises(ValueError, match=key):
+        create_model("denoise_small", **{key: -1}, **tiny)
+
+
+def test_hypervdn_bottom_blocks_are_plain_convolutions_at_the_deepest_level():
+    with torch.device("meta"):
+        model = create_model("denoise_wide2_bottom4")
+    assert len(model.dnet.bottom) == 4
+    for block in model.dnet.bottom:  # 64 -> 128 -> 64 plain: 74 k parameters each, not 4.7 M as HyperConvs
+        assert isinstance(block.conv_a, ZeroPadConv) and isinstance(block.conv_b, ZeroPadConv)
+        assert (block.conv_a.in_channels, block.conv_a.out_channels, block.conv_b.out_channels) == (64, 128, 64)
+    assert sum(p.numel() for p in model.parameters()) * 2 < 25e6  # fits the weights limit in fp16
 
 
 def test_hyperunet_filter_view_pools_training_size_patches():

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 import hyperisp
 from hyperisp.models import create_model
 from hyperisp.nn import HyperConvEmbed, global_pool, hyper_conv2d, pad_to_multiple
+from hyperisp import tiling
 from hyperisp.tiling import run_tiled
 
 TOL = 1e-4
@@ -191,17 +192,25 @@ def test_shipped_denoise_tiles_exactly():
         assert (run_tiled(model, x, 64) - whole).abs().max() < 1e-4
 
 
-def test_hypervdn_with_refinement_blocks_tiles_exactly():
+@pytest.mark.parametrize("key, blocks, halo", [("n_refine", "refine", 64), ("n_bottom", "bottom", 96)])
+def test_hypervdn_with_refinement_blocks_tiles_exactly(key, blocks, halo, monkeypatch):
     torch.manual_seed(0)
-    model = create_model("denoise_small", view_size=32, n_refine=2, **TINY).eval()
+    model = create_model("denoise_small", view_size=32, **{key: 2}, **TINY).eval()
     with torch.no_grad():
         model.out_scale.fill_(1.0)
-        for block in model.dnet.refine:
-            block.scale.fill_(0.5)  # they start as the identity: make them count
-    x = _image(150, 141, seed=6)
+        for block in getattr(model.dnet, blocks):  # they start as the identity: make them count
+            if blocks == "refine":
+                block.scale.fill_(0.5)
+            else:  # plain, zero last conv: the deep blocks made to dominate, so their reach shows
+                block.conv_b.weight.normal_(0, 5.0)
+    assert tiling.vdn_halo(model) == halo
+    x = _image(300, 281, seed=6)  # tiles of 48 with their halos are smaller than the image
     with torch.no_grad():
         whole = model(x)
-    assert (run_tiled(model, x, 48) - whole).abs().max().item() < TOL
+        assert (run_tiled(model, x, 48) - whole).abs().max().item() < TOL
+        if blocks == "bottom":  # the blocks at 1/8 scale reach past the halo of 64: it would not do
+            monkeypatch.setattr(tiling, "vdn_halo", lambda m: 64)
+            assert (run_tiled(model, x, 48) - whole).abs().max().item() > TOL
 
 
 def test_clip_input_makes_the_model_see_a_saved_photo():

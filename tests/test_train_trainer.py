@@ -246,6 +246,27 @@ def test_init_grows_into_a_larger_model_and_rejects_one_it_does_not_fit(tmp_path
         build_model(tiny_config(init=card, model="isp_small", model_overrides={**tiny_config().model_overrides, "n_fwd": 8}))
 
 
+def test_grown_parameters_train_at_their_own_lr(tmp_path, tiny_config):
+    from hyperisp.train.trainer import build_model, parameter_groups
+
+    result = train(tiny_config(iters=2), tmp_path / "small", progress=False)
+    export_if_better(result, "tiny", "hyperisp train isp ...", directory=tmp_path / "weights")
+    card = str(tmp_path / "weights" / "tiny.json")
+    config = tiny_config(init=card, model="isp_refine2", grown_lr_scale=10, iters=3)
+    grown = build_model(config)
+    names = {id(p): name for name, p in grown.named_parameters()}
+    base, added = parameter_groups(grown, config)
+    assert added["params"] and all(names[id(p)].startswith("refine.") for p in added["params"])
+    assert not any(names[id(p)].startswith("refine.") for p in base["params"])
+    assert added["lr"] == pytest.approx(10 * config.lr) and "lr" not in base
+    assert len(parameter_groups(grown, tiny_config(init=card, model="isp_refine2"))) == 1  # scale 1: one group
+    train(config, tmp_path / "grown", progress=False)  # the run's optimizer has both rates
+    state = torch.load(tmp_path / "grown" / "checkpoint.pt", weights_only=False)
+    assert [g["initial_lr"] for g in state["optimizer"]["param_groups"]] == pytest.approx([config.lr, 10 * config.lr])
+    with pytest.raises(HyperispError, match="grown_lr_scale"):
+        tiny_config(grown_lr_scale=0)
+
+
 def test_a_grown_denoiser_keeps_its_inits_input_clip_and_refuses_unclipped_training(tmp_path, tiny_config):
     from hyperisp.train.trainer import build_model
 

@@ -104,6 +104,12 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
         "arch": "hypervdn", "ratio": 1 / 3, "n_hid": 64, "base_channels": 24, "depth": 4,
         "snet_channels": 24, "embed_channels": [8, 16, 32], "widths": [24, 32, 32, 64],
     },
+    # denoise_wide2 plus four plain refinement blocks (64 -> 128 -> 64) at D-Net's 1/8 scale, starting
+    # as the identity: grown from a trained denoise_wide2 (session 27's runs/dn54, not shipped).
+    "denoise_wide2_bottom4": {
+        "arch": "hypervdn", "ratio": 1 / 3, "n_hid": 64, "base_channels": 24, "depth": 4,
+        "snet_channels": 24, "embed_channels": [8, 16, 32], "widths": [24, 32, 32, 64], "n_bottom": 4,
+    },
     # SPEC §6 burst denoisers (8-frame grey bursts; narrow U-Net for CPU, see kpn.py).
     "kpn": {"arch": "kpn", "frames": 8, "kernel_size": 5},
     "gated_kpn_128": {"arch": "gated_kpn", "frames": 8, "hidden": 128, "kernel_size": 5},

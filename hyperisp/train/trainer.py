@@ -53,6 +53,9 @@ class TrainConfig:
     val_images: int = 8  # photos held out of training for validation
     init: Optional[str] = None  # shipped model name or card path to start from
     model_overrides: dict[str, Any] = field(default_factory=dict)  # constructor arguments over the config
+    # lr multiplier of the parameters a grown model adds to its init's (grow_model): blocks that start as the
+    # identity behind a zero scale barely move at a fine-tuning lr
+    grown_lr_scale: float = 1.0
     # isp: a validation only becomes best.pt if the colour charts' worst neutral chroma error
     # (hyperisp.evaluate_colour) is at most this. Held-out PSNR can keep rising while greys
     # drift into a cast under strong white balance; None: PSNR alone decides.
@@ -122,6 +125,8 @@ class TrainConfig:
             raise HyperispError(None, f"distill_views must be 1 to 8 (an image's views), got {self.distill_views}")
         if self.unclipped_awgn is not None and not 0 <= self.unclipped_awgn <= 1:
             raise HyperispError(None, f"unclipped_awgn must lie in [0, 1], got {self.unclipped_awgn}")
+        if self.grown_lr_scale <= 0:
+            raise HyperispError(None, f"grown_lr_scale must be positive, got {self.grown_lr_scale}")
 
     def noise_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`~hyperisp.data.srgb_realistic_noise` this config sets (denoise)."""
@@ -189,7 +194,8 @@ def grow_model(target: torch.nn.Module, source: torch.nn.Module, source_name: st
     Meant for architectures whose extra parts start as the identity (HyperUNet's refinement
     blocks), so the grown model starts with the trained model's output. A HyperVDN that
     differs only in its D-Net widths is widened instead (:func:`~hyperisp.train.widen.widen_hypervdn`),
-    with the same guarantee.
+    with the same guarantee. The names of the parameters ``source`` lacks are left in
+    ``target.grown_parameters`` (for :attr:`TrainConfig.grown_lr_scale`).
     """
     state, expected = source.state_dict(), target.state_dict()
     misfit = sorted(k for k in state if k not in expected or expected[k].shape != state[k].shape)
@@ -199,7 +205,18 @@ def grow_model(target: torch.nn.Module, source: torch.nn.Module, source_name: st
         raise HyperispError(None, f"--init {source_name} ({source.config}) does not fit model {target.config}: "
                                   f"{len(misfit)} tensors missing or of another shape, e.g. {misfit[:3]}")
     target.load_state_dict(state, strict=False)
+    target.grown_parameters = frozenset(name for name, _ in target.named_parameters() if name not in state)
     return target.train()
+
+
+def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """Adam's parameter groups: one, or a second at ``lr * grown_lr_scale`` for what :func:`grow_model` added."""
+    grown = getattr(model, "grown_parameters", frozenset()) if config.grown_lr_scale != 1 else frozenset()
+    named = list(model.named_parameters())
+    groups = [{"params": [p for name, p in named if name not in grown]}]
+    if grown:
+        groups.append({"params": [p for name, p in named if name in grown], "lr": config.lr * config.grown_lr_scale})
+    return groups
 
 
 def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Tensor, config: TrainConfig,
@@ -346,7 +363,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
         raise HyperispError(None, f"--unclipped-awgn {config.unclipped_awgn}: this model clips its input to [0, 1] "
                                   "(config clip_input), so it would never see the unclipped samples")
     (out / "config.json").write_text(config.to_json())  # once the run is known to be valid
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     generator = torch.Generator().manual_seed(config.seed)
     teacher, sampler_options = None, config.noise_options()
