@@ -347,7 +347,7 @@ def filters_once(model: nn.Module) -> Iterator[None]:
 
 def _is_one_tile(x: torch.Tensor, tile: int, align: int) -> bool:
     """Whether the model's input ``x``, once padded to a multiple of 16 as the models pad it, is a single tile."""
-    height, width = (-(-n // 16) * 16 for n in x.shape[-2:])
+    height, width = (_round_up(n, 16) for n in x.shape[-2:])
     return len(_tiles(height, width, tile, 0, align)) == 1
 
 

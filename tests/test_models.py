@@ -313,8 +313,11 @@ def test_hypervdn_refinement_blocks_start_as_the_identity(key, blocks):
         base.out_scale.fill_(1.0)
         grown.out_scale.fill_(1.0)
         torch.testing.assert_close(grown(x), base(x), atol=0, rtol=0)
-        block = getattr(grown.dnet, blocks)[0]
-        block.scale.fill_(0.5) if blocks == "refine" else block.conv_b.weight.normal_(0, 0.1)  # make it count
+        block = getattr(grown.dnet, blocks)[0]  # make it count: a zero scale (refine), a zero last conv (bottom)
+        if blocks == "refine":
+            block.scale.fill_(0.5)
+        else:
+            block.conv_b.weight.normal_(0, 0.1)
         assert not torch.allclose(grown(x), base(x))
     with pytest.raises(ValueError, match=key):
         create_model("denoise_small", **{key: -1}, **tiny)
