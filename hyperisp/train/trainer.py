@@ -53,8 +53,8 @@ class TrainConfig:
     val_images: int = 8  # photos held out of training for validation
     init: Optional[str] = None  # shipped model name or card path to start from
     model_overrides: dict[str, Any] = field(default_factory=dict)  # constructor arguments over the config
-    # lr multiplier of the parameters a grown model adds to its init's (grow_model): blocks that start as the
-    # identity behind a zero scale barely move at a fine-tuning lr
+    # lr multiplier of the parameters a grown model adds to its init's (grow_model): at a fine-tuning lr, new
+    # blocks barely move
     grown_lr_scale: float = 1.0
     # isp: a validation only becomes best.pt if the colour charts' worst neutral chroma error
     # (hyperisp.evaluate_colour) is at most this. Held-out PSNR can keep rising while greys
