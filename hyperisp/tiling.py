@@ -76,9 +76,7 @@ from hyperisp.runtime import release_freed_memory
 _UNET_RADIUS, _REFINE_RADIUS = 94, 2
 UNET_ALIGN = EMBED_STRIDE  # largest pooling stride (E1..E8 end at 1/32); tile origins are multiples of it
 HALO = 96  # >= _UNET_RADIUS and the embedding passes' radius, multiple of UNET_ALIGN
-# Plain VDN: D-Net radius 2+1+4+2+8+4+16+8+4+2+1 = 52 (+2 per refinement block, +16 per block at the
-# 1/8 scale); pools are 2x2 (total 8), input padded to 16.
-_VDN_ALIGN, _VDN_RADIUS, _VDN_BOTTOM_RADIUS = 16, 52, 16
+_VDN_ALIGN = 16  # VDN pads its input to 16; D-Net's pools (2x2, up to depth 4) stay aligned
 
 
 def unet_halo(model: HyperUNet) -> int:
@@ -86,10 +84,22 @@ def unet_halo(model: HyperUNet) -> int:
     return _round_up(_UNET_RADIUS + _REFINE_RADIUS * len(model.refine), UNET_ALIGN)
 
 
+def dnet_radius(depth: int, n_refine: int = 0, n_bottom: int = 0) -> int:
+    """Receptive-field radius in pixels of a D-Net (:class:`~hyperisp.models.vdn.DNet`).
+
+    With s = 2^(depth-1), the scale of the deepest level: two 3x3 convs per level on the way
+    down (2 + 4 + ... + 2s), a 2x2 pool below each but the deepest (1 + 2 + ... + s/2), two convs
+    per level on the way up (2 + ... + s) and the last conv (1); 52 at depth 4. Each refinement
+    block adds 2, each block at the deepest level 2s.
+    """
+    s = 2 ** (depth - 1)
+    return (4 * s - 2) + (s - 1) + (2 * s - 2) + 1 + _REFINE_RADIUS * n_refine + 2 * s * n_bottom
+
+
 def vdn_halo(model: VDN | HyperVDN) -> int:
-    """Halo of a depth-4 D-Net (64 without extra blocks): its receptive-field radius rounded up to 16."""
-    radius = _VDN_RADIUS + _REFINE_RADIUS * len(model.dnet.refine) + _VDN_BOTTOM_RADIUS * len(model.dnet.bottom)
-    return _round_up(radius, _VDN_ALIGN)
+    """Halo of a D-Net (64 at depth 4 without extra blocks): its receptive-field radius rounded up to 16."""
+    dnet = model.dnet
+    return _round_up(dnet_radius(model.config["depth"], len(dnet.refine), len(dnet.bottom)), _VDN_ALIGN)
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -304,7 +314,7 @@ def _run_vdn(model: VDN | HyperVDN, x: torch.Tensor, tile: int, xp: Optional[tor
     """
     _check_tile(tile, _VDN_ALIGN)
     if model.config["depth"] > 4:
-        return model(x)  # vdn_halo counts D-Net's radius up to depth 4 only
+        return model(x)  # deeper pools than 16: tile origins at multiples of 16 would not be aligned
     h, w = x.shape[-2:]
     xp = model._prepare(x) if xp is None else xp
     out = torch.empty_like(x, memory_format=torch.channels_last)  # as the tiles come: a row block is one copy

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 import hyperisp
 from hyperisp.models import create_model
+from hyperisp.models.vdn import DNet, ZeroPadConv
 from hyperisp.nn import HyperConvEmbed, global_pool, hyper_conv2d, pad_to_multiple
 from hyperisp import tiling
 from hyperisp.tiling import run_tiled
@@ -211,6 +212,28 @@ def test_hypervdn_with_refinement_blocks_tiles_exactly(key, blocks, halo, monkey
         if blocks == "bottom":  # the blocks at 1/8 scale reach past the halo of 64: it would not do
             monkeypatch.setattr(tiling, "vdn_halo", lambda m: 64)
             assert (run_tiled(model, x, 48) - whole).abs().max().item() > TOL
+
+
+@pytest.mark.parametrize("depth, n_refine, n_bottom", [(1, 0, 0), (2, 1, 0), (3, 0, 1), (4, 0, 0), (4, 1, 2)])
+def test_dnet_radius_is_the_measured_reach(depth, n_refine, n_bottom):
+    """The farthest output pixel one input pixel moves, over every position within a deepest-level
+    cell, is the radius the halo is built on: not less (tiles would differ), not more."""
+    torch.manual_seed(depth)
+    dnet = DNet(ZeroPadConv, [4] * depth, 0.2, n_refine=n_refine, n_bottom=n_bottom).double().eval()
+    with torch.no_grad():
+        for block in [*dnet.refine, *dnet.bottom]:  # they start as the identity: make them reach
+            block.conv_b.weight.normal_()
+            block.scale.fill_(1.0)
+        size, scale = 192, 2 ** (depth - 1)
+        base = torch.rand(1, 3, size, size, dtype=torch.float64)
+        reach = 0
+        for offset in range(scale):
+            x = base.clone()
+            x[..., size // 2 + offset, size // 2 + offset] += 1.0
+            moved = (dnet(x) - dnet(base)).abs().amax(dim=(0, 1)) > 0
+            ys, xs = torch.nonzero(moved, as_tuple=True)
+            reach = max(reach, int((ys - size // 2 - offset).abs().max()), int((xs - size // 2 - offset).abs().max()))
+    assert reach == tiling.dnet_radius(depth, n_refine, n_bottom)
 
 
 def test_clip_input_makes_the_model_see_a_saved_photo():

@@ -161,6 +161,25 @@ def test_export_only_when_better(training_photos, tmp_path, tiny_config):
     assert not again and new2 == pytest.approx(shipped2, abs=0.01)  # fp16 weights: equal, not better
 
 
+@pytest.mark.parametrize("option, value", [("--lr", "0"), ("--lr", "-1e-4"), ("--lr", "nan"),
+                                           ("--distill-weight", "0"), ("--grown-lr-scale", "0")])
+def test_cli_train_refuses_rates_that_are_not_positive(tmp_path, option, value):
+    from typer.testing import CliRunner
+
+    from hyperisp.cli import app
+
+    result = CliRunner().invoke(app, ["train", "denoise", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+                                      option, value])
+    assert result.exit_code == 2 and "must be positive" in result.output  # before any data is read
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_refuses_a_learning_rate_that_is_not_positive(tiny_config):
+    for lr in (0.0, -1e-4, float("nan")):
+        with pytest.raises(HyperispError, match="lr must be positive"):
+            tiny_config(lr=lr)
+
+
 def test_cli_train_and_eval_end_to_end(training_photos, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

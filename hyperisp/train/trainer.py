@@ -95,6 +95,8 @@ class TrainConfig:
         self.loss = self.loss or {"isp": "l1", "denoise": "vdn"}[self.task]
         if self.loss not in (*IMAGE_LOSSES, "vdn") or (self.loss == "vdn" and self.task != "denoise"):
             raise HyperispError(None, f"loss {self.loss!r} does not fit task {self.task!r}")
+        if not self.lr > 0:  # a negative lr would climb the loss without a word
+            raise HyperispError(None, f"lr must be positive, got {self.lr}")
         if self.loss_space not in ("developed", "srgb", "linear"):
             raise HyperispError(None, f"unknown loss_space {self.loss_space!r}; expected developed, srgb or linear")
         if self.max_neutral_chroma is not None and self.task != "isp":
