@@ -17,7 +17,8 @@ from hyperisp.raw.bad_pixels import (
 )
 from hyperisp.raw.dng import write_dng
 from hyperisp.pipeline import remove_hot_pixels
-from hyperisp.raw.opcodes import bad_pixels_opcode, opcode_list_bytes, read_dng_corrections
+from hyperisp.raw.opcodes import OPCODE_LIST_TAGS, bad_pixels_opcode, dng_corrections, opcode_list_bytes
+from hyperisp.raw.tiff_tags import read_file_tags
 
 
 def _scene(shape=(32, 48)) -> np.ndarray:
@@ -94,7 +95,7 @@ def test_read_raw_repairs_the_pixels_the_dng_marks_bad(tmp_path):
     opcodes = opcode_list_bytes([bad_pixels_opcode(BadPixels(constant=0)),
                                  bad_pixels_opcode(BadPixels(points=np.array([[20, 30]])))])
     path, scene = _dng_with_dead_pixels(tmp_path, opcodes)
-    assert len(read_dng_corrections(str(path)).bad_pixels) == 2
+    assert len(dng_corrections(read_file_tags(path, raw_codes=OPCODE_LIST_TAGS).raw_ifd).bad_pixels) == 2
     raw = hyperisp.read_raw(path)
     np.testing.assert_allclose(raw.mosaic, scene, atol=3e-3)  # both repaired, to the 12-bit rounding
     assert raw.metadata["bad_pixels"] == 2

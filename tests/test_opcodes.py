@@ -18,13 +18,14 @@ from hyperisp.raw.opcodes import (
     apply_rgb_corrections,
     gain_map_gains,
     gain_map_opcode,
-    corrections_from_opcode_list,
+    corrections_from_opcodes,
     opcode_list_bytes,
     parse_gain_map,
+    parse_opcode_list,
     radial_vignette_gains,
     radial_vignette_opcode,
 )
-from hyperisp.raw.tiff_tags import read_raw_ifd_tags
+from hyperisp.raw.tiff_tags import FileTags, read_file_tags
 
 
 def _site_map(site: tuple[int, int], grid: np.ndarray, shape: tuple[int, int]) -> GainMap:
@@ -77,11 +78,11 @@ def test_opcode_lists_round_trip_and_damage_is_reported():
     gain_map = _site_map((1, 0), _vignette((8, 8)), (8, 8))
     other = Opcode(4, 1, b"\0" * 8)  # FixBadPixelsConstant, not applied: skipped
     data = opcode_list_bytes([other, gain_map_opcode(gain_map)])
-    (parsed,) = corrections_from_opcode_list(data)
+    (parsed,) = corrections_from_opcodes(parse_opcode_list(data))
     np.testing.assert_array_equal(parsed.gains, gain_map.gains)
     assert parsed.area == gain_map.area and parsed.pitch == (2, 2) and parsed.origin == gain_map.origin
     with pytest.raises(ValueError, match="parameter bytes"):
-        corrections_from_opcode_list(data[:-3])
+        corrections_from_opcodes(parse_opcode_list(data[:-3]))
     with pytest.raises(ValueError, match="does not match"):
         parse_gain_map(gain_map_opcode(gain_map).params[:-4])
     with pytest.raises(ValueError, match="head"):
@@ -147,11 +148,12 @@ def _tiff_with_raw_in_a_sub_ifd(path, opcode_list: bytes) -> None:
 def test_the_raw_ifd_is_found_in_a_sub_ifd(tmp_path):
     data = opcode_list_bytes([gain_map_opcode(_site_map((0, 0), _vignette((8, 8)), (8, 8)))])
     _tiff_with_raw_in_a_sub_ifd(tmp_path / "sub.dng", data)
-    found = read_raw_ifd_tags(tmp_path / "sub.dng", {TAG_OPCODE_LIST_2})
-    assert bytes(found[TAG_OPCODE_LIST_2]) == data
-    assert read_raw_ifd_tags(tmp_path / "missing.dng", {TAG_OPCODE_LIST_2}) == {}
+    found = read_file_tags(tmp_path / "sub.dng", ifd0_codes={254, TAG_OPCODE_LIST_2}, raw_codes={TAG_OPCODE_LIST_2})
+    assert bytes(found.raw_ifd[TAG_OPCODE_LIST_2]) == data
+    assert found.ifd0 == {254: (1,)}  # IFD0 is the preview, and holds no opcodes
+    assert read_file_tags(tmp_path / "missing.dng", raw_codes={TAG_OPCODE_LIST_2}) == FileTags()
     (tmp_path / "junk.dng").write_bytes(b"II*\0\xff\xff\xff\x7f")
-    assert read_raw_ifd_tags(tmp_path / "junk.dng", {TAG_OPCODE_LIST_2}) == {}
+    assert read_file_tags(tmp_path / "junk.dng", raw_codes={TAG_OPCODE_LIST_2}) == FileTags()
 
 
 def test_a_radial_vignette_follows_adobes_polynomial_and_centre():
@@ -162,7 +164,7 @@ def test_a_radial_vignette_follows_adobes_polynomial_and_centre():
     assert gains[0, 39] == pytest.approx(1 + 0.8 * r2 + 0.1 * r2**2, rel=1e-6)
     assert gains[10, 10] == pytest.approx(1 + 0.8 * 0.5 / radius**2, rel=1e-6) and gains.min() == gains[10, 10]
     with pytest.raises(ValueError, match="outside the image"):
-        corrections_from_opcode_list(opcode_list_bytes([radial_vignette_opcode(RadialVignette((0.1,) * 5, (1.5, 0.5)))]))
+        corrections_from_opcodes(parse_opcode_list(opcode_list_bytes([radial_vignette_opcode(RadialVignette((0.1,) * 5, (1.5, 0.5)))])))
 
 
 def test_read_raw_applies_a_radial_vignette_from_opcode_list_2(tmp_path):

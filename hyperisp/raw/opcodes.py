@@ -38,7 +38,6 @@ from .bad_pixels import (
     parse_bad_pixels_list,
 )
 from .lens_warp import OPCODE_WARP_RECTILINEAR, RectilinearWarp, apply_rectilinear_warp, parse_rectilinear_warp
-from .tiff_tags import read_raw_ifd_tags
 
 TAG_OPCODE_LIST_1, TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3 = 51008, 51009, 51022
 OPCODE_FIX_VIGNETTE_RADIAL, OPCODE_GAIN_MAP = 3, 9
@@ -203,12 +202,12 @@ Correction = Union[GainMap, RadialVignette, RectilinearWarp]
 _NAMES = {GainMap: "GainMap", RadialVignette: "FixVignetteRadial", RectilinearWarp: "WarpRectilinear"}
 
 
-def corrections_from_opcode_list(data: bytes) -> list[Correction]:
-    """The GainMaps, FixVignetteRadials and WarpRectilinears of an opcode list's bytes, in order;
-    other opcodes are skipped. ValueError if one of these is malformed."""
+def corrections_from_opcodes(opcodes: list[Opcode]) -> list[Correction]:
+    """The GainMaps, FixVignetteRadials and WarpRectilinears of an opcode list (:func:`parse_opcode_list`),
+    in order; other opcodes are skipped. ValueError if one of these is malformed."""
     parsers = {OPCODE_FIX_VIGNETTE_RADIAL: parse_radial_vignette, OPCODE_GAIN_MAP: parse_gain_map,
                OPCODE_WARP_RECTILINEAR: parse_rectilinear_warp}
-    return [parsers[op.id](op.params) for op in parse_opcode_list(data) if op.id in parsers]
+    return [parsers[op.id](op.params) for op in opcodes if op.id in parsers]
 
 
 def _describe(corrections: list[Correction]) -> str:
@@ -216,11 +215,11 @@ def _describe(corrections: list[Correction]) -> str:
     return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in counts.items())
 
 
-def bad_pixels_from_opcode_list(data: bytes, stored: bool) -> list[BadPixels]:
-    """The FixBadPixelsConstant and FixBadPixelsList opcodes of an opcode list's bytes, in order;
-    ``stored``: True for OpcodeList1 (see :class:`BadPixels`). ValueError if one is malformed."""
+def bad_pixels_from_opcodes(opcodes: list[Opcode], stored: bool) -> list[BadPixels]:
+    """The FixBadPixelsConstant and FixBadPixelsList opcodes of an opcode list (:func:`parse_opcode_list`),
+    in order; ``stored``: True for OpcodeList1 (see :class:`BadPixels`). ValueError if one is malformed."""
     parsers = {OPCODE_FIX_BAD_PIXELS_CONSTANT: parse_bad_pixels_constant, OPCODE_FIX_BAD_PIXELS_LIST: parse_bad_pixels_list}
-    return [parsers[op.id](op.params, stored) for op in parse_opcode_list(data) if op.id in parsers]
+    return [parsers[op.id](op.params, stored) for op in opcodes if op.id in parsers]
 
 
 @dataclass(frozen=True)
@@ -246,17 +245,20 @@ class DngCorrections:
     note: str | None = None
 
 
-def read_dng_corrections(path: str) -> DngCorrections:
-    """The opcode corrections of the raw image of the DNG at ``path`` (none for other files)."""
-    tags = read_raw_ifd_tags(path, {TAG_OPCODE_LIST_1, TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3})
-    lists = [bytes(tags.get(code, b"")) for code in (TAG_OPCODE_LIST_1, TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3)]
+OPCODE_LIST_TAGS = (TAG_OPCODE_LIST_1, TAG_OPCODE_LIST_2, TAG_OPCODE_LIST_3)
+
+
+def dng_corrections(raw_ifd_tags: dict) -> DngCorrections:
+    """The opcode corrections of a DNG's raw image, from its raw IFD's tags
+    (:attr:`~hyperisp.raw.tiff_tags.FileTags.raw_ifd`; none for other files)."""
     try:
-        bad_pixels = bad_pixels_from_opcode_list(lists[0], stored=True) + bad_pixels_from_opcode_list(lists[1], stored=False)
-        list_2 = corrections_from_opcode_list(lists[1])
-        rgb = corrections_from_opcode_list(lists[2])
+        list_1, list_2, list_3 = (parse_opcode_list(bytes(raw_ifd_tags.get(code, b""))) for code in OPCODE_LIST_TAGS)
+        bad_pixels = bad_pixels_from_opcodes(list_1, stored=True) + bad_pixels_from_opcodes(list_2, stored=False)
+        mosaic_and_warps = corrections_from_opcodes(list_2)
+        rgb = corrections_from_opcodes(list_3)
     except ValueError as error:  # an uncorrected photo beats no photo
         return DngCorrections(note=f"opcodes ignored ({error})")
-    mosaic = [c for c in list_2 if not isinstance(c, RectilinearWarp)]  # a warp needs all colours at a pixel
+    mosaic = [c for c in mosaic_and_warps if not isinstance(c, RectilinearWarp)]  # a warp needs all colours at a pixel
     parts = ([_describe(mosaic)] if mosaic else []) + ([f"after demosaicking {_describe(rgb)}"] if rgb else [])
     return DngCorrections(bad_pixels, mosaic, rgb, "DNG " + "; ".join(parts) if parts else None)
 
@@ -309,6 +311,9 @@ def bad_pixels_opcode(bad: BadPixels, optional: bool = True) -> Opcode:
     return Opcode(opcode_id, int(optional), params)
 
 
-__all__ = ["DngCorrections", "GainMap", "Opcode", "RadialVignette", "apply_lens_corrections", "apply_rgb_corrections",
-           "bad_pixels_from_opcode_list", "bad_pixels_opcode", "corrections_from_opcode_list", "read_dng_corrections", "gain_map_gains", "gain_map_opcode", "opcode_list_bytes", "parse_gain_map",
-           "parse_opcode_list", "parse_radial_vignette", "radial_vignette_gains", "radial_vignette_opcode"]
+__all__ = [
+    "DngCorrections", "GainMap", "OPCODE_LIST_TAGS", "Opcode", "RadialVignette", "apply_lens_corrections",
+    "apply_rgb_corrections", "bad_pixels_from_opcodes", "bad_pixels_opcode", "corrections_from_opcodes",
+    "dng_corrections", "gain_map_gains", "gain_map_opcode", "opcode_list_bytes", "parse_gain_map",
+    "parse_opcode_list", "parse_radial_vignette", "radial_vignette_gains", "radial_vignette_opcode",
+]

@@ -23,9 +23,9 @@ from .camera_colour import (
 )
 from .colour import camera_to_srgb_matrix, normalise_gains
 from .bad_pixels import bad_pixel_mask, interpolate_bad_pixels
-from .opcodes import apply_lens_corrections, read_dng_corrections
+from .opcodes import OPCODE_LIST_TAGS, apply_lens_corrections, dng_corrections
 from .phase import SensorFrame, phase_from_rawpy, to_canonical
-from .tiff_tags import read_gps_ifd_tags, read_ifd0_tags
+from .tiff_tags import FileTags, read_file_tags
 
 DNG_COLOR_MATRIX_1 = TAG_COLOR_MATRIX[0]
 
@@ -94,15 +94,15 @@ def _normalise(values: np.ndarray, black: np.ndarray, white: float) -> np.ndarra
 _IFD0_TEXT = (("make", 271), ("model", 272), ("artist", 315), ("copyright", 33432))
 
 
-def _read_ifd0_text(path: str) -> dict:
-    """Make, Model, Artist, Copyright from IFD0 of a TIFF-based raw (DNG, NEF, CR2, ARW, ...); {} otherwise."""
-    tags = read_ifd0_tags(path, {code for _, code in _IFD0_TEXT})
-    return {key: tags[code].strip() for key, code in _IFD0_TEXT
-            if isinstance(tags.get(code), str) and tags[code].strip()}
+def _read_file_tags(path: str) -> FileTags:
+    """The tags LibRaw does not give of a TIFF-based raw (DNG, NEF, CR2, ARW, ...), in one pass."""
+    return read_file_tags(path, ifd0_codes=DNG_COLOUR_TAGS | {code for _, code in _IFD0_TEXT},
+                          raw_codes=OPCODE_LIST_TAGS, gps=True)
 
 
-def _metadata(raw, path: str) -> dict:
-    meta = _read_ifd0_text(path)
+def _metadata(raw, tags: FileTags) -> dict:
+    meta = {key: tags.ifd0[code].strip() for key, code in _IFD0_TEXT  # Make, Model, Artist, Copyright
+            if isinstance(tags.ifd0.get(code), str) and tags.ifd0[code].strip()}
     lens = getattr(raw, "lens", None)  # rawpy >= 0.25; LibRaw finds it in maker notes too
     for key, value in (("lens_make", getattr(lens, "make", "")), ("lens_model", getattr(lens, "model", "")),
                        ("artist", getattr(raw.other, "artist", ""))):
@@ -120,7 +120,7 @@ def _metadata(raw, path: str) -> dict:
     stamp = other.timestamp
     if isinstance(stamp, datetime) and stamp.timestamp() > 0:  # 0 = unknown (rawpy gives the epoch)
         meta["datetime"] = stamp
-    meta.update(gps_from_tags(read_gps_ifd_tags(path)))  # rawpy does not expose LibRaw's GPS data
+    meta.update(gps_from_tags(tags.gps))  # rawpy does not expose LibRaw's GPS data
     return meta
 
 
@@ -241,7 +241,8 @@ def read_raw(path: str | os.PathLike) -> RawImage:
             if not white > black.max():
                 raise HyperispError(None, f"white level {white:g} is not above black level {black.max():g}")
             mosaic = _normalise(visible, black, white)
-            dng = read_dng_corrections(name)
+            tags = _read_file_tags(name)
+            dng = dng_corrections(tags.raw_ifd)
             bad = bad_pixel_mask(visible, mosaic, dng.bad_pixels, (raw.sizes.top_margin, raw.sizes.left_margin)) \
                 if dng.bad_pixels else None
             if bad is not None and bad.any():
@@ -250,18 +251,17 @@ def read_raw(path: str | os.PathLike) -> RawImage:
                 mosaic = apply_lens_corrections(mosaic, dng.mosaic)
             as_shot, daylight = _white_balances(raw)
             cam_to_srgb = _colour_matrix(raw)
-            dng_tags = read_ifd0_tags(name, DNG_COLOUR_TAGS)
-            colour, dng_neutral = _camera_colour(raw, dng_tags)
-            if DNG_COLOR_MATRIX_1 in dng_tags:  # a DNG: its own tags say what was shot, or that nothing was
+            colour, dng_neutral = _camera_colour(raw, tags.ifd0)
+            if DNG_COLOR_MATRIX_1 in tags.ifd0:  # a DNG: its own tags say what was shot, or that nothing was
                 as_shot = normalise_gains(1.0 / dng_neutral) if dng_neutral is not None else None
             flip = int(raw.sizes.flip)
             default_crop = _default_crop(raw.sizes)
-            metadata = _metadata(raw, name)
+            metadata = _metadata(raw, tags)
             if dng.note:
                 metadata["lens_corrections"] = dng.note
             if bad is not None:
                 metadata["bad_pixels"] = int(bad.sum())  # repaired, from the DNG's FixBadPixels opcodes
-            baseline = dng_tags.get(TAG_BASELINE_EXPOSURE)
+            baseline = tags.ifd0.get(TAG_BASELINE_EXPOSURE)
             if isinstance(baseline, tuple) and len(baseline) == 1 and abs(baseline[0]) <= 8:
                 metadata["baseline_exposure"] = float(baseline[0])  # DNG: the file's own exposure zero point
     except HyperispError as err:

@@ -3,13 +3,15 @@
 LibRaw (rawpy) exposes the decoded image but not every tag hyperisp needs: Make /
 Model, and the DNG colour tags (ColorMatrix2, ForwardMatrix1/2, CalibrationIlluminant1/2,
 AsShotWhiteXY, AnalogBalance, CameraCalibration) from IFD0, the raw image IFD's opcode
-lists (:func:`read_raw_ifd_tags`) and the GPS IFD (:func:`read_gps_ifd_tags`). It never raises on bad input: a file that is not a TIFF,
-or a damaged tag, just gives fewer tags.
+lists and the GPS IFD, all in one pass (:func:`read_file_tags`). It never raises on bad input:
+a file that is not a TIFF, or a damaged tag, just gives fewer tags.
 """
 from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass, field
+from typing import Iterable
 
 from ..io.tiff import TAG_GPS_IFD
 
@@ -89,45 +91,53 @@ def read_ifd0_tags(path: str | os.PathLike, codes: set[int] | None = None) -> di
 TAG_NEW_SUBFILE_TYPE, TAG_SUB_IFDS = 254, 330
 
 
-def read_raw_ifd_tags(path: str | os.PathLike, codes: set[int], max_bytes: int = 1 << 24) -> dict[int, str | tuple]:
-    """Tags of a DNG's raw image IFD: IFD0 when it holds the raw (NewSubFileType 0), else the first
-    of its SubIFDs that does (Adobe's converter puts a preview in IFD0 and the raw in a SubIFD).
+@dataclass(frozen=True)
+class FileTags:
+    """Tags of one TIFF-based raw file, each ``{code: value}`` decoded as :func:`read_ifd0_tags`.
+
+    Attributes:
+        ifd0: IFD0's tags (Make, Model, the DNG colour tags, ...).
+        raw_ifd: the raw image IFD's tags: IFD0's when it holds the raw (NewSubFileType 0), else
+            those of the first of its SubIFDs that does (Adobe's converter puts a preview in IFD0
+            and the raw in a SubIFD); ``{}`` when there is no raw IFD.
+        gps: the GPS IFD's tags, which phones and cameras with a GPS write; ``{}`` when there is none.
+    """
+
+    ifd0: dict = field(default_factory=dict)
+    raw_ifd: dict = field(default_factory=dict)
+    gps: dict = field(default_factory=dict)
+
+
+def read_file_tags(path: str | os.PathLike, ifd0_codes: Iterable[int] = (), raw_codes: Iterable[int] = (),
+                   gps: bool = False, max_bytes: int = 1 << 24) -> FileTags:
+    """The tags hyperisp wants of a raw file, in one pass over it.
 
     Args:
         path: the file.
-        codes: tag codes to read.
+        ifd0_codes: tag codes to read from IFD0.
+        raw_codes: tag codes to read from the raw image IFD (e.g. a DNG's opcode lists).
+        gps: also read the GPS IFD (all its tags).
         max_bytes: the largest value read (opcode lists with gain maps run to tens of KB).
     Returns:
-        ``{code: value}`` as :func:`read_ifd0_tags`; ``{}`` when there is no raw IFD or it is unreadable.
+        A :class:`FileTags`, empty for files that are not TIFF-based or unreadable.
     """
-    wanted = set(codes) | {TAG_NEW_SUBFILE_TYPE, TAG_SUB_IFDS}
+    ifd0_codes, raw_codes = set(ifd0_codes), set(raw_codes)
+    wanted = ifd0_codes | raw_codes | {TAG_NEW_SUBFILE_TYPE, TAG_SUB_IFDS} | ({TAG_GPS_IFD} if gps else set())
     try:
         with open(path, "rb") as file:
             tiff = _open_tiff(file)
             if tiff is None:
-                return {}
+                return FileTags()
             order, offset = tiff
             ifd0 = _read_ifd(file, order, offset, wanted, max_bytes)
-            candidates = [ifd0] + [_read_ifd(file, order, sub, wanted, max_bytes)
-                                   for sub in ifd0.get(TAG_SUB_IFDS, ())[:8]]
+            raw_ifd = {}
+            if raw_codes:
+                subs = (_read_ifd(file, order, sub, raw_codes | {TAG_NEW_SUBFILE_TYPE}, max_bytes)
+                        for sub in ifd0.get(TAG_SUB_IFDS, ())[:8])
+                raw_ifd = next((ifd for ifd in (ifd0, *subs) if ifd.get(TAG_NEW_SUBFILE_TYPE, (0,)) == (0,)), {})
+            pointer = ifd0.get(TAG_GPS_IFD, ())
+            gps_tags = _read_ifd(file, order, pointer[0], None, 1 << 10) if gps and len(pointer) == 1 else {}
     except (OSError, struct.error, ValueError):
-        return {}
-    for ifd in candidates:
-        if ifd.get(TAG_NEW_SUBFILE_TYPE, (0,)) == (0,):
-            return {code: value for code, value in ifd.items() if code in codes}
-    return {}
-
-
-
-def read_gps_ifd_tags(path: str | os.PathLike) -> dict[int, str | tuple]:
-    """Tags of the GPS IFD that IFD0 of a TIFF-based raw points to (phones and cameras with a GPS
-    write one), decoded as :func:`read_ifd0_tags`; ``{}`` when there is none or it is unreadable."""
-    try:
-        with open(path, "rb") as file:
-            tiff = _open_tiff(file)
-            if tiff is None:
-                return {}
-            pointer = _read_ifd(file, *tiff, {TAG_GPS_IFD}, 8).get(TAG_GPS_IFD, ())
-            return _read_ifd(file, tiff[0], pointer[0], None, 1 << 10) if len(pointer) == 1 else {}
-    except (OSError, struct.error, ValueError):
-        return {}
+        return FileTags()
+    return FileTags({code: value for code, value in ifd0.items() if code in ifd0_codes},
+                    {code: value for code, value in raw_ifd.items() if code in raw_codes}, gps_tags)
