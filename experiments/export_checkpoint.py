@@ -17,7 +17,7 @@ import torch
 
 from hyperisp.models import reconfigured
 from hyperisp.pretrained import save_pretrained
-from hyperisp.train.trainer import TrainConfig, best_validation, build_model, training_record
+from hyperisp.train.trainer import TrainConfig, best_validation, build_model, scored_weights, training_record
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     validated = [e for e in log if e.get("val_psnr") is not None]
     if args.last:
         state = torch.load(args.run / "checkpoint.pt", map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
+        model.load_state_dict(scored_weights(state))  # the moving average's when the run kept one
         best = [e for e in validated if e["iteration"] == state["iteration"]][-1]
     else:
         model.load_state_dict(torch.load(args.run / "best.pt", map_location="cpu"))

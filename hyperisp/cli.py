@@ -511,6 +511,10 @@ def train_command(
     grown_lr_scale: float = typer.Option(
         1.0, "--grown-lr-scale", callback=_positive,
         help="With --init and a larger --model: lr multiplier of the parameters the init lacks (new blocks)."),
+    ema: Optional[float] = typer.Option(
+        None, "--ema", min=0.0, max=1.0,
+        help="Validate, keep and export an exponential moving average of the weights with this decay "
+             "(e.g. 0.999, about the last 1000 iterations)."),
     device: Device = DeviceOpt,
     export: Optional[str] = typer.Option(None, "--export", help="Write weights + card as this shipped model if validation beats it."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (1 is far faster on a busy machine)."),
@@ -535,7 +539,8 @@ def train_command(
                              noise_modes=None if noise_modes is None else list(noise_modes), blur_prob=blur_prob,
                              unclipped_awgn=unclipped_awgn, distill_from=distill_from,
                              distill_weight=distill_weight, distill_views=distill_views,
-                             distill_white=distill_white, grown_lr_scale=grown_lr_scale)
+                             distill_white=distill_white, grown_lr_scale=grown_lr_scale,
+                             ema=ema)
         result = train(config, out_dir, resume=resume, device=device.value, stop_at=stop_at)
         err.print(f"trained to iteration {result['iteration']}: loss {result['last_loss']:.4f}, "
                   f"best held-out PSNR {result['best_val_psnr']:.2f} dB, {result['it_per_s']:.2f} it/s")

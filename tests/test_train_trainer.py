@@ -38,6 +38,31 @@ def test_resume_is_exact(tmp_path, tiny_config):
     assert json.loads((tmp_path / "a" / "config.json").read_text())["model"] == "isp_small"
 
 
+def test_ema_keeps_the_weights_moving_average_and_resumes_exactly(tmp_path, tiny_config):
+    from hyperisp.train.trainer import scored_weights
+
+    plain = train(tiny_config(), tmp_path / "plain", progress=False)
+    whole = train(tiny_config(ema=0.5), tmp_path / "a", progress=False)
+    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    assert all(torch.equal(a, b) for a, b in zip(plain["model"].state_dict().values(), state["model"].values()))
+    ema = scored_weights(state)  # the returned model, best.pt and an export are the average, not the last weights
+    assert ema.keys() == state["model"].keys()
+    for name, value in whole["model"].state_dict().items():
+        assert torch.equal(value, ema[name]), name
+    assert not all(torch.equal(ema[k], state["model"][k]) for k in ema)
+    best = torch.load(tmp_path / "a" / "best.pt")
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    if max(e["val_psnr"] for e in log if e["val_psnr"] is not None) == log[-1]["val_psnr"]:
+        assert all(torch.equal(best[k], ema[k]) for k in ema)
+    train(tiny_config(ema=0.5), tmp_path / "b", stop_at=3, progress=False)
+    resumed = train(TrainConfig(iters=0), tmp_path / "b", resume=True, progress=False)
+    for (name, a), (_, b) in zip(whole["model"].state_dict().items(), resumed["model"].state_dict().items()):
+        assert torch.equal(a, b), name
+    for decay in (0.0, 1.0):
+        with pytest.raises(HyperispError, match="ema"):
+            tiny_config(ema=decay)
+
+
 def test_denoise_training_with_vdn_loss_runs_finite(tmp_path, tiny_config):
     result = train(tiny_config(task="denoise", iters=8, lr=3e-3, validate_every=8, phone_noise_max=80.0),
                    tmp_path / "d", progress=False)

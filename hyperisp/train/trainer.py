@@ -1,10 +1,10 @@
 """The training loop: seeded, resumable exactly, with progress, validation and checkpoints.
 
 ``out/`` holds ``config.json`` (the :class:`TrainConfig`), ``checkpoint.pt`` (model,
-optimizer, scheduler, data-generator and torch RNG states, iteration), ``log.jsonl``
-(one line per log/validation event) and ``best.pt`` (the weights with the best
-validation PSNR; for isp runs with ``max_neutral_chroma``, among those that pass the
-colour-chart gate). Resuming loads ``checkpoint.pt`` and continues the same random
+optimizer, scheduler, data-generator and torch RNG states, iteration, and with ``ema`` the
+weights' moving average), ``log.jsonl`` (one line per log/validation event) and ``best.pt``
+(the weights with the best validation PSNR, the average's with ``ema``; for isp runs with
+``max_neutral_chroma``, among those that pass the colour-chart gate). Resuming loads ``checkpoint.pt`` and continues the same random
 stream, so 3 + 3 iterations give bit-identical weights to 6 in one go on the CPU (on CUDA,
 cuDNN's backward passes are not deterministic: the same stream, weights equal to rounding).
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data import linear_to_srgb, process
 from ..errors import HyperispError
@@ -56,6 +57,9 @@ class TrainConfig:
     # lr multiplier of the parameters a grown model adds to its init's (grow_model): at a fine-tuning lr, new
     # blocks barely move
     grown_lr_scale: float = 1.0
+    # decay of an exponential moving average of the weights (e.g. 0.999: about the last 1000 steps), which is
+    # then what is validated, kept as best.pt and exported; None: the weights themselves
+    ema: Optional[float] = None
     # isp: a validation only becomes best.pt if the colour charts' worst neutral chroma error
     # (hyperisp.evaluate_colour) is at most this. Held-out PSNR can keep rising while greys
     # drift into a cast under strong white balance; None: PSNR alone decides.
@@ -129,6 +133,8 @@ class TrainConfig:
             raise HyperispError(None, f"unclipped_awgn must lie in [0, 1], got {self.unclipped_awgn}")
         if self.grown_lr_scale <= 0:
             raise HyperispError(None, f"grown_lr_scale must be positive, got {self.grown_lr_scale}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise HyperispError(None, f"ema (the moving average's decay) must lie in (0, 1), got {self.ema}")
 
     def noise_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`~hyperisp.data.srgb_realistic_noise` this config sets (denoise)."""
@@ -326,13 +332,28 @@ class _Progress:
             self.bar.stop()
 
 
-def _save_checkpoint(path: Path, step: int, model, optimizer, scheduler, generator, best: float) -> None:
+def _save_checkpoint(path: Path, step: int, model, optimizer, scheduler, generator, best: float,
+                     averaged: Optional[AveragedModel]) -> None:
     state = {"iteration": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
              "torch_rng": torch.get_rng_state(), "best_val_psnr": best}
+    if averaged is not None:
+        state["ema"] = averaged.state_dict()
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
+
+
+def moving_average(model: torch.nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model``'s weights and buffers (``update_parameters`` after each step)."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def scored_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights a run validates, from its ``checkpoint.pt``: the moving average's with ``ema``, else the model's."""
+    if "ema" not in checkpoint:
+        return checkpoint["model"]
+    return {k.removeprefix("module."): v for k, v in checkpoint["ema"].items() if k.startswith("module.")}
 
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False, device: str = "auto",
@@ -348,7 +369,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
         stop_at: stop after this iteration (a checkpoint is written), e.g. to split a run.
         progress: show progress (rich on a TTY, plain lines otherwise).
     Returns:
-        dict with iteration, last_loss, val_psnr (last), best_val_psnr, it_per_s, model (on CPU).
+        dict with iteration, last_loss, val_psnr (last), best_val_psnr, it_per_s, model (on CPU; with
+        ``config.ema`` the moving average).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -366,6 +388,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
                                   "(config clip_input), so it would never see the unclipped samples")
     (out / "config.json").write_text(config.to_json())  # once the run is known to be valid
     optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.lr)
+    averaged = moving_average(model, config.ema) if config.ema is not None else None
+    scored = averaged.module if averaged is not None else model  # what is validated, kept and returned
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     generator = torch.Generator().manual_seed(config.seed)
     teacher, sampler_options = None, config.noise_options()
@@ -391,6 +415,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if averaged is not None:
+            averaged.load_state_dict(state["ema"])
         step, best = state["iteration"], state["best_val_psnr"]
     end = min(config.iters, stop_at) if stop_at is not None else config.iters
     bar = _Progress(config.iters, step, progress)
@@ -410,20 +436,22 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             step += 1
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise HyperispError(out, f"loss became {loss_value} at iteration {step}; lower --lr")
             val, chroma = None, None
             if val_batch is not None and (step % config.validate_every == 0 or step == end):
-                val = validate(model, val_batch, config.task, dev, linear_target=linear_target)
+                val = validate(scored, val_batch, config.task, dev, linear_target=linear_target)
                 colour_ok = True
                 if config.max_neutral_chroma is not None:
-                    chroma = worst_neutral_chroma(model)
+                    chroma = worst_neutral_chroma(scored)
                     colour_ok = chroma <= config.max_neutral_chroma
                 if val > best and colour_ok:
                     best = val
-                    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, out / "best.pt")  # loads anywhere
+                    torch.save({k: v.cpu() for k, v in scored.state_dict().items()}, out / "best.pt")  # loads anywhere
                 if on_validate:
                     on_validate(step, val)
             if val is not None or step % 50 == 0:
@@ -434,13 +462,13 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
                 log.write(json.dumps(event) + "\n")
                 log.flush()
             if step % config.checkpoint_every == 0 or step == end:
-                _save_checkpoint(checkpoint_path, step, model, optimizer, scheduler, generator, best)
+                _save_checkpoint(checkpoint_path, step, model, optimizer, scheduler, generator, best, averaged)
             bar.update(step, loss_value, val)
     finally:
         bar.close()
         log.close()
     return {"iteration": step, "last_loss": loss_value, "val_psnr": val, "best_val_psnr": best,
-            "it_per_s": bar.speed(step), "model": model.cpu(), "val_batch": val_batch, "config": config,
+            "it_per_s": bar.speed(step), "model": scored.cpu(), "val_batch": val_batch, "config": config,
             "linear_target": linear_target}
 
 
