@@ -124,11 +124,16 @@ JsonOpt = typer.Option(False, "--json", help="Print the batch summary as one JSO
 FailuresOpt = typer.Option(None, "--failures", help="Write the failed files with their reasons to this .json or .csv file.")
 
 
-def _positive(value: float) -> float:
-    """Typer callback for numbers that must be above 0 (Typer's ``min`` admits the bound itself)."""
-    if not value > 0:  # also NaN
-        raise typer.BadParameter(f"must be positive, got {value:g}")
-    return value
+def _between(low: float, high: float = math.inf):
+    """A Typer callback for numbers strictly between ``low`` and ``high`` (Typer's ``min`` and ``max``
+    admit the bounds themselves)."""
+    def check(value: Optional[float]) -> Optional[float]:
+        if value is not None and not low < value < high:  # NaN fails too
+            raise typer.BadParameter(f"must be above {low:g}" + (f" and below {high:g}" if high < math.inf else "")
+                                     + f", got {value:g}")
+        return value
+
+    return check
 
 
 def _name_opt(default: str) -> typer.Option:
@@ -469,7 +474,7 @@ def train_command(
     stop_at: Optional[int] = typer.Option(None, "--stop-at", min=1, help="Stop (with a checkpoint) at this iteration."),
     crop: int = typer.Option(128, "--crop", min=16, help="Full-resolution crop size (even)."),
     batch: int = typer.Option(8, "--batch", min=1),
-    lr: float = typer.Option(1e-3, "--lr", callback=_positive),
+    lr: float = typer.Option(1e-3, "--lr", callback=_between(0)),
     warmup: int = typer.Option(200, "--warmup", min=1, help="Linear warm-up iterations (then cosine decay)."),
     loss: Optional[str] = typer.Option(None, "--loss", help="l1 (isp default), mse, mse_msssim (paper A), or vdn (denoise default)."),
     loss_space: str = typer.Option("developed", "--loss-space", help="isp: compare developed images (developed), camera RGB in sRGB gamma (srgb) or linear."),
@@ -502,17 +507,17 @@ def train_command(
     distill_from: Optional[str] = typer.Option(
         None, "--distill-from",
         help="denoise: also pull the outputs towards this model's (name or card) on all but white-AWGN samples."),
-    distill_weight: float = typer.Option(1.0, "--distill-weight", callback=_positive, help="Weight of --distill-from's term."),
+    distill_weight: float = typer.Option(1.0, "--distill-weight", callback=_between(0), help="Weight of --distill-from's term."),
     distill_views: int = typer.Option(
         1, "--distill-views", min=1, max=8,
         help="denoise: average the --distill-from teacher over this many flipped / transposed views (self-ensemble)."),
     distill_white: bool = typer.Option(
         False, "--distill-white", help="denoise: distil the white-AWGN samples too (for a teacher better there)."),
     grown_lr_scale: float = typer.Option(
-        1.0, "--grown-lr-scale", callback=_positive,
+        1.0, "--grown-lr-scale", callback=_between(0),
         help="With --init and a larger --model: lr multiplier of the parameters the init lacks (new blocks)."),
     ema: Optional[float] = typer.Option(
-        None, "--ema", min=0.0, max=1.0,
+        None, "--ema", callback=_between(0, 1),
         help="Validate, keep and export an exponential moving average of the weights with this decay "
              "(e.g. 0.999, about the last 1000 iterations)."),
     device: Device = DeviceOpt,

@@ -29,7 +29,7 @@ from hyperisp.raw.chart_dng import CAMERA_A, CAMERA_D65, render_chart
 from hyperisp.raw.chart_dng import ILLUMINANT_XY as XY
 from hyperisp.raw.dng import ILLUMINANT_D65, ILLUMINANT_STANDARD_A, write_dng
 from hyperisp.raw.exposure import auto_exposure
-from hyperisp.raw.tiff_tags import read_ifd0_tags
+from hyperisp.raw.tiff_tags import read_file_tags
 from hyperisp.raw.white_balance import implausible_as_shot, project_to_locus
 
 MODEL = CameraColour((CAMERA_A, CAMERA_D65), (2856.0, 6504.0))
@@ -76,7 +76,7 @@ def test_dng_colour_tags_round_trip_and_libraw_still_reads_them(tmp_path):
                      calibration_illuminant=ILLUMINANT_STANDARD_A, color_matrix_2=CAMERA_D65,
                      calibration_illuminant_2=ILLUMINANT_D65, forward_matrix_1=np.eye(3), forward_matrix_2=np.eye(3),
                      as_shot_white_xy=XY["D65"])
-    tags = read_ifd0_tags(path)
+    tags = read_file_tags(path, ifd0_codes=None).ifd0
     assert tags[50778] == (17,) and tags[50779] == (21,) and tags[271] == "hyperisp"
     np.testing.assert_allclose(np.reshape(tags[50722], (3, 3)), CAMERA_D65, atol=1e-6)
     np.testing.assert_allclose(tags[50729], XY["D65"], atol=1e-6)
@@ -86,7 +86,7 @@ def test_dng_colour_tags_round_trip_and_libraw_still_reads_them(tmp_path):
         np.testing.assert_array_equal(raw.raw_image_visible, mosaic)
     image = hyperisp.read_raw(path)  # AsShotWhiteXY becomes the as-shot neutral
     np.testing.assert_allclose(1 / image.as_shot_wb, neutral, rtol=2e-3)
-    assert read_ifd0_tags(tmp_path / "missing.dng") == {}
+    assert read_file_tags(tmp_path / "missing.dng", ifd0_codes=None).ifd0 == {}
 
 
 def test_implausible_as_shot_white_is_detected_and_auto_stays_near_the_locus():

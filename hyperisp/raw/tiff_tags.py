@@ -20,7 +20,7 @@ _FORMATS = {
     1: ("B", 1), 2: ("B", 1), 3: ("H", 2), 4: ("I", 4), 5: ("II", 8), 6: ("b", 1), 7: ("B", 1),
     8: ("h", 2), 9: ("i", 4), 10: ("ii", 8), 11: ("f", 4), 12: ("d", 8), 13: ("I", 4),  # 13: IFD offset
 }
-_MAX_ENTRIES, _MAX_VALUE_BYTES = 1000, 1 << 16  # bounds against damaged files
+_MAX_ENTRIES = 1000  # bound against damaged files
 
 
 def _decode(order: str, kind: int, count: int, data: bytes) -> str | tuple:
@@ -70,30 +70,13 @@ def _open_tiff(file) -> tuple[str, int] | None:
     return order, struct.unpack(order + "I", head[4:8])[0]
 
 
-def read_ifd0_tags(path: str | os.PathLike, codes: set[int] | None = None) -> dict[int, str | tuple]:
-    """Tags of IFD0 of a TIFF-based file.
-
-    Args:
-        path: the file.
-        codes: tag codes to read (default: all).
-    Returns:
-        ``{code: value}``: ASCII tags as ``str``, all others as a tuple of numbers
-        (rationals as floats). ``{}`` for files that are not TIFF-based or unreadable.
-    """
-    try:
-        with open(path, "rb") as file:
-            tiff = _open_tiff(file)
-            return {} if tiff is None else _read_ifd(file, *tiff, codes, _MAX_VALUE_BYTES)
-    except (OSError, struct.error, ValueError):
-        return {}
-
-
 TAG_NEW_SUBFILE_TYPE, TAG_SUB_IFDS = 254, 330
 
 
 @dataclass(frozen=True)
 class FileTags:
-    """Tags of one TIFF-based raw file, each ``{code: value}`` decoded as :func:`read_ifd0_tags`.
+    """Tags of one TIFF-based raw file, each ``{code: value}``: ASCII tags as ``str``, all others
+    as a tuple of numbers (rationals as floats).
 
     Attributes:
         ifd0: IFD0's tags (Make, Model, the DNG colour tags, ...).
@@ -108,21 +91,22 @@ class FileTags:
     gps: dict = field(default_factory=dict)
 
 
-def read_file_tags(path: str | os.PathLike, ifd0_codes: Iterable[int] = (), raw_codes: Iterable[int] = (),
+def read_file_tags(path: str | os.PathLike, ifd0_codes: Iterable[int] | None = (), raw_codes: Iterable[int] = (),
                    gps: bool = False, max_bytes: int = 1 << 24) -> FileTags:
     """The tags hyperisp wants of a raw file, in one pass over it.
 
     Args:
         path: the file.
-        ifd0_codes: tag codes to read from IFD0.
+        ifd0_codes: tag codes to read from IFD0; None: all of them.
         raw_codes: tag codes to read from the raw image IFD (e.g. a DNG's opcode lists).
         gps: also read the GPS IFD (all its tags).
         max_bytes: the largest value read (opcode lists with gain maps run to tens of KB).
     Returns:
         A :class:`FileTags`, empty for files that are not TIFF-based or unreadable.
     """
-    ifd0_codes, raw_codes = set(ifd0_codes), set(raw_codes)
-    wanted = ifd0_codes | raw_codes | {TAG_NEW_SUBFILE_TYPE, TAG_SUB_IFDS} | ({TAG_GPS_IFD} if gps else set())
+    ifd0_codes, raw_codes = None if ifd0_codes is None else set(ifd0_codes), set(raw_codes)
+    links = {TAG_NEW_SUBFILE_TYPE, TAG_SUB_IFDS} | ({TAG_GPS_IFD} if gps else set())  # where the other IFDs are
+    wanted = None if ifd0_codes is None else ifd0_codes | raw_codes | links
     try:
         with open(path, "rb") as file:
             tiff = _open_tiff(file)
@@ -139,5 +123,5 @@ def read_file_tags(path: str | os.PathLike, ifd0_codes: Iterable[int] = (), raw_
             gps_tags = _read_ifd(file, order, pointer[0], None, 1 << 10) if gps and len(pointer) == 1 else {}
     except (OSError, struct.error, ValueError):
         return FileTags()
-    return FileTags({code: value for code, value in ifd0.items() if code in ifd0_codes},
+    return FileTags(ifd0 if ifd0_codes is None else {code: value for code, value in ifd0.items() if code in ifd0_codes},
                     {code: value for code, value in raw_ifd.items() if code in raw_codes}, gps_tags)
