@@ -3,8 +3,11 @@
 #
 # Here, once (copies 42 MB of training photos into the git-ignored runs/gpu_data):
 #     bash experiments/device_train_denoise.sh --pack
-# Then one call, after experiments/device_check.sh if that has not run yet:
+# Then one call, the session's first on the device:
 #     run(command="bash experiments/device_train_denoise.sh", carry=["runs/gpu_data"], timeout_s=540)
+# (A session gets 15 minutes of device time, start-up included, since 2026-12: experiments/device_check.sh,
+# about 4 minutes, does not fit beside this; smoke-tested on the CPU in session 28 with
+# DEVICE=cpu TRAIN_SECONDS=20 BATCH=2 CROP=64 DATA=<a copy of a few photos in the same two folders>.)
 #
 # It continues the shipped denoiser (denoise_wide2 since session 19; a narrower one would be
 # widened, hyperisp/train/widen.py) on AWGN-heavy noise while holding it to its own outputs on
@@ -19,7 +22,7 @@
 # `hyperisp eval denoise ... --model DIR/denoise.json` and ship it only if it beats
 # weights/denoise on CBSD68 and the SIDD pair.
 # Environment: DEVICE (cuda), TRAIN_SECONDS (360), BATCH (32), CROP (128), DATA (runs/gpu_data),
-# DISTILL_VIEWS (1).
+# DISTILL_VIEWS (4; 1 for the shipped model alone as the teacher).
 set -u
 DATA=${DATA:-runs/gpu_data}
 if [ "${1:-}" = "--pack" ]; then
@@ -33,6 +36,7 @@ DEVICE=${DEVICE:-cuda}
 TRAIN_SECONDS=${TRAIN_SECONDS:-360}
 BATCH=${BATCH:-32}
 CROP=${CROP:-128}
+DISTILL_VIEWS=${DISTILL_VIEWS:-4}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 run=$(mktemp -d)  # checkpoints stay on the machine: only the card comes back
@@ -41,9 +45,9 @@ cmd=(python3 -m hyperisp train denoise --data "$DATA/bsds432" --data "$DATA/sun_
      --model denoise_wide2 --device "$DEVICE" --batch "$BATCH" --crop "$CROP" --lr 3e-4 --warmup 200
      --loss mse --phone-noise-max 100 --noise-modes 1 2 1 --blur-prob 0.3 --phone-channel-gain 1.6
      --distill-from denoise --distill-weight 2.0 --seed 17)
-# DISTILL_VIEWS=4: the teacher is the shipped model's 4-view self-ensemble, on every sample (session 25,
-# runs/dn50-dn51: +0.02-0.03 dB on CBSD68 per 4000 CPU iterations, linear so far; docs/model_history.md).
-if [ "${DISTILL_VIEWS:-1}" -gt 1 ]; then cmd+=(--distill-views "$DISTILL_VIEWS" --distill-white); fi
+# DISTILL_VIEWS=4: the teacher is the shipped model's 4-view self-ensemble, on every sample (sessions 25-26,
+# runs/dn50, dn51, dn53: +0.05 dB on CBSD68 in 12000 CPU iterations, then level; docs/model_history.md).
+if [ "$DISTILL_VIEWS" -gt 1 ]; then cmd+=(--distill-views "$DISTILL_VIEWS" --distill-white); fi
 
 # Probe: 60 iterations, no validation; its last line reports it/s.
 probe=$(timeout 120 "${cmd[@]}" --iters 60 --out "$run/probe" --validate-every 100000 --checkpoint-every 100000 2>&1 | tail -1)
