@@ -4,9 +4,10 @@
 optimizer, scheduler, data-generator and torch RNG states, iteration, and with ``ema`` the
 weights' moving average), ``log.jsonl`` (one line per log/validation event) and ``best.pt``
 (the weights with the best validation PSNR, the average's with ``ema``; for isp runs with
-``max_neutral_chroma``, among those that pass the colour-chart gate). Resuming loads ``checkpoint.pt`` and continues the same random
-stream, so 3 + 3 iterations give bit-identical weights to 6 in one go on the CPU (on CUDA,
-cuDNN's backward passes are not deterministic: the same stream, weights equal to rounding).
+``max_neutral_chroma``, among those that pass the colour-chart gate). Resuming loads
+``checkpoint.pt`` and continues the same random stream, so 3 + 3 iterations give
+bit-identical weights to 6 in one go on the CPU (on CUDA, cuDNN's backward passes are not
+deterministic: the same stream, weights equal to rounding).
 """
 from __future__ import annotations
 
