@@ -100,8 +100,9 @@ class TrainConfig:
         self.loss = self.loss or {"isp": "l1", "denoise": "vdn"}[self.task]
         if self.loss not in (*IMAGE_LOSSES, "vdn") or (self.loss == "vdn" and self.task != "denoise"):
             raise HyperispError(None, f"loss {self.loss!r} does not fit task {self.task!r}")
-        if not self.lr > 0:  # a negative lr would climb the loss without a word
-            raise HyperispError(None, f"lr must be positive, got {self.lr}")
+        for name in ("lr", "distill_weight", "grown_lr_scale"):  # a negative lr would climb the loss without a word
+            if not getattr(self, name) > 0:  # NaN fails too
+                raise HyperispError(None, f"{name} must be positive, got {getattr(self, name)}")
         if self.loss_space not in ("developed", "srgb", "linear"):
             raise HyperispError(None, f"unknown loss_space {self.loss_space!r}; expected developed, srgb or linear")
         if self.max_neutral_chroma is not None and self.task != "isp":
@@ -124,16 +125,12 @@ class TrainConfig:
         if self.distill_from is not None and (self.task != "denoise" or self.loss == "vdn"):
             raise HyperispError(None, "distill_from applies to the denoise task with an image loss (l1, mse, "
                                       f"mse_msssim), not task {self.task!r} with loss {self.loss!r}")
-        if self.distill_weight <= 0:
-            raise HyperispError(None, f"distill_weight must be positive, got {self.distill_weight}")
         if self.distill_from is None and (self.distill_views != 1 or self.distill_white):
             raise HyperispError(None, "distill_views and distill_white need distill_from (the teacher)")
         if not 1 <= self.distill_views <= 8:
             raise HyperispError(None, f"distill_views must be 1 to 8 (an image's views), got {self.distill_views}")
         if self.unclipped_awgn is not None and not 0 <= self.unclipped_awgn <= 1:
             raise HyperispError(None, f"unclipped_awgn must lie in [0, 1], got {self.unclipped_awgn}")
-        if self.grown_lr_scale <= 0:
-            raise HyperispError(None, f"grown_lr_scale must be positive, got {self.grown_lr_scale}")
         if self.ema is not None and not 0 < self.ema < 1:
             raise HyperispError(None, f"ema (the moving average's decay) must lie in (0, 1), got {self.ema}")
 
