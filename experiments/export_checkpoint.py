@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--init", default=None, help="what the run started from, for the card")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides KEY=INT (e.g. pool_cell=128)")
     parser.add_argument("--last", action="store_true", help="the last checkpoint instead of the best validated weights")
+    parser.add_argument("--dtype", choices=["float16", "int8"], default=None,
+                        help="storage (default: float16 if the file fits in 25 MB, else int8)")
     args = parser.parse_args()
     config = TrainConfig(**json.loads((args.run / "config.json").read_text()))
     model = build_model(config)  # the run's architecture, as the trainer built it (its weights come below)
@@ -45,10 +47,11 @@ def main() -> None:
         model.load_state_dict(torch.load(args.run / "best.pt", map_location="cpu"))
         best = best_validation(validated, config)
     training = training_record(config, best["iteration"], args.recipe, best["val_psnr"], args.init)
-    card = save_pretrained(model.eval(), args.name, trained=True, directory=args.out, training=training,
+    card = save_pretrained(model.eval(), args.name, trained=True, directory=args.out, training=training, dtype=args.dtype,
                            description=f"{arch_name} trained on {', '.join(Path(d).name for d in config.data)} "
                                        f"({'last' if args.last else 'best'} held-out PSNR at iteration {best['iteration']})")
-    print(f"wrote {args.out / card.file} and its card ({best['val_psnr']:.2f} dB held out at {best['iteration']})")
+    print(f"wrote {args.out / card.file} ({card.dtype}) and its card "
+          f"({best['val_psnr']:.2f} dB held out at {best['iteration']})")
 
 
 if __name__ == "__main__":

@@ -513,6 +513,10 @@ def train_command(
         help="denoise: average the --distill-from teacher over this many flipped / transposed views (self-ensemble)."),
     distill_white: bool = typer.Option(
         False, "--distill-white", help="denoise: distil the white-AWGN samples too (for a teacher better there)."),
+    distill_white_from: Optional[str] = typer.Option(
+        None, "--distill-white-from",
+        help="denoise: distil the white-AWGN samples from this model instead (name or card; e.g. a white-noise "
+             "specialist), over --distill-views views."),
     grown_lr_scale: float = typer.Option(
         1.0, "--grown-lr-scale", callback=_between(0),
         help="With --init and a larger --model: lr multiplier of the parameters the init lacks (new blocks)."),
@@ -544,7 +548,8 @@ def train_command(
                              noise_modes=None if noise_modes is None else list(noise_modes), blur_prob=blur_prob,
                              unclipped_awgn=unclipped_awgn, distill_from=distill_from,
                              distill_weight=distill_weight, distill_views=distill_views,
-                             distill_white=distill_white, grown_lr_scale=grown_lr_scale,
+                             distill_white=distill_white, distill_white_from=distill_white_from,
+                             grown_lr_scale=grown_lr_scale,
                              ema=ema)
         result = train(config, out_dir, resume=resume, device=device.value, stop_at=stop_at)
         err.print(f"trained to iteration {result['iteration']}: loss {result['last_loss']:.4f}, "

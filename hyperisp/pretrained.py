@@ -21,8 +21,10 @@ from safetensors.torch import load_file, save_file
 
 from .errors import HyperispError
 from .models import create_model
+from .quantize import dequantize_state, quantize_state
 
 CARD_VERSION = 1
+MAX_WEIGHTS_BYTES = 25_000_000  # per weights file (the project's limit for what git carries)
 
 
 @dataclass
@@ -39,7 +41,7 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: list[dict[str, Any]] = field(default_factory=list)
     params: int = 0
-    dtype: str = "float16"
+    dtype: str = "float16"  # or "int8": matrices in 8 bits with a scale per row (hyperisp.quantize)
     card_version: int = CARD_VERSION
 
     @classmethod
@@ -114,8 +116,8 @@ def load_pretrained(
     if file_sha256(weights_path) != card.sha256:
         raise HyperispError(weights_path, "sha256 does not match its model card (corrupt or replaced file)")
     try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError) as err:
+        state = dequantize_state(load_file(str(weights_path)))
+    except (SafetensorError, OSError, ValueError) as err:
         raise HyperispError(weights_path, f"not a readable safetensors file ({err})") from None
     model = create_model(card.config)
     expected = model.state_dict()
@@ -129,7 +131,7 @@ def load_pretrained(
             if keys
         )
         raise HyperispError(weights_path, f"weights do not fit the card's architecture ({detail})")
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    model.load_state_dict(state)
     return model.eval().to(device)
 
 
@@ -142,14 +144,24 @@ def save_pretrained(
     training: dict[str, Any] | None = None,
     metrics: list[dict[str, Any]] | None = None,
     directory: Path | None = None,
-    dtype: torch.dtype = torch.float16,
+    dtype: str | None = None,
 ) -> ModelCard:
-    """Write ``<name>.safetensors`` and its card. The card's hash and config come from the files themselves."""
+    """Write ``<name>.safetensors`` and its card. The card's hash and config come from the files themselves.
+
+    ``dtype``: "float16", "int8" (:mod:`hyperisp.quantize`), or None for float16 when that
+    file fits in :data:`MAX_WEIGHTS_BYTES` and int8 otherwise.
+    """
+    if dtype not in (None, "float16", "int8"):
+        raise ValueError(f"expected dtype 'float16', 'int8' or None, got {dtype!r}")
     directory = directory or weights_dir()
     directory.mkdir(parents=True, exist_ok=True)
     weights_path = directory / f"{name}.safetensors"
-    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights_path))
+    state = model.state_dict()
+    if dtype != "int8":
+        save_file({k: v.detach().to("cpu", torch.float16).contiguous() for k, v in state.items()}, str(weights_path))
+        dtype = "float16" if dtype or weights_path.stat().st_size <= MAX_WEIGHTS_BYTES else "int8"
+    if dtype == "int8":
+        save_file(quantize_state(state), str(weights_path))
     card = ModelCard(
         name=name,
         task=model.task,
@@ -161,7 +173,7 @@ def save_pretrained(
         training=training or {},
         metrics=metrics or [],
         params=sum(p.numel() for p in model.parameters()),
-        dtype=str(dtype).removeprefix("torch."),
+        dtype=dtype,
     )
     (directory / f"{name}.json").write_text(card.to_json())
     return card

@@ -152,6 +152,46 @@ def test_an_ensemble_teacher_is_the_mean_of_its_views(tmp_path, tiny_config, mon
         assert not torch.allclose(seen[0](x), single(x), atol=1e-4)  # a random net is far from equivariant
 
 
+def test_a_white_teacher_sets_the_targets_of_the_white_awgn_samples(tmp_path, tiny_config, monkeypatch):
+    from hyperisp.models import create_model
+    from hyperisp.pretrained import save_pretrained
+    from hyperisp.train import trainer
+
+    base = tiny_config(task="denoise", loss="l1", iters=2, validate_every=2, checkpoint_every=2)
+    torch.manual_seed(5)
+    student, teacher, white_teacher = (create_model(trainer.build_model(base).config).eval() for _ in range(3))
+    with torch.no_grad():  # fresh models are the identity; make the teachers two different random nets
+        for net in (teacher, white_teacher):
+            for p in net.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+    for name, net in (("rest", teacher), ("white", white_teacher)):
+        save_pretrained(net, name, trained=False, description="t", directory=tmp_path)
+    config = tiny_config(task="denoise", loss="l1", iters=2, validate_every=2, checkpoint_every=2,
+                         distill_from=str(tmp_path / "rest.json"), distill_white_from=str(tmp_path / "white.json"))
+    inputs, target = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+    white = torch.tensor([True, False, False, True])
+    with torch.no_grad():
+        taught = torch.where(white.view(-1, 1, 1, 1), white_teacher(inputs), teacher(inputs))
+        assert (white_teacher(inputs) - teacher(inputs)).abs().mean() > 1e-3  # the two targets differ
+        expected = compute_loss(student, inputs, target, base) + config.distill_weight * (
+            student(inputs) - taught).abs().mean()
+        got = compute_loss(student, inputs, target, config, teacher=teacher, white_awgn=white,
+                           white_teacher=white_teacher)
+        torch.testing.assert_close(got, expected)
+    seen = []
+    real = trainer.compute_loss
+    monkeypatch.setattr(trainer, "compute_loss", lambda *a, **k: seen.append(a[8]) or real(*a, **k))
+    assert np.isfinite(train(config, tmp_path / "run", progress=False)["last_loss"])
+    x = torch.rand(1, 3, 24, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(seen[0](x), white_teacher(x), atol=1e-3, rtol=0)  # the card's fp16 weights
+        assert (seen[0](x) - teacher(x)).abs().max() > 1e-2
+    with pytest.raises(HyperispError, match="need distill_from"):
+        TrainConfig(task="denoise", loss="l1", distill_white_from="w")
+    with pytest.raises(HyperispError, match="give one"):
+        TrainConfig(task="denoise", loss="l1", distill_from="t", distill_white=True, distill_white_from="w")
+
+
 def test_colour_gate_decides_which_validation_is_best(tmp_path, tiny_config):
     # An impossible limit: validations are logged with their chroma but none becomes best.pt.
     train(tiny_config(max_neutral_chroma=0.0), tmp_path / "strict", progress=False)

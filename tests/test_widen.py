@@ -4,7 +4,8 @@ import torch
 
 from conftest import TINY_MODELS
 from hyperisp.models import create_model
-from hyperisp.train.widen import can_widen, widen_channel_map, widen_hypervdn
+from hyperisp.nn import FilterMLP
+from hyperisp.train.widen import can_widen, widen_channel_map, widen_filter_mlp, widen_hypervdn
 
 TINY = {**TINY_MODELS["denoise"], "depth": 3}  # levels of 2 / 4 / 8 channels (ratio 1/3 of base 6)
 
@@ -59,13 +60,42 @@ def test_widened_copies_diverge_with_training():
     torch.testing.assert_close(producer[2], -producer[3])
 
 
-def test_only_widths_may_differ():
+@pytest.mark.parametrize("widths", [None, [4, 4, 8]])
+def test_wider_filter_mlps_compute_the_same_output_then_train(widths):
+    source = trained_like(TINY).eval()
+    n_hid = 2 * source.config["n_hid"]
+    target = widen_hypervdn(create_model("denoise_small", **{**TINY, "n_hid": n_hid}, widths=widths), source)
+    x = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        denoised = source(x)
+        assert (denoised - x).abs().max() > 1e-2
+        torch.testing.assert_close(target.eval()(x), denoised, atol=1e-5, rtol=0)
+    mlp = target.dnet.down[0][1].hyper.mlp
+    assert mlp[0].out_features == n_hid
+    (target.train()(x) - x.flip(-1)).square().mean().backward()
+    # the new units' weights into the output start at zero but are trained
+    new = slice(source.config["n_hid"], None)
+    assert mlp[-1].weight[:, new].abs().max() == 0 and mlp[-1].weight.grad[:, new].abs().max() > 0
+
+
+def test_filter_mlp_widening_refuses_narrower_or_other_shapes():
+    source = FilterMLP(8, 16, 36)
+    for target in (FilterMLP(8, 8, 36), FilterMLP(4, 32, 36), FilterMLP(8, 32, 18)):
+        with pytest.raises(ValueError, match="can widen an MLP"):
+            widen_filter_mlp(source, target)
+
+
+def test_only_widths_and_n_hid_may_differ_and_n_hid_only_grow():
     source = trained_like(TINY)
+    n_hid = source.config["n_hid"]
     assert can_widen(create_model("denoise_small", **TINY, widths=[4, 4, 8]), source)
-    other = create_model("denoise_small", **{**TINY, "n_hid": 16}, widths=[4, 4, 8])
-    assert not can_widen(other, source)
-    with pytest.raises(ValueError, match="differ elsewhere"):
-        widen_hypervdn(other, source)
+    assert can_widen(create_model("denoise_small", **{**TINY, "n_hid": 2 * n_hid}), source)
+    narrower = create_model("denoise_small", **{**TINY, "n_hid": n_hid // 2})
+    other = create_model("denoise_small", **{**TINY, "slope": 0.1}, widths=[4, 4, 8])
+    for bad in (narrower, other):
+        assert not can_widen(bad, source)
+        with pytest.raises(ValueError, match="differ elsewhere"):
+            widen_hypervdn(bad, source)
 
 
 def test_training_grows_a_shipped_denoiser_wider(tiny_config, tmp_path):
@@ -84,13 +114,14 @@ def test_training_grows_a_shipped_denoiser_wider(tiny_config, tmp_path):
     assert grown.config["widths"] == [4, 4]
 
 
-@pytest.mark.parametrize("narrow, wide", [("denoise_small", "denoise_wide_top"), ("denoise_wide_top", "denoise_wide2")])
+@pytest.mark.parametrize("narrow, wide", [("denoise_small", "denoise_wide_top"), ("denoise_wide_top", "denoise_wide2"),
+                                          ("denoise_wide2", "denoise_wide2_hid128")])
 def test_registry_widenings_are_valid(narrow, wide):
     """Each registered widening (shipped models were trained through them) passes widen's checks."""
     with torch.device("meta"):  # structure only: no weights allocated
         small, large = create_model(narrow), create_model(wide)
     assert can_widen(large, small)
     old, new = ([convs[1].hyper.out_channels for convs in m.dnet.down] for m in (small, large))
-    assert old != new
+    assert old != new or large.config["n_hid"] > small.config["n_hid"]
     for o, n in zip(old, new):
         assert widen_channel_map(o, n).new.count(True) == n - o

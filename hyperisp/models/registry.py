@@ -110,6 +110,12 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
         "arch": "hypervdn", "ratio": 1 / 3, "n_hid": 64, "base_channels": 24, "depth": 4,
         "snet_channels": 24, "embed_channels": [8, 16, 32], "widths": [24, 32, 32, 64], "n_bottom": 4,
     },
+    # denoise_wide2 with filter MLPs twice as wide (paper A's lever: parameters at no per-pixel cost),
+    # grown from a trained denoise_wide2 without changing its output (hyperisp.train.widen; session 29).
+    "denoise_wide2_hid128": {
+        "arch": "hypervdn", "ratio": 1 / 3, "n_hid": 128, "base_channels": 24, "depth": 4,
+        "snet_channels": 24, "embed_channels": [8, 16, 32], "widths": [24, 32, 32, 64],
+    },
     # SPEC §6 burst denoisers (8-frame grey bursts; narrow U-Net for CPU, see kpn.py).
     "kpn": {"arch": "kpn", "frames": 8, "kernel_size": 5},
     "gated_kpn_128": {"arch": "gated_kpn", "frames": 8, "hidden": 128, "kernel_size": 5},

@@ -91,6 +91,9 @@ class TrainConfig:
     distill_views: int = 1
     # denoise: distil the white AWGN samples too (sensible when the teacher, e.g. an ensemble, beats the student there)
     distill_white: bool = False
+    # denoise: distil the white AWGN samples from this model instead (a white-noise specialist, e.g.
+    # runs/dn58), averaged over distill_views views like distill_from
+    distill_white_from: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.task not in ("isp", "denoise"):
@@ -125,8 +128,12 @@ class TrainConfig:
         if self.distill_from is not None and (self.task != "denoise" or self.loss == "vdn"):
             raise HyperispError(None, "distill_from applies to the denoise task with an image loss (l1, mse, "
                                       f"mse_msssim), not task {self.task!r} with loss {self.loss!r}")
-        if self.distill_from is None and (self.distill_views != 1 or self.distill_white):
-            raise HyperispError(None, "distill_views and distill_white need distill_from (the teacher)")
+        if self.distill_from is None and (self.distill_views != 1 or self.distill_white or self.distill_white_from):
+            raise HyperispError(None, "distill_views, distill_white and distill_white_from need distill_from "
+                                      "(the teacher)")
+        if self.distill_white and self.distill_white_from:
+            raise HyperispError(None, "distill_white (from distill_from) and distill_white_from name two teachers "
+                                      "for the white AWGN samples; give one")
         if not 1 <= self.distill_views <= 8:
             raise HyperispError(None, f"distill_views must be 1 to 8 (an image's views), got {self.distill_views}")
         if self.unclipped_awgn is not None and not 0 <= self.unclipped_awgn <= 1:
@@ -227,24 +234,31 @@ def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[s
 
 def compute_loss(model: torch.nn.Module, inputs: torch.Tensor, target: torch.Tensor, config: TrainConfig,
                  linear_target: bool = True, camera: Optional[dict[str, torch.Tensor]] = None,
-                 teacher: Optional[torch.nn.Module] = None, white_awgn: Optional[torch.Tensor] = None) -> torch.Tensor:
+                 teacher: Optional[torch.nn.Module] = None, white_awgn: Optional[torch.Tensor] = None,
+                 white_teacher: Optional[torch.nn.Module] = None) -> torch.Tensor:
     """The config's loss on one batch. ``linear_target``: isp targets are linear camera RGB
     (synthetic data); False for sRGB targets (ZRR), which are compared as they are.
     ``camera``: the batch's camera parameters (from the isp sampler) for ``loss_space="developed"``.
     ``teacher`` (denoise): adds ``config.distill_weight`` times the same loss against the teacher's
     output on the samples that are not plain white AWGN (``white_awgn``, (N,) bool), or on all of
-    them with ``config.distill_white``."""
+    them with ``config.distill_white``; ``white_teacher`` is the teacher of the white AWGN samples."""
     if config.loss == "vdn":
         dnet_out, snet_out = model.forward_vdn(inputs)
         return vdn_loss(dnet_out, snet_out, inputs, target, eps2=config.vdn_eps2)
     pred = model(inputs)
     distilled = 0.0
     if teacher is not None:
-        everything = white_awgn is None or config.distill_white
+        everything = white_awgn is None or config.distill_white or white_teacher is not None
         rest = torch.ones(len(inputs), dtype=torch.bool, device=inputs.device) if everything else ~white_awgn
         if bool(rest.any()):
             with torch.no_grad():
-                taught = teacher(inputs[rest])
+                if white_teacher is None or white_awgn is None:
+                    taught = teacher(inputs[rest])
+                else:  # as with distill_white, but the white AWGN samples' targets are white_teacher's
+                    taught = torch.empty_like(pred)
+                    for chosen, source in ((~white_awgn, teacher), (white_awgn, white_teacher)):
+                        if bool(chosen.any()):
+                            taught[chosen] = source(inputs[chosen])
             distilled = config.distill_weight * IMAGE_LOSSES[config.loss](pred[rest], taught)
     if config.task == "isp" and linear_target and config.loss_space == "developed" and camera is not None:
         # Compare what the user sees: white balance (x2 on red) and the colour matrix amplify
@@ -390,15 +404,15 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
     scored = averaged.module if averaged is not None else model  # what is validated, kept and returned
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     generator = torch.Generator().manual_seed(config.seed)
-    teacher, sampler_options = None, config.noise_options()
+    teacher, white_teacher, sampler_options = None, None, config.noise_options()
     if config.distill_from is not None:
         from ..pretrained import load_pretrained
 
-        teacher = load_pretrained(config.distill_from, dev)
-        if config.distill_views > 1:
-            from ..ensemble import SelfEnsemble
+        from ..ensemble import SelfEnsemble
 
-            teacher = SelfEnsemble(teacher, config.distill_views)
+        teacher, white_teacher = (
+            None if name is None else SelfEnsemble(load_pretrained(name, dev), config.distill_views)
+            for name in (config.distill_from, config.distill_white_from))
         sampler_options["mark_white"] = True  # compute_loss decides which samples are distilled
     sampler, val_sampler = make_sampler(config.task, config.data, config.crop, config.batch,
                                         config.val_images, config.seed, **sampler_options)
@@ -427,7 +441,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
             side = {k: v.to(dev) for k, v in side[0].items()} if side else {}
             white_awgn = side.pop("white_awgn", None)
             loss = compute_loss(model, inputs.to(dev), target.to(dev), config, linear_target, side or None,
-                                teacher, white_awgn)
+                                teacher, white_awgn, white_teacher)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:

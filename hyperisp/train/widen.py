@@ -11,6 +11,10 @@ The gradients of the two copies are opposite, which breaks the symmetry as train
 
 Plain parts (the filter embeddings' first convs, the transposed up-convs) read new channels
 with zero weights; the S-Net (only used by the VDN loss) is copied unchanged.
+
+The filter MLPs' hidden layers (``n_hid``) widen the plain way, because their output is
+not normalised until after the last layer: new hidden units get fresh random inputs and
+zero weights into the units and outputs that were there (:func:`widen_filter_mlp`).
 """
 from __future__ import annotations
 
@@ -19,8 +23,9 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
+from ..models import create_model
 from ..models.vdn import DNet, HyperVDN
-from ..nn import HyperConvEmbed
+from ..nn import FilterMLP, HyperConvEmbed
 
 
 class ChannelMap(NamedTuple):
@@ -111,20 +116,61 @@ def widen_dnet(source: DNet, target: DNet, old_widths: list[int], new_widths: li
     widen_hyperconv_embed(source.last, target.last, prev, widen_channel_map(out, out))
 
 
+@torch.no_grad()
+def widen_filter_mlp(source: FilterMLP, target: FilterMLP) -> None:
+    """Fill ``target`` (hidden width h') from ``source`` (h <= h'), same in and out features.
+
+    The first h hidden units and the outputs keep their weights; the new units keep
+    ``target``'s random inputs, and every weight from a new unit to an old unit or to the
+    output is zero, so the output is unchanged. Its gradient is not zero (the new units are
+    active), so training starts using them at once.
+    """
+    (first_s, mid_s, last_s), (first_t, mid_t, last_t) = (
+        [m for m in mlp if isinstance(m, nn.Linear)] for mlp in (source, target))
+    h, h_new = first_s.out_features, first_t.out_features
+    if h_new < h or (first_s.in_features, last_s.out_features) != (first_t.in_features, last_t.out_features):
+        raise ValueError(f"can widen an MLP's hidden layers from {h} units to {h} or more with the same inputs "
+                         f"and outputs, not ({first_s.in_features}, {h}, {last_s.out_features}) to "
+                         f"({first_t.in_features}, {h_new}, {last_t.out_features})")
+    first_t.weight[:h] = first_s.weight
+    first_t.bias[:h] = first_s.bias
+    mid_t.weight[:h, :h] = mid_s.weight
+    mid_t.weight[:h, h:] = 0
+    mid_t.bias[:h] = mid_s.bias
+    last_t.weight[:, :h] = last_s.weight
+    last_t.weight[:, h:] = 0
+    last_t.bias.copy_(last_s.bias)
+
+
+def widen_hidden(target: nn.Module, source: nn.Module) -> nn.Module:
+    """``target`` filled from ``source``, a model of the same architecture but narrower filter MLPs
+    (a smaller ``n_hid``): every tensor of the same shape is copied, every FilterMLP widened. Returns ``target``."""
+    mlps = dict(source.named_modules())
+    target.load_state_dict({k: v for k, v in source.state_dict().items() if target.state_dict()[k].shape == v.shape},
+                           strict=False)
+    for name, module in target.named_modules():
+        if isinstance(module, FilterMLP):
+            widen_filter_mlp(mlps[name], module)
+    return target
+
+
 def can_widen(target: nn.Module, source: nn.Module) -> bool:
-    """True when both are HyperVDNs whose configs differ at most in the D-Net ``widths``."""
+    """True when both are HyperVDNs whose configs differ at most in the D-Net ``widths`` and ``n_hid``."""
 
     def rest(model: nn.Module) -> dict:
-        return {k: v for k, v in model.config.items() if k != "widths"}
+        return {k: v for k, v in model.config.items() if k not in ("widths", "n_hid")}
 
-    return isinstance(target, HyperVDN) and isinstance(source, HyperVDN) and rest(target) == rest(source)
+    return (isinstance(target, HyperVDN) and isinstance(source, HyperVDN) and rest(target) == rest(source)
+            and target.config["n_hid"] >= source.config["n_hid"])
 
 
 def widen_hypervdn(target: HyperVDN, source: HyperVDN) -> HyperVDN:
-    """``target`` (a HyperVDN whose config differs from ``source``'s only in D-Net ``widths``) filled
-    from ``source`` so that it computes the same output. Returns ``target``."""
+    """``target`` (a HyperVDN whose config differs from ``source``'s only in D-Net ``widths`` and a
+    larger ``n_hid``) filled from ``source`` so that it computes the same output. Returns ``target``."""
     if not can_widen(target, source):
-        raise ValueError("widening changes only the D-Net widths of a HyperVDN; the models differ elsewhere")
+        raise ValueError("widening changes only the D-Net widths and n_hid of a HyperVDN; the models differ elsewhere")
+    if target.config["n_hid"] != source.config["n_hid"]:
+        source = widen_hidden(create_model({**source.config, "n_hid": target.config["n_hid"]}), source)
     old = source.config.get("widths") or _default_widths(source.config)
     new = target.config.get("widths") or _default_widths(target.config)
     target.snet.load_state_dict(source.snet.state_dict())
