@@ -33,7 +33,8 @@ def average_state(models: list[torch.nn.Module], weights: list[float]) -> dict[s
 
 
 def as_architecture_of(model: torch.nn.Module, reference: torch.nn.Module) -> torch.nn.Module:
-    """``model``, widened to ``reference``'s D-Net widths when those are all their configs differ in."""
+    """``model``, widened to ``reference``'s D-Net widths and filter-MLP width (``n_hid``) when those are
+    all their configs differ in."""
     if model.config == reference.config or not can_widen(reference, model):
         return model
     return widen_hypervdn(create_model(reference.config), model).eval()

@@ -40,5 +40,7 @@ def test_a_narrower_start_is_widened_to_the_first_model():
     with torch.no_grad():
         torch.testing.assert_close(widened(x), narrow(x), rtol=0, atol=1e-5)
     module.average_state([wide, widened], [1.0, 1.0])  # one architecture now
-    other = create_model("denoise_small", **{**TINY_MODELS["denoise"], "n_hid": 16})
+    other = create_model("denoise_small", **{**TINY_MODELS["denoise"], "slope": 0.1})
     assert module.as_architecture_of(other, wide) is other  # differs beyond the widths: left for the check
+    narrow_mlps = create_model("denoise_small", **{**TINY_MODELS["denoise"], "n_hid": 16})
+    assert module.as_architecture_of(narrow_mlps, wide).config == wide.config  # n_hid grows too
