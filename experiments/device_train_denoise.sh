@@ -15,14 +15,15 @@
 # real pair at once, runs/dn43 in docs/training.md; 1.0 lost the pair in this step), measures
 # the GPU's it/s in a short probe, sets --iters so the cosine schedule ends inside
 # TRAIN_SECONDS (default 360), trains, and exports the best
-# validated weights as a card under $OUT/card (fp16, ~23 MB). The device tool returns files of
+# validated weights as a card under $OUT/card (fp16, ~23 MB; int8, 24 MB, for MODEL=denoise_wide2_hid128). The device tool returns files of
 # at most 16 MiB, so the weights come back in two parts; join them here:
 #     cat <files_at>/card/denoise.safetensors.part-* > DIR/denoise.safetensors
 # next to the card (DIR/denoise.json, whose sha256 checks the join). Score it with
 # `hyperisp eval denoise ... --model DIR/denoise.json` and ship it only if it beats
 # weights/denoise on CBSD68 and the SIDD pair.
 # Environment: DEVICE (cuda), TRAIN_SECONDS (360), BATCH (32), CROP (128), DATA (runs/gpu_data),
-# DISTILL_VIEWS (4; 1 for the shipped model alone as the teacher).
+# DISTILL_VIEWS (4; 1 for the shipped model alone as the teacher), MODEL (denoise_wide2; denoise_wide2_hid128
+# grows the filter MLPs to twice the parameters at the same per-pixel cost, session 29's runs/dn59).
 set -u
 DATA=${DATA:-runs/gpu_data}
 if [ "${1:-}" = "--pack" ]; then
@@ -37,12 +38,13 @@ TRAIN_SECONDS=${TRAIN_SECONDS:-360}
 BATCH=${BATCH:-32}
 CROP=${CROP:-128}
 DISTILL_VIEWS=${DISTILL_VIEWS:-4}
+MODEL=${MODEL:-denoise_wide2}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 run=$(mktemp -d)  # checkpoints stay on the machine: only the card comes back
 # `timeout` runs programs, not shell functions: the command is an array.
 cmd=(python3 -m hyperisp train denoise --data "$DATA/bsds432" --data "$DATA/sun_hays80" --init denoise
-     --model denoise_wide2 --device "$DEVICE" --batch "$BATCH" --crop "$CROP" --lr 3e-4 --warmup 200
+     --model "$MODEL" --device "$DEVICE" --batch "$BATCH" --crop "$CROP" --lr 3e-4 --warmup 200
      --loss mse --phone-noise-max 100 --noise-modes 1 2 1 --blur-prob 0.3 --phone-channel-gain 1.6
      --distill-from denoise --distill-weight 2.0 --seed 17)
 # DISTILL_VIEWS=4: the teacher is the shipped model's 4-view self-ensemble, on every sample (sessions 25-26,
