@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .errors import HyperispError
 from .models import create_model
@@ -157,11 +157,13 @@ def save_pretrained(
     directory.mkdir(parents=True, exist_ok=True)
     weights_path = directory / f"{name}.safetensors"
     state = model.state_dict()
+    payload = b""
     if dtype != "int8":
-        save_file({k: v.detach().to("cpu", torch.float16).contiguous() for k, v in state.items()}, str(weights_path))
-        dtype = "float16" if dtype or weights_path.stat().st_size <= MAX_WEIGHTS_BYTES else "int8"
+        payload = save({k: v.detach().to("cpu", torch.float16).contiguous() for k, v in state.items()})
+        dtype = "float16" if dtype or len(payload) <= MAX_WEIGHTS_BYTES else "int8"
     if dtype == "int8":
-        save_file(quantize_state(state), str(weights_path))
+        payload = save(quantize_state(state))
+    weights_path.write_bytes(payload)
     card = ModelCard(
         name=name,
         task=model.task,

@@ -406,9 +406,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, device: st
     generator = torch.Generator().manual_seed(config.seed)
     teacher, white_teacher, sampler_options = None, None, config.noise_options()
     if config.distill_from is not None:
-        from ..pretrained import load_pretrained
-
         from ..ensemble import SelfEnsemble
+        from ..pretrained import load_pretrained
 
         teacher, white_teacher = (
             None if name is None else SelfEnsemble(load_pretrained(name, dev), config.distill_views)

@@ -60,6 +60,13 @@ def _copy_inputs(source: torch.Tensor, channels: ChannelMap, dim: int) -> torch.
     return out * mask.view([-1 if d == dim else 1 for d in range(out.ndim)])
 
 
+def copy_same_shapes(source: nn.Module, target: nn.Module) -> None:
+    """Load into ``target`` every tensor of ``source`` whose shape it has under the same name."""
+    expected = target.state_dict()
+    target.load_state_dict({k: v for k, v in source.state_dict().items() if expected[k].shape == v.shape},
+                           strict=False)
+
+
 @torch.no_grad()
 def widen_hyperconv_embed(source: HyperConvEmbed, target: HyperConvEmbed, inputs: ChannelMap,
                           outputs: ChannelMap) -> None:
@@ -69,9 +76,7 @@ def widen_hyperconv_embed(source: HyperConvEmbed, target: HyperConvEmbed, inputs
     if (ht.in_channels, ht.out_channels) != (len(inputs.source), len(outputs.source)):
         raise ValueError(f"expected maps of {ht.in_channels} inputs and {ht.out_channels} outputs, "
                          f"got {len(inputs.source)} and {len(outputs.source)}")
-    expected = target.state_dict()
-    target.load_state_dict({k: v for k, v in source.state_dict().items() if expected[k].shape == v.shape},
-                           strict=False)  # the filter MLP's hidden layers and the deeper embedding convs
+    copy_same_shapes(source, target)  # the filter MLP's hidden layers and the deeper embedding convs
     cin, cout, f = hs.in_channels, hs.out_channels, hs.kernel_size
     rows_in, rows_out = torch.tensor(inputs.source), torch.tensor(outputs.source)
     signs = torch.tensor(inputs.sign)
@@ -146,8 +151,7 @@ def widen_hidden(target: nn.Module, source: nn.Module) -> nn.Module:
     """``target`` filled from ``source``, a model of the same architecture but narrower filter MLPs
     (a smaller ``n_hid``): every tensor of the same shape is copied, every FilterMLP widened. Returns ``target``."""
     mlps = dict(source.named_modules())
-    target.load_state_dict({k: v for k, v in source.state_dict().items() if target.state_dict()[k].shape == v.shape},
-                           strict=False)
+    copy_same_shapes(source, target)
     for name, module in target.named_modules():
         if isinstance(module, FilterMLP):
             widen_filter_mlp(mlps[name], module)
