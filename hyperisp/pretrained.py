@@ -157,13 +157,11 @@ def save_pretrained(
     directory.mkdir(parents=True, exist_ok=True)
     weights_path = directory / f"{name}.safetensors"
     state = model.state_dict()
-    payload = b""
-    if dtype != "int8":
-        payload = save({k: v.detach().to("cpu", torch.float16).contiguous() for k, v in state.items()})
-        dtype = "float16" if dtype or len(payload) <= MAX_WEIGHTS_BYTES else "int8"
-    if dtype == "int8":
-        payload = save(quantize_state(state))
-    weights_path.write_bytes(payload)
+    half = None if dtype == "int8" else save({k: v.detach().to("cpu", torch.float16).contiguous()
+                                              for k, v in state.items()})
+    if dtype is None:
+        dtype = "float16" if len(half) <= MAX_WEIGHTS_BYTES else "int8"
+    weights_path.write_bytes(half if dtype == "float16" else save(quantize_state(state)))
     card = ModelCard(
         name=name,
         task=model.task,
